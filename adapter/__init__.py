@@ -1,0 +1,1 @@
+"""flexbridge: one hub, many protocols."""

@@ -1,0 +1,142 @@
+"""The `flexbridge` command: serve, and the administration commands around it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import ssl
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+
+from aiohttp import web
+
+from adapter.app import create_app
+from adapter.settings import Settings, SettingsError, load_settings
+from store.accounts import add_account, get_account, issue_token, parse_role
+from store.db import Database, open_database
+from store.errors import StoreError
+from store.migrate import upgrade
+from store.tenants import add_tenant, get_tenant
+
+
+def _settings_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--database-url", help="SQLAlchemy URL (env FLEXBRIDGE_DATABASE_URL)")
+    parser.add_argument("--config", help="TOML settings file (env FLEXBRIDGE_CONFIG)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flexbridge", description=(
+        "flexbridge: one server for OCMP/OSCP, the INVADE CP-API, USEF/UFTP and ETRM time series."))
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="migrate the database and serve HTTP")
+    serve.add_argument("--host", help="listen address (env FLEXBRIDGE_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (env FLEXBRIDGE_PORT, default 8080)")
+    serve.add_argument("--tls-cert", help="PEM certificate: serve HTTPS")
+    serve.add_argument("--tls-key", help="PEM private key for --tls-cert")
+    _settings_flags(serve)
+
+    db = commands.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
+    _settings_flags(db.add_parser("upgrade", help="create or migrate the schema to the newest revision"))
+
+    tenant = commands.add_parser("tenant", help="tenants").add_subparsers(dest="action", required=True)
+    tenant_add = tenant.add_parser("add", help="create a tenant and print its tenant key")
+    tenant_add.add_argument("name")
+    _settings_flags(tenant_add)
+
+    account = commands.add_parser("account", help="accounts").add_subparsers(dest="action", required=True)
+    account_add = account.add_parser("add", help="create an account and print its password")
+    account_add.add_argument("--tenant", required=True)
+    account_add.add_argument("--username", required=True)
+    account_add.add_argument("--role", required=True,
+                             help="admin, participant, peer, gateway or reader")
+    account_add.add_argument("--password", help="generated when omitted")
+    _settings_flags(account_add)
+
+    token = commands.add_parser("token", help="API tokens").add_subparsers(dest="action", required=True)
+    token_issue = token.add_parser("issue", help="issue an opaque API token and print it")
+    token_issue.add_argument("--tenant", required=True)
+    token_issue.add_argument("--username", required=True)
+    token_issue.add_argument("--ttl-days", type=float, help="expiry; never when omitted")
+    _settings_flags(token_issue)
+    return parser
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    tls = None
+    if args.tls_cert or args.tls_key:
+        if not (args.tls_cert and args.tls_key):
+            print("error: --tls-cert and --tls-key go together", file=sys.stderr)
+            return 2
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
+    scheme = "https" if tls else "http"
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, ssl_context=tls,
+                shutdown_timeout=settings.shutdown_timeout, access_log=None,
+                print=lambda _: print(f"flexbridge serving on {scheme}://{settings.host}:{settings.port}",
+                                      flush=True))
+    return 0
+
+
+async def _with_database(settings: Settings, work: Callable[[Database], Awaitable[str]]) -> str:
+    db = open_database(settings.database_url)
+    try:
+        await upgrade(db)
+        return await work(db)
+    finally:
+        await db.close()
+
+
+def _admin_command(args: argparse.Namespace) -> Callable[[Database], Awaitable[str]]:
+    """The database work of one administration command; it returns what to print."""
+
+    async def db_upgrade(db: Database) -> str:
+        from store.migrate import current_revision
+        return f"database at revision {await current_revision(db)}"
+
+    async def tenant_add(db: Database) -> str:
+        async with db.transaction() as tx:
+            _, key = await add_tenant(tx, args.name)
+        return key
+
+    async def account_add(db: Database) -> str:
+        role = parse_role(args.role)
+        async with db.transaction() as tx:
+            tenant = await get_tenant(tx, args.tenant)
+            _, password = await add_account(tx, tenant, args.username, role, args.password)
+        return f"account {args.username} created" if args.password else password
+
+    async def token_issue(db: Database) -> str:
+        ttl = None if args.ttl_days is None else timedelta(days=args.ttl_days)
+        async with db.transaction() as tx:
+            account = await get_account(tx, await get_tenant(tx, args.tenant), args.username)
+            return await issue_token(tx, account, ttl)
+
+    return {("db", "upgrade"): db_upgrade, ("tenant", "add"): tenant_add,
+            ("account", "add"): account_add, ("token", "issue"): token_issue}[(args.command, args.action)]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    flags = {name: getattr(args, name, None) for name in ("host", "port", "database_url", "config")}
+    try:
+        settings = load_settings(flags)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "serve":
+        return _serve(settings, args)
+    try:
+        print(asyncio.run(_with_database(settings, _admin_command(args))))
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

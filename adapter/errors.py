@@ -1,0 +1,42 @@
+"""The JSON error envelope of flexbridge's own (non-protocol) routes.
+
+{"error": {"code": "...", "message": "...", "request_id": "...", "issues": [{"field", "reason"}]}}
+Protocol surfaces answer in their own envelopes; this one catches what reaches the root.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from store.errors import Conflict, FieldIssue, NotFound, StoreError, ValidationError
+
+
+def error_response(status: int, code: str, message: str, request_id: str | None,
+                   issues: Sequence[FieldIssue] = (), headers: dict[str, str] | None = None) -> web.Response:
+    body: dict[str, object] = {"code": code, "message": message, "request_id": request_id}
+    if issues:
+        body["issues"] = [{"field": i.field, "reason": i.reason} for i in issues]
+    return web.json_response({"error": body}, status=status, headers=headers)
+
+
+def store_error_status(exc: StoreError) -> int:
+    if isinstance(exc, ValidationError):
+        return 400
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, Conflict):
+        return 409
+    return 400
+
+
+_HTTP_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 413: "body_too_large",
+    415: "unsupported_media_type", 422: "unprocessable", 429: "rate_limited",
+}
+
+
+def http_code(status: int) -> str:
+    return _HTTP_CODES.get(status, "error" if status < 500 else "server_error")

@@ -1,0 +1,121 @@
+"""Request-level authentication: the building blocks of `adapter.auth` applied to a request.
+
+Each protocol surface calls the guards its spec asks for (basic + tenant key, token, JWT)
+and turns AuthError/Forbidden into its own envelope. 401 (who are you?) and 403 (you may
+not) stay distinct throughout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import OrderedDict
+
+from aiohttp import web
+
+from adapter.auth import AuthError, Claims, Forbidden, basic_challenge, parse_basic_auth, \
+    parse_token_auth, retry_after, token_challenge, verify_jwt
+from adapter.keys import CREDENTIAL_CACHE, DB, JWT_SECRET, RATE_LIMITER, SETTINGS
+from store.accounts import Account, account_for_token, password_hash_of
+from store.secrets import verify_password
+from store.tenants import Tenant, tenant_for_key
+
+
+class CredentialCache:
+    """Recently verified basic credentials, so that basic auth on every request does not pay
+    scrypt (~50 ms of CPU) each time. Entries are keyed by a SHA-256 of the username, the
+    password and the stored hash, so a changed password never matches an old entry."""
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self._max = max_entries
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
+
+    @staticmethod
+    def key(username: str, password: str, stored_hash: str) -> bytes:
+        return hashlib.sha256("\0".join((username, password, stored_hash)).encode()).digest()
+
+    def __contains__(self, key: bytes) -> bool:
+        if key in self._seen:
+            self._seen.move_to_end(key)
+            return True
+        return False
+
+    def add(self, key: bytes) -> None:
+        self._seen[key] = None
+        while len(self._seen) > self._max:
+            self._seen.popitem(last=False)
+
+
+async def basic_account(request: web.Request, realm: str = "flexbridge") -> Account:
+    """The account named by HTTP basic credentials; AuthError (401) when absent or wrong."""
+    credentials = parse_basic_auth(request.headers.get("Authorization"), realm=realm)
+    if credentials is None:
+        raise AuthError("basic authentication required", www_authenticate=basic_challenge(realm))
+    username, password = credentials
+    async with request.app[DB].read() as tx:
+        found = await password_hash_of(tx, username)
+    if found is None:
+        raise AuthError("unknown user or wrong password", www_authenticate=basic_challenge(realm))
+    account, stored = found
+    cache = request.app[CREDENTIAL_CACHE]
+    key = cache.key(username, password, stored)
+    if key not in cache:
+        loop = asyncio.get_running_loop()
+        if not await loop.run_in_executor(None, verify_password, password, stored):
+            raise AuthError("unknown user or wrong password", www_authenticate=basic_challenge(realm))
+        cache.add(key)
+    return account
+
+
+async def token_account(request: web.Request, scheme: str = "Bearer", realm: str = "flexbridge") -> Account:
+    """The account owning an opaque token sent as `Authorization: <scheme> <token>`."""
+    token = parse_token_auth(request.headers.get("Authorization"), scheme, realm=realm)
+    if token is None:
+        raise AuthError(f"{scheme} token required", www_authenticate=token_challenge(scheme, realm))
+    async with request.app[DB].read() as tx:
+        account = await account_for_token(tx, token)
+    if account is None:
+        raise AuthError("unknown or expired token",
+                        www_authenticate=token_challenge(scheme, realm, error="invalid_token"))
+    return account
+
+
+def jwt_claims(request: web.Request, realm: str = "flexbridge") -> Claims:
+    """Claims of a valid HS256 bearer JWT; AuthError names why one is refused."""
+    token = parse_token_auth(request.headers.get("Authorization"), "Bearer", realm=realm)
+    if token is None:
+        raise AuthError("bearer token required", www_authenticate=token_challenge("Bearer", realm))
+    return verify_jwt(request.app[JWT_SECRET], token)
+
+
+async def tenant_of(request: web.Request, account: Account) -> Tenant:
+    """CP-API 4.1.3.4: "The tenant Key must be provided in the header to each API call."
+
+    Missing -> 401 (the credentials are incomplete); a key that is not the account's tenant's
+    -> 403 (the caller is known but may not reach that tenant).
+    """
+    header = request.app[SETTINGS].tenant_key_header
+    key = request.headers.get(header)
+    if not key:
+        raise AuthError(f"header {header} (tenant key) required", www_authenticate=basic_challenge())
+    async with request.app[DB].read() as tx:
+        tenant = await tenant_for_key(tx, key)
+    if tenant is None or tenant.id != account.tenant.id:
+        raise Forbidden(f"the tenant key in {header} is not this account's")
+    return tenant
+
+
+def enforce_rate_limit(request: web.Request, account: Account) -> None:
+    """Per-account budget; 429 with Retry-After when spent."""
+    wait = request.app[RATE_LIMITER].check(f"account:{account.id}")
+    if wait > 0:
+        raise web.HTTPTooManyRequests(text=f"rate limit of account {account.username!r} reached",
+                                      headers={"Retry-After": retry_after(wait)})
+
+
+def auth_error_response_headers(exc: AuthError) -> dict[str, str]:
+    return {"WWW-Authenticate": exc.www_authenticate} if exc.www_authenticate else {}
+
+
+__all__ = ["AuthError", "CredentialCache", "Forbidden", "basic_account", "enforce_rate_limit",
+           "jwt_claims", "tenant_of", "token_account"]

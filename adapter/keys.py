@@ -1,0 +1,23 @@
+"""Typed application state keys (aiohttp AppKey): the only home of app-wide state."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from adapter.guards import CredentialCache
+    from adapter.auth import RateLimiter
+    from adapter.metrics import Metrics
+    from adapter.outbox import DeliveryWorker
+    from adapter.settings import Settings
+    from store.db import Database
+
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+DB: web.AppKey[Database] = web.AppKey("db")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
+CREDENTIAL_CACHE: web.AppKey[CredentialCache] = web.AppKey("credential_cache")
+JWT_SECRET: web.AppKey[str] = web.AppKey("jwt_secret")
+DELIVERY: web.AppKey[DeliveryWorker] = web.AppKey("delivery")

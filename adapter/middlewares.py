@@ -1,0 +1,95 @@
+"""Root middlewares, outermost first: request id, metrics, body limit, error envelope."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from adapter.errors import error_response, http_code, store_error_status
+from adapter.keys import METRICS, SETTINGS
+from store.errors import StoreError
+
+log = logging.getLogger("flexbridge.http")
+
+REQUEST_ID = "X-Request-ID"
+_ACCEPTABLE_ID = re.compile(r"[\x21-\x7e]{1,200}")
+
+
+def request_id_of(request: web.Request) -> str | None:
+    return request.get("request_id")
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Take the caller's X-Request-ID when it is sane, else make one; echo it on the reply."""
+    given = request.headers.get(REQUEST_ID, "")
+    request["request_id"] = given if _ACCEPTABLE_ID.fullmatch(given) else str(uuid.uuid4())
+    response = await handler(request)
+    response.headers.setdefault(REQUEST_ID, request["request_id"])
+    return response
+
+
+def _route_label(request: web.Request) -> str:
+    info = request.match_info
+    route = getattr(info, "route", None)
+    resource = getattr(route, "resource", None)
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    metrics = request.app[METRICS]
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        route = _route_label(request)
+        metrics.latency.labels(request.method, route).observe(time.perf_counter() - started)
+        metrics.requests.labels(request.method, route, str(status)).inc()
+
+
+@web.middleware
+async def body_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse a declared oversize body before reading a byte of it."""
+    limit = request.app[SETTINGS].max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        return error_response(413, "body_too_large",
+                              f"request body of {request.content_length} bytes exceeds {limit}",
+                              request_id_of(request))
+    return await handler(request)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Whatever escapes a handler becomes the JSON envelope; never a traceback."""
+    rid = request_id_of(request)
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in {"www-authenticate", "retry-after", "allow"}}
+        message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
+        return error_response(exc.status, http_code(exc.status), message, rid, headers=headers)
+    except StoreError as exc:
+        issues = getattr(exc, "issues", ())
+        return error_response(store_error_status(exc), exc.code, str(exc), rid, issues)
+    except Exception:
+        error_id = str(uuid.uuid4())
+        log.exception("unexpected error %s on %s %s (request %s)", error_id, request.method, request.path, rid)
+        return error_response(500, "internal_error",
+                              f"unexpected error; quote error id {error_id} to the operator", rid)
+
+
+ROOT_MIDDLEWARES = (request_id_middleware, metrics_middleware, body_limit_middleware, error_middleware)

@@ -1,0 +1,141 @@
+"""The delivery worker: sends outbox rows to peers, with retries, backoff and a deadline.
+
+A 2xx answer marks the row sent. A network error, a timeout, 408, 425, 429 or a 5xx is
+retried after min(cap, base * 2**attempts) seconds, scaled by a random factor in [0.5, 1]
+so that many rows failing together do not retry together. Any other 4xx means the peer
+refuses this message: retrying cannot help, so the row is dead-lettered at once, as is a
+row whose next try would fall after its deadline. Every attempt is in the message log and
+the metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+import uuid
+from datetime import timedelta
+
+import aiohttp
+
+from adapter.metrics import Metrics
+from adapter.settings import Settings
+from store import outbox as outbox_store
+from store.db import Database
+from store.messages import Direction, log_message
+from store.outbox import OutboxItem
+from store.peers import OutboundAuth
+from store.tenants import Tenant
+from store.timeutil import from_micros, utcnow
+
+log = logging.getLogger("flexbridge.outbox")
+
+_RETRYABLE = frozenset({408, 425, 429})
+
+
+def backoff_seconds(attempts: int, base: float, cap: float, rng: random.Random) -> float:
+    """Delay before retry number `attempts + 1`: exponential, capped, with jitter."""
+    return min(cap, base * (2 ** min(attempts, 30))) * rng.uniform(0.5, 1.0)
+
+
+def _auth_headers(item: OutboxItem) -> dict[str, str]:
+    if item.auth is OutboundAuth.TOKEN and item.secret:
+        return {"Authorization": f"Token {item.secret}"}
+    if item.auth is OutboundAuth.BEARER and item.secret:
+        return {"Authorization": f"Bearer {item.secret}"}
+    if item.auth is OutboundAuth.BASIC and item.username is not None:
+        return {"Authorization": aiohttp.BasicAuth(item.username, item.secret or "").encode()}
+    return {}
+
+
+class DeliveryWorker:
+    """One per process; owned by the app's cleanup context, which starts and stops it."""
+
+    def __init__(self, db: Database, settings: Settings, metrics: Metrics,
+                 session: aiohttp.ClientSession, rng: random.Random | None = None) -> None:
+        self.db = db
+        self.settings = settings
+        self.metrics = metrics
+        self.session = session
+        self.rng = rng or random.Random()
+        self.name = f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-delivery")
+
+    async def stop(self) -> None:
+        """Finish the batch in hand, then stop; unclaimed rows wait for the next start."""
+        self._stopping.set()
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+
+    def wake(self) -> None:
+        """Deliver now rather than at the next poll (call after committing new rows)."""
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                sent = await self.deliver_due()
+            except Exception:  # a database hiccup must not end delivery for good
+                log.exception("outbox poll failed")
+                sent = 0
+            if sent == self.settings.outbox_batch:
+                continue  # more may be due right away
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.settings.outbox_poll_seconds)
+            except TimeoutError:
+                pass
+
+    async def deliver_due(self) -> int:
+        """Claim and send one batch; returns how many rows were claimed."""
+        items = await outbox_store.claim_due(
+            self.db, self.name, limit=self.settings.outbox_batch,
+            lease=timedelta(seconds=self.settings.outbox_lease_seconds))
+        await asyncio.gather(*(self._deliver(item) for item in items))
+        return len(items)
+
+    async def _send(self, item: OutboxItem) -> tuple[int | None, str]:
+        headers = {"X-Request-ID": item.message_id, **item.headers, **_auth_headers(item)}
+        timeout = aiohttp.ClientTimeout(total=self.settings.outbox_timeout_seconds)
+        try:
+            async with self.session.request(item.method, item.url, data=item.body, headers=headers,
+                                            timeout=timeout) as response:
+                text = await response.text(errors="replace")
+                return response.status, text[:500]
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return None, f"{type(exc).__name__}: {exc}"
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        status, detail = await self._send(item)
+        if status is not None and 200 <= status < 300:
+            await outbox_store.mark_sent(self.db, item, self.name)
+            await self._record(item, "sent", f"HTTP {status}")
+            return
+        error = f"HTTP {status}: {detail}" if status is not None else detail
+        retryable = status is None or status >= 500 or status in _RETRYABLE
+        delay = backoff_seconds(item.attempts, self.settings.outbox_backoff_base_seconds,
+                                self.settings.outbox_backoff_cap_seconds, self.rng)
+        next_at = utcnow() + timedelta(seconds=delay)
+        if retryable and next_at < from_micros(item.deadline_at):
+            await outbox_store.reschedule(self.db, item, self.name, error, next_at)
+            await self._record(item, "retry", error)
+        else:
+            await outbox_store.bury(self.db, item, self.name, error)
+            await self._record(item, "dead", error)
+            log.warning("outbox message %s to %s dead-lettered: %s", item.message_id, item.peer_name, error)
+
+    async def _record(self, item: OutboxItem, result: str, detail: str) -> None:
+        self.metrics.deliveries.labels(item.protocol, result).inc()
+        self.metrics.message(item.protocol, item.message_type, "out", result)
+        async with self.db.transaction() as tx:
+            await log_message(tx, Tenant(item.tenant_id, ""), protocol=item.protocol,
+                              message_type=item.message_type, direction=Direction.OUT, status=result,
+                              peer_id=item.peer_id, message_id=item.message_id, detail=detail[:1000],
+                              payload=item.body if result == "sent" else None)

@@ -1,0 +1,130 @@
+"""Settings: defaults that work on one machine, then a TOML file, then FLEXBRIDGE_* variables.
+
+The precedence is defaults < TOML file < environment < command-line flags. Every key of the
+TOML file is a field name of `Settings` at top level; an unknown key is an error that names it,
+because a misspelt setting silently ignored is worse than a refusal to start.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "FLEXBRIDGE_"
+
+
+class SettingsError(Exception):
+    """A setting could not be read; the message names the setting and the source."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    database_url: str = "sqlite+aiosqlite:///flexbridge.db"
+    config: str | None = None
+    log_level: str = "INFO"
+    # Largest request body accepted, in bytes (aiohttp answers 413 beyond it).
+    max_body_bytes: int = 8 * 1024 * 1024
+    # Seconds in-flight requests get to finish on shutdown.
+    shutdown_timeout: float = 30.0
+    # Password for the admin account created on first start; generated when empty.
+    admin_password: str | None = None
+    # Header carrying the tenant key (CP-API section 4.1.3.4, OCMP).
+    tenant_key_header: str = "X-Tenant-Key"
+    # HS256 signing key for JWTs; generated once and kept in the database when empty.
+    jwt_secret: str | None = None
+    jwt_ttl_seconds: int = 3600
+    # Per-account request budget: sustained requests per second and burst size.
+    rate_limit_per_second: float = 200.0
+    rate_limit_burst: int = 400
+    # Outbox delivery.
+    outbox_poll_seconds: float = 1.0
+    outbox_batch: int = 50
+    outbox_timeout_seconds: float = 10.0
+    outbox_backoff_base_seconds: float = 1.0
+    outbox_backoff_cap_seconds: float = 300.0
+    outbox_deadline_seconds: float = 24 * 3600.0
+    outbox_lease_seconds: float = 60.0
+
+
+def _coerce(name: str, raw: Any, target: Any, source: str) -> Any:
+    """Turn a TOML or environment value into the field's type, or say which setting is wrong."""
+    kind = target if isinstance(target, type) else None
+    text_type = str(target)
+    try:
+        if kind is bool or text_type == "bool":
+            if isinstance(raw, bool):
+                return raw
+            lowered = str(raw).strip().lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(f"expected true or false, got {raw!r}")
+        if text_type.startswith("int"):
+            if isinstance(raw, bool):
+                raise ValueError("expected an integer")
+            return int(raw)
+        if text_type.startswith("float"):
+            if isinstance(raw, bool):
+                raise ValueError("expected a number")
+            return float(raw)
+        return None if raw in (None, "") else str(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{source}: setting {name!r}: {exc}") from None
+
+
+def _field_types() -> dict[str, Any]:
+    return {f.name: f.type for f in fields(Settings)}
+
+
+def _from_mapping(values: Mapping[str, Any], source: str) -> dict[str, Any]:
+    types = _field_types()
+    unknown = sorted(set(values) - set(types))
+    if unknown:
+        raise SettingsError(f"{source}: unknown setting(s) {', '.join(unknown)}")
+    return {name: _coerce(name, raw, types[name], source) for name, raw in values.items()}
+
+
+def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    types = _field_types()
+    found = {}
+    for name in types:
+        key = ENV_PREFIX + name.upper()
+        if key in environ:
+            found[name] = _coerce(name, environ[key], types[name], key)
+    return found
+
+
+def _from_toml(path: str) -> dict[str, Any]:
+    try:
+        with Path(path).open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise SettingsError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config file {path}: {exc}") from None
+    return _from_mapping(data, path)
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None,
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from defaults, the TOML file, the environment and explicit overrides.
+
+    `overrides` are command-line flags; None values mean "not given".
+    """
+    environ = os.environ if environ is None else environ
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    env = _from_environment(environ)
+    config_path = given.get("config") or env.get("config")
+    layered: dict[str, Any] = {}
+    if config_path:
+        layered.update(_from_toml(config_path))
+    layered.update(env)
+    layered.update(_from_mapping(given, "command line"))
+    return replace(Settings(), **layered)

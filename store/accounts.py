@@ -1,0 +1,115 @@
+"""Accounts and their credentials: passwords (scrypt) and opaque API tokens (SHA-256)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from store.errors import Conflict, NotFound, ValidationError
+from store.secrets import hash_password, hash_token, new_password, new_secret
+from store.tables import accounts, api_tokens, tenants
+from store.tenants import Tenant
+from store.timeutil import from_micros, to_micros, utcnow
+
+
+class Role(StrEnum):
+    """What an account may do. Protocol surfaces check the role they need."""
+
+    ADMIN = "admin"
+    PARTICIPANT = "participant"  # a CP-API / USEF / ETRM client of one tenant
+    PEER = "peer"  # an OCMP/OSCP/UFTP counterpart
+    GATEWAY = "gateway"  # an event-hub publisher
+    READER = "reader"  # read-only access
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: int
+    tenant: Tenant
+    username: str
+    role: Role
+
+
+def parse_role(text: str) -> Role:
+    try:
+        return Role(text.strip().lower())
+    except ValueError:
+        choices = ", ".join(role.value for role in Role)
+        raise ValidationError("role", f"unknown role {text!r}; expected one of {choices}") from None
+
+
+_ACCOUNT_COLUMNS = (
+    accounts.c.id, accounts.c.username, accounts.c.role, accounts.c.password_hash,
+    tenants.c.id.label("tenant_id"), tenants.c.name.label("tenant_name"),
+)
+
+
+def _account(row) -> Account:  # type: ignore[no-untyped-def]
+    return Account(row.id, Tenant(row.tenant_id, row.tenant_name), row.username, Role(row.role))
+
+
+def _account_query():  # type: ignore[no-untyped-def]
+    return select(*_ACCOUNT_COLUMNS).join(tenants, tenants.c.id == accounts.c.tenant_id)
+
+
+async def add_account(tx: AsyncConnection, tenant: Tenant, username: str, role: Role,
+                      password: str | None = None) -> tuple[Account, str]:
+    """Create an account; returns it and its password (the one given, or a generated one)."""
+    if not username or len(username) > 200 or any(ch in username for ch in ":\r\n"):
+        raise ValidationError("username", "1-200 characters, without ':' or line breaks")
+    password = password or new_password()
+    try:
+        result = await tx.execute(insert(accounts).values(
+            tenant_id=tenant.id, username=username, role=role.value,
+            password_hash=hash_password(password), created_at=to_micros(utcnow()),
+        ))
+    except IntegrityError:
+        raise Conflict(f"account {username!r} already exists") from None
+    return Account(result.inserted_primary_key[0], tenant, username, role), password
+
+
+async def get_account(tx: AsyncConnection, tenant: Tenant, username: str) -> Account:
+    query = _account_query().where(accounts.c.username == username, accounts.c.tenant_id == tenant.id)
+    row = (await tx.execute(query)).first()
+    if row is None:
+        raise NotFound("account", f"{tenant.name}/{username}")
+    return _account(row)
+
+
+async def password_hash_of(tx: AsyncConnection, username: str) -> tuple[Account, str] | None:
+    """The account and its stored hash, for the caller to verify off the event loop."""
+    row = (await tx.execute(_account_query().where(accounts.c.username == username))).first()
+    if row is None or row.password_hash is None:
+        return None
+    return _account(row), row.password_hash
+
+
+async def issue_token(tx: AsyncConnection, account: Account, ttl: timedelta | None = None) -> str:
+    """A new opaque bearer token for `account` (shown once, stored hashed)."""
+    token = new_secret()
+    now = utcnow()
+    await tx.execute(insert(api_tokens).values(
+        account_id=account.id, token_hash=hash_token(token), created_at=to_micros(now),
+        expires_at=None if ttl is None else to_micros(now + ttl),
+    ))
+    return token
+
+
+async def account_for_token(tx: AsyncConnection, token: str, now: datetime | None = None) -> Account | None:
+    query = (
+        _account_query()
+        .add_columns(api_tokens.c.expires_at)
+        .join(api_tokens, api_tokens.c.account_id == accounts.c.id)
+        .where(api_tokens.c.token_hash == hash_token(token))
+    )
+    row = (await tx.execute(query)).first()
+    if row is None:
+        return None
+    if row.expires_at is not None and from_micros(row.expires_at) <= (now or utcnow()):
+        return None
+    return _account(row)

@@ -1,0 +1,166 @@
+"""One resolver from any outside name to an entity.
+
+The outside names an entity by its platform key (a UUID), by an external cross-reference
+(CP-API 4.1.2: system identifier, reference type, external key), by a USEF entity address
+(ea1./ean.), or by a protocol id a peer uses (OCMP/OSCP group_id and asset_id, ETRM ids).
+All but the platform key live in one table, `entity_references`; the kinds differ only in
+how they spell the (system, reference type, external key) triple, which `_triple` decides.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from store.addresses import EA1Address, EANAddress, parse_entity_address
+from store.entities import Entity, get_entity, get_entity_by_id
+from store.errors import Conflict, NotFound, ValidationError
+from store.tables import entity_references
+from store.tenants import Tenant
+
+USEF_SYSTEM = "usef"
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalRef:
+    """CP-API ExternalEntityReference without the platform key."""
+
+    system: str
+    reference_type: str
+    external_key: str
+
+    def __str__(self) -> str:
+        return f"{self.system}/{self.reference_type}/{self.external_key}"
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolId:
+    """An id a peer gives an entity in its protocol, e.g. an OCMP group_id."""
+
+    protocol: str
+    peer: str
+    kind: str
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.protocol}:{self.peer} {self.kind} {self.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class EntityRef:
+    """A CP-API reference as sent: the platform key wins over the external key when both are given."""
+
+    key: str | None = None
+    system: str | None = None
+    reference_type: str | None = None
+    external_key: str | None = None
+
+
+Reference = uuid.UUID | ExternalRef | ProtocolId | EA1Address | EANAddress | EntityRef
+
+
+def _triple(ref: ExternalRef | ProtocolId | EA1Address | EANAddress) -> ExternalRef:
+    if isinstance(ref, ExternalRef):
+        return ref
+    if isinstance(ref, ProtocolId):
+        return ExternalRef(f"{ref.protocol}:{ref.peer}", ref.kind, ref.value)
+    kind = "ea1" if isinstance(ref, EA1Address) else "ean"
+    return ExternalRef(USEF_SYSTEM, kind, str(ref))
+
+
+def parse_platform_key(text: str, field: str = "Key") -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except (ValueError, AttributeError, TypeError):
+        raise ValidationError(field, f"{text!r} is not a platform key (a UUID)") from None
+
+
+def _external_from(ref: EntityRef) -> ExternalRef:
+    """CP-API 4.1.2: 'ExternalKey ... if supplied the System Identifier should also be supplied'."""
+    missing = [name for name, value in (("SystemIdentifier", ref.system),
+                                        ("ExternalEntityReferenceType", ref.reference_type))
+               if not value]
+    if missing:
+        raise ValidationError(missing[0], "required with ExternalKey")
+    return ExternalRef(ref.system, ref.reference_type, ref.external_key)  # type: ignore[arg-type]
+
+
+def normalise(ref: Reference) -> uuid.UUID | ExternalRef:
+    """Reduce any reference to a platform key or a stored triple."""
+    if isinstance(ref, EntityRef):
+        if ref.key:
+            return parse_platform_key(ref.key)
+        if ref.external_key:
+            return _external_from(ref)
+        raise ValidationError("Key", "either Key or ExternalKey is required")
+    if isinstance(ref, uuid.UUID):
+        return ref
+    return _triple(ref)
+
+
+async def find(tx: AsyncConnection, tenant: Tenant, ref: Reference) -> Entity | None:
+    """The entity `ref` names in this tenant, or None."""
+    target = normalise(ref)
+    if isinstance(target, uuid.UUID):
+        try:
+            return await get_entity(tx, tenant, target)
+        except NotFound:
+            return None
+    query = select(entity_references.c.entity_id).where(
+        entity_references.c.tenant_id == tenant.id,
+        entity_references.c.system == target.system,
+        entity_references.c.reference_type == target.reference_type,
+        entity_references.c.external_key == target.external_key,
+    )
+    entity_id = (await tx.execute(query)).scalar_one_or_none()
+    return None if entity_id is None else await get_entity_by_id(tx, tenant, entity_id)
+
+
+async def resolve(tx: AsyncConnection, tenant: Tenant, ref: Reference) -> Entity:
+    """The entity `ref` names; NotFound naming the reference when there is none."""
+    entity = await find(tx, tenant, ref)
+    if entity is None:
+        raise NotFound("entity", str(normalise(ref)))
+    return entity
+
+
+async def add_reference(tx: AsyncConnection, tenant: Tenant, entity: Entity,
+                        ref: ExternalRef | ProtocolId | EA1Address | EANAddress) -> ExternalRef:
+    """Record that `ref` names `entity`. Naming another entity already is a Conflict."""
+    triple = _triple(ref)
+    if not triple.system or not triple.reference_type or not triple.external_key:
+        raise ValidationError("reference", "system, reference type and external key are all required")
+    existing = await find(tx, tenant, triple)
+    if existing is not None:
+        if existing.id != entity.id:
+            raise Conflict(f"{triple} already names entity {existing.key}")
+        return triple
+    try:
+        async with tx.begin_nested():
+            await tx.execute(insert(entity_references).values(
+                tenant_id=tenant.id, entity_id=entity.id, system=triple.system,
+                reference_type=triple.reference_type, external_key=triple.external_key,
+            ))
+    except IntegrityError:
+        raise Conflict(f"{triple} was just recorded for another entity") from None
+    return triple
+
+
+async def references_of(tx: AsyncConnection, tenant: Tenant, entity: Entity,
+                        system: str | None = None) -> list[ExternalRef]:
+    """How the outside names `entity` (optionally in one system), oldest first."""
+    query = select(entity_references).where(entity_references.c.tenant_id == tenant.id,
+                                            entity_references.c.entity_id == entity.id)
+    if system is not None:
+        query = query.where(entity_references.c.system == system)
+    rows = await tx.execute(query.order_by(entity_references.c.id))
+    return [ExternalRef(r.system, r.reference_type, r.external_key) for r in rows]
+
+
+def parse_address(text: str, field: str = "entity_address") -> EA1Address | EANAddress:
+    """Parse a USEF entity address (re-exported so protocols resolve through one module)."""
+    return parse_entity_address(text, field)

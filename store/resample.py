@@ -1,0 +1,337 @@
+"""Pure resampling of regular series, and interval energy from meter readings.
+
+DESIGN.md section 4: "Extensive quantities (energy, kWh) sum when coarsened and divide when
+refined; intensive ones (power, price, temperature, capacity) average when coarsened and
+repeat when refined; accumulated readings interpolate."
+
+Two shapes of `Regular` series, told apart by the series' `Quantity`:
+- block kinds (ENERGY, POWER, TEMPERATURE, CLOUDINESS, PRICE, STATE): values[k] belongs to
+  the interval [start + k*res, start + (k+1)*res);
+- instant kinds (READING, LEVEL): values[k] is the value AT the instant start + k*res.
+
+Everything works on list indices and integer microseconds, never per-value datetimes, so a
+million values resample in a fraction of a second. Values are finite floats or None
+(missing); functions never mutate their input and always return new lists.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import pairwise, repeat
+
+from store.errors import ValidationError
+from store.series_types import Quantity, SeriesType, info
+from store.timeutil import from_micros, require_utc, to_micros
+
+_MICRO = timedelta(microseconds=1)
+_HOUR_US = 3_600_000_000
+
+_INSTANT_KINDS = frozenset({Quantity.READING, Quantity.LEVEL})
+_MEAN_KINDS = frozenset({Quantity.POWER, Quantity.TEMPERATURE, Quantity.CLOUDINESS,
+                         Quantity.PRICE})
+
+
+@dataclass(frozen=True, slots=True)
+class Regular:
+    """A series on a regular grid: values at start, start + resolution, ...
+
+    `values` is a plain list (cheap to build and slice); treat it as read-only.
+    """
+
+    start: datetime
+    resolution: timedelta
+    values: list[float | None]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "start", require_utc(self.start, "start"))
+        _positive_micros(self.resolution, "resolution")
+
+    @property
+    def end(self) -> datetime:
+        """End of the last block (block kinds); for instant kinds, one step past the last."""
+        return self.start + self.resolution * len(self.values)
+
+
+def _positive_micros(resolution: timedelta, field: str) -> int:
+    if not isinstance(resolution, timedelta):
+        raise ValidationError(field, f"expected a timedelta, got {type(resolution).__name__}")
+    micros = resolution // _MICRO
+    if micros <= 0:
+        raise ValidationError(field, f"must be positive, got {resolution}")
+    return micros
+
+
+def _quantity(quantity: Quantity | SeriesType) -> Quantity:
+    if isinstance(quantity, SeriesType):
+        return info(quantity).quantity
+    if isinstance(quantity, Quantity):
+        return quantity
+    raise ValidationError("quantity", f"expected a Quantity or SeriesType, got {quantity!r}")
+
+
+def resample(series: Regular, to_resolution: timedelta,
+             quantity: Quantity | SeriesType) -> Regular:
+    """Resample to `to_resolution`, a whole multiple or whole divisor of the current one.
+
+    Coarsening (blocks of n fine values into one):
+    - ENERGY sums; POWER/TEMPERATURE/CLOUDINESS/PRICE average; STATE takes the state at the
+      block start. A coarse block with ANY missing fine block is None: summing the present
+      ones would silently undercount energy (and a partial mean would claim a coverage it
+      lacks), so missing stays visibly missing.
+    - READING/LEVEL take the value at each coarse instant.
+    - Coarse blocks are aligned to the target grid counted from the UTC epoch (1 h blocks
+      start on the hour, 1 day blocks at 00:00 UTC); parts of an edge block outside the
+      input are missing, so those edge blocks are None. The input start must lie on its own
+      grid (a multiple of its resolution from the epoch), else fine blocks would straddle
+      coarse boundaries: ValidationError('start').
+    Refining (each value into n finer ones), same start:
+    - ENERGY divides by n; intensive kinds and STATE repeat.
+    - READING/LEVEL interpolate linearly between consecutive instants; the result ends at
+      the last input instant (no extrapolation), so it has (len - 1) * n + 1 values.
+    """
+    kind = _quantity(quantity)
+    old = _positive_micros(series.resolution, "resolution")
+    new = _positive_micros(to_resolution, "resolution")
+    if new == old:
+        return Regular(series.start, series.resolution, list(series.values))
+    if new % old == 0:
+        return _coarsen(series, new // old, to_resolution, kind)
+    if old % new == 0:
+        return _refine(series, old // new, to_resolution, kind)
+    raise ValidationError("resolution", f"{to_resolution} is neither a whole multiple nor a "
+                                        f"whole divisor of {series.resolution}")
+
+
+def _coarsen(series: Regular, n: int, to_resolution: timedelta, kind: Quantity) -> Regular:
+    fine = series.resolution // _MICRO
+    start_us = to_micros(series.start)
+    if start_us % fine:
+        raise ValidationError("start", f"{series.start.isoformat()} is not on the "
+                                       f"{series.resolution} grid counted from the UTC epoch")
+    new_start_us = start_us - start_us % (fine * n)  # floor onto the coarse grid
+    new_start = from_micros(new_start_us)
+    if not series.values:
+        return Regular(new_start, to_resolution, [])
+    lead = [None] * ((start_us - new_start_us) // fine)
+    if kind in _INSTANT_KINDS:
+        # Coarse instants are a subset of fine instants: pick every n-th, no arithmetic.
+        return Regular(new_start, to_resolution, (lead + series.values)[::n])
+    padded = lead + series.values
+    padded += [None] * (-len(padded) % n)
+    return Regular(new_start, to_resolution, _block_aggregate(padded, n, kind))
+
+
+def _block_aggregate(padded: list[float | None], n: int, kind: Quantity) -> list[float | None]:
+    # NaN stands in for None while summing: it propagates through +, so a block with any
+    # missing value ends as NaN (-> None) without a per-value branch in Python.
+    filled = [math.nan if v is None else v for v in padded] if None in padded else padded
+    sums = filled[0::n]
+    for offset in range(1, n):
+        sums = list(map(operator.add, sums, filled[offset::n]))
+    if kind is Quantity.ENERGY:
+        return [None if s != s else s for s in sums]
+    if kind in _MEAN_KINDS:
+        return [None if s != s else s / n for s in sums]
+    if kind is Quantity.STATE:
+        return [None if s != s else first for s, first in zip(sums, padded[0::n], strict=True)]
+    raise ValidationError("quantity", f"no coarsening rule for {kind}")
+
+
+def _refine(series: Regular, n: int, to_resolution: timedelta, kind: Quantity) -> Regular:
+    values = series.values
+    if kind in _INSTANT_KINDS:
+        return Regular(series.start, to_resolution, _interpolate_instants(values, n))
+    if kind is Quantity.ENERGY:
+        values = [None if v is None else v / n for v in values]
+    elif kind not in _MEAN_KINDS and kind is not Quantity.STATE:
+        raise ValidationError("quantity", f"no refinement rule for {kind}")
+    out: list[float | None] = [None] * (len(values) * n)
+    for offset in range(n):
+        out[offset::n] = values  # slice assignment: the repeat runs in C
+    return Regular(series.start, to_resolution, out)
+
+
+def _interpolate_instants(values: list[float | None], n: int) -> list[float | None]:
+    if not values:
+        return []
+    # NaN marks missing again: any interpolation touching it is NaN, turned to None once.
+    missing = None in values
+    filled = [math.nan if v is None else v for v in values] if missing else values
+    lefts = filled[:-1]
+    deltas = list(map(operator.sub, filled[1:], lefts))
+    out: list[float | None] = [None] * ((len(values) - 1) * n + 1)
+    out[0::n] = filled
+    for step in range(1, n):
+        out[step::n] = list(map(operator.add, lefts, map(operator.mul, deltas,
+                                                            repeat(step / n))))
+    return [None if v != v else v for v in out] if missing else out
+
+
+def energy_to_power(series: Regular) -> Regular:
+    """Energy per block (kWh) -> mean power over the block (kW) = kWh / block hours.
+
+    Convert on the series' own blocks, then resample as power: repeating a kWh value onto
+    finer blocks before converting multiplies the power by the refinement factor (DESIGN.md:
+    "a bug FlexMeasures carries"). `resample` divides energy when refining, so converting
+    before or after resampling gives the same kW.
+    """
+    block_us = _positive_micros(series.resolution, "resolution")
+    return Regular(series.start, series.resolution,
+                   [None if v is None else v * _HOUR_US / block_us for v in series.values])
+
+
+def power_to_energy(series: Regular) -> Regular:
+    """Mean power over each block (kW) -> energy in the block (kWh) = kW * block hours."""
+    block_us = _positive_micros(series.resolution, "resolution")
+    return Regular(series.start, series.resolution,
+                   [None if v is None else v * block_us / _HOUR_US for v in series.values])
+
+
+@dataclass(frozen=True, slots=True)
+class _Readings:
+    times: list[int]  # epoch microseconds, strictly increasing
+    values: list[float]
+
+
+def _prepare(readings: Sequence[tuple[datetime, float]], field: str) -> _Readings:
+    """Validate, sort and de-duplicate readings (same instant + same value is one reading)."""
+    points: list[tuple[int, float]] = []
+    for index, (when, value) in enumerate(readings):
+        at = to_micros(require_utc(when, f"{field}[{index}].time"))
+        if isinstance(value, bool) or not isinstance(value, int | float) \
+                or not math.isfinite(value):
+            raise ValidationError(f"{field}[{index}].value", f"not a finite number: {value!r}")
+        points.append((at, float(value)))
+    points.sort(key=operator.itemgetter(0))
+    times: list[int] = []
+    values: list[float] = []
+    for at, value in points:
+        if times and times[-1] == at:
+            if values[-1] != value:
+                raise ValidationError(field, f"two different readings at "
+                                             f"{from_micros(at).isoformat()}")
+            continue
+        times.append(at)
+        values.append(value)
+    return _Readings(times, values)
+
+
+def _grid(start: datetime, end: datetime, resolution: timedelta) -> tuple[int, int, int]:
+    """(start micros, step micros, number of blocks) of the grid [start, end)."""
+    step = _positive_micros(resolution, "resolution")
+    first = to_micros(require_utc(start, "start"))
+    last = to_micros(require_utc(end, "end"))
+    if last < first:
+        raise ValidationError("end", "end is before start")
+    if (last - first) % step:
+        raise ValidationError("end", f"end - start is not a whole number of {resolution} steps")
+    return first, step, (last - first) // step
+
+
+def _interpolate(data: _Readings, first: int, step: int, blocks: int,
+                 max_gap: int | None) -> list[float | None]:
+    times, values = data.times, data.values
+    out: list[float | None] = []
+    if not times:
+        return [None] * (blocks + 1)
+    j = 0  # index of the last reading at or before the current instant
+    for k in range(blocks + 1):
+        t = first + k * step
+        if t < times[0] or t > times[-1]:
+            out.append(None)  # no extrapolation beyond the first or last reading
+            continue
+        while j + 1 < len(times) and times[j + 1] <= t:
+            j += 1
+        if times[j] == t:
+            out.append(values[j])
+            continue
+        t0, t1 = times[j], times[j + 1]
+        if max_gap is not None and t1 - t0 > max_gap:
+            out.append(None)
+            continue
+        out.append(values[j] + (values[j + 1] - values[j]) * (t - t0) / (t1 - t0))
+    return out
+
+
+def interpolate_readings(readings: Sequence[tuple[datetime, float]], start: datetime,
+                         end: datetime, resolution: timedelta, *,
+                         max_gap: timedelta | None = None,
+                         field: str = "readings") -> Regular:
+    """Readings at irregular instants -> values AT the boundaries start, start+res, ..., end.
+
+    The result is an instant-kind Regular with blocks + 1 values (both ends included), so
+    differences of neighbours give each block's energy. Linear interpolation between the
+    two readings around each boundary; None before the first and after the last reading (no
+    extrapolation) and, when `max_gap` is given, between readings further apart than that.
+    A reading exactly on a boundary is used as is. To store a block-aligned LEVEL series
+    (e.g. EnergyLevel from EnergyLevelMeterReading) drop the last value.
+    """
+    data = _prepare(readings, field)
+    first, step, blocks = _grid(start, end, resolution)
+    gap = None if max_gap is None else _positive_micros(max_gap, "max_gap")
+    return Regular(from_micros(first), resolution, _interpolate(data, first, step, blocks, gap))
+
+
+def readings_to_energy(readings: Sequence[tuple[datetime, float]], start: datetime,
+                       end: datetime, resolution: timedelta, *, monotonic: bool = True,
+                       max_gap: timedelta | None = None, field: str = "readings") -> Regular:
+    """Cumulative counter readings -> energy of each block [t, t+res) = R(t+res) - R(t).
+
+    R is the linear interpolation of `interpolate_readings`; a block with either boundary
+    unknown is None. With `monotonic` (unsigned counters: SeriesTypeInfo.monotonic), a
+    decrease between two readings is a meter reset, rollover or replacement: the energy
+    across it is unknown, so every block whose interpolation uses that pair of readings is
+    None, never a negative or zero consumption. Only the affected blocks are lost, so one
+    meter swap does not make a whole history unreadable; to refuse such data at ingest
+    instead, call `check_monotonic`. Signed net counters (monotonic=False) legitimately go
+    down when the site exports, and their differences are kept as they are.
+    """
+    data = _prepare(readings, field)
+    first, step, blocks = _grid(start, end, resolution)
+    gap = None if max_gap is None else _positive_micros(max_gap, "max_gap")
+    bounds = _interpolate(data, first, step, blocks, gap)
+    energy: list[float | None] = [
+        None if a is None or b is None else b - a
+        for a, b in pairwise(bounds)
+    ]
+    if monotonic:
+        _blank_decreases(energy, data, first, step)
+    return Regular(from_micros(first), resolution, energy)
+
+
+def _blank_decreases(energy: list[float | None], data: _Readings, first: int,
+                     step: int) -> None:
+    times, values = data.times, data.values
+    # drops[i] = number of decreasing pairs (j, j+1) with j < i.
+    drops = [0]
+    for a, b in pairwise(values):
+        drops.append(drops[-1] + (b < a))
+    if drops[-1] == 0:
+        return
+    for k in range(len(energy)):
+        t0, t1 = first + k * step, first + (k + 1) * step
+        lo = max(bisect_right(times, t0) - 1, 0)  # reading at or before the block start
+        hi = bisect_left(times, t1)  # reading at or after the block end
+        if drops[min(hi, len(times) - 1)] - drops[lo] > 0:
+            energy[k] = None
+
+
+def check_monotonic(readings: Sequence[tuple[datetime, float]],
+                    field: str = "readings") -> None:
+    """Refuse a cumulative counter that decreases; the error names the first such timestamp.
+
+    For ingest paths that must not accept a reset or rollover silently (the stored readings
+    would make every derived block across it unknown).
+    """
+    data = _prepare(readings, field)
+    for index in range(1, len(data.times)):
+        if data.values[index] < data.values[index - 1]:
+            at = from_micros(data.times[index]).isoformat()
+            raise ValidationError(field, f"counter decreases at {at}: "
+                                         f"{data.values[index - 1]!r} -> {data.values[index]!r} "
+                                         "(meter reset or rollover)")

@@ -1,0 +1,310 @@
+"""Canonical series types: the time series of CP-API Table 2, in PascalCase, with metadata.
+
+Each type says its canonical unit, how it aggregates over time (`Quantity`, which drives
+`store.resample`), its sign rule and, for cumulative meter readings, which interval-energy
+type derives from it. The spec sentences behind each choice are quoted where they decide.
+
+Deviations from a literal reading of Table 2, on purpose:
+- "Charging Power OnOff Regulation" lists unit kW, but like the other OnOff regulations
+  (no unit) it is an on/off setting, so it is a STATE with a dimensionless unit.
+- EnergyLevel and EnergyLevelMeterReading are in kWh but are a stock (what a battery holds
+  at an instant), not energy per interval: summing them when coarsening would be wrong, and
+  the level is not a counter whose differences are consumption. Both are `Quantity.LEVEL`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from types import MappingProxyType
+
+from store.errors import FieldIssue, ValidationError
+from store.units import EUR_PER_MWH, AnyUnit, Unit
+
+
+class SeriesType(StrEnum):
+    """The series types of CP-API Table 2; the value is the PascalCase export name."""
+
+    NetEnergyMeterReading = "NetEnergyMeterReading"
+    ProductionMeterReading = "ProductionMeterReading"
+    ConsumptionMeterReading = "ConsumptionMeterReading"
+    NetEnergy = "NetEnergy"
+    Production = "Production"
+    Consumption = "Consumption"
+    NetInstantPower = "NetInstantPower"
+    ProductionInstantPower = "ProductionInstantPower"
+    ConsumptionInstantPower = "ConsumptionInstantPower"
+    FlexibilityUp = "FlexibilityUp"
+    FlexibilityDown = "FlexibilityDown"
+    ProductionPowerRegulation = "ProductionPowerRegulation"
+    ProductionOnOffPowerRegulation = "ProductionOnOffPowerRegulation"
+    LoadPowerRegulation = "LoadPowerRegulation"
+    LoadOnOffPowerRegulation = "LoadOnOffPowerRegulation"
+    ChargingCurrent = "ChargingCurrent"
+    ChargingPower = "ChargingPower"
+    DischargingCurrent = "DischargingCurrent"
+    DischargingPower = "DischargingPower"
+    ChargingMeterReading = "ChargingMeterReading"
+    DischargingMeterReading = "DischargingMeterReading"
+    NetMeterReading = "NetMeterReading"
+    ChargingEnergy = "ChargingEnergy"
+    DischargingEnergy = "DischargingEnergy"
+    EnergyLevelMeterReading = "EnergyLevelMeterReading"
+    EnergyLevel = "EnergyLevel"
+    ChargingPowerRegulation = "ChargingPowerRegulation"
+    DischargingPowerRegulation = "DischargingPowerRegulation"
+    ChargingPowerOnOffRegulation = "ChargingPowerOnOffRegulation"
+    ChargingPointState = "ChargingPointState"
+    MaxCapacity = "MaxCapacity"
+    OptimalCapacityRegulation = "OptimalCapacityRegulation"
+    ActualTemperature = "ActualTemperature"
+    ActualCloudiness = "ActualCloudiness"
+    ForecastedTemperature = "ForecastedTemperature"
+    ForecastedCloudiness = "ForecastedCloudiness"
+    SpotPrice = "SpotPrice"
+    ForecastedSpotPrice = "ForecastedSpotPrice"
+
+
+class Quantity(StrEnum):
+    """How values of a series combine over time (the resampling rule, see store.resample).
+
+    ENERGY: extensive energy per interval (kWh): sums when coarsened, divides when refined.
+    POWER: intensive rates per interval: power, current, capacity, regulation setpoints,
+        flexibility. Averages when coarsened, repeats when refined.
+    TEMPERATURE, CLOUDINESS, PRICE: intensive too (average / repeat); separate kinds so
+        their units and ranges stay distinct.
+    READING: cumulative counter sampled at instants (kWh since installation). Resampled by
+        interpolating at the new instants; differences give interval energy.
+    LEVEL: a stock sampled at instants (battery energy level). Resampled like READING, but
+        it is not a counter: its differences are not consumption, so nothing derives from it.
+    STATE: discrete codes (ChargingPointState 0/1/2, OnOff regulation 0/1). Repeat when
+        refined; when coarsened take the state in force at the coarse block start (a mean
+        of codes is meaningless, and the start value is what the period's ValueTime names).
+    """
+
+    ENERGY = "energy"
+    POWER = "power"
+    READING = "reading"
+    LEVEL = "level"
+    STATE = "state"
+    TEMPERATURE = "temperature"
+    CLOUDINESS = "cloudiness"
+    PRICE = "price"
+
+
+class Sign(StrEnum):
+    """The sign rule of a series.
+
+    SIGNED: Table 2 "Signed values(+ve, -ve) +ve = Consumption -ve = Production" (Net*).
+    UNSIGNED: Table 2 "Unsigned values": every value must be >= 0.
+    FREE: Table 2 states no sign rule (setpoints, flexibility, currents, temperature, price).
+    """
+
+    SIGNED = "signed"
+    UNSIGNED = "unsigned"
+    FREE = "free"
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesTypeInfo:
+    """Metadata of one series type."""
+
+    series_type: SeriesType
+    unit: AnyUnit
+    quantity: Quantity
+    sign: Sign
+    # READING only: the interval-energy type computed from this counter's differences.
+    derives: SeriesType | None = None
+    # Table 2: "for meters with phases there are 3 series types (... Phase n where n = 1..3)".
+    has_phases: bool = False
+    # STATE only: the codes that are valid values.
+    states: frozenset[int] | None = None
+    # Inclusive upper bound where the spec gives one (cloudiness "between 0-100").
+    maximum: float | None = None
+
+    @property
+    def is_counter(self) -> bool:
+        """A cumulative counter whose differences are interval energy."""
+        return self.quantity is Quantity.READING
+
+    @property
+    def monotonic(self) -> bool:
+        """A counter that may never decrease (a decrease is a reset, rollover or swap).
+
+        Net counters are signed ("+ve = Consumption -ve = Production") and go down when the
+        site exports, so only unsigned counters are monotonic.
+        """
+        return self.is_counter and self.sign is Sign.UNSIGNED
+
+
+_T = SeriesType
+_ON_OFF = frozenset({0, 1})
+# "Charging point state - possible values: 0- suspended/out of order, 1- available/not
+# connected, 2- charging".
+_CHARGING_POINT_STATES = frozenset({0, 1, 2})
+
+
+def _power(series_type: SeriesType, sign: Sign = Sign.FREE) -> SeriesTypeInfo:
+    return SeriesTypeInfo(series_type, Unit.KW, Quantity.POWER, sign)
+
+
+def _energy(series_type: SeriesType, sign: Sign = Sign.UNSIGNED,
+            has_phases: bool = False) -> SeriesTypeInfo:
+    return SeriesTypeInfo(series_type, Unit.KWH, Quantity.ENERGY, sign, has_phases=has_phases)
+
+
+def _reading(series_type: SeriesType, derives: SeriesType, sign: Sign = Sign.UNSIGNED,
+             has_phases: bool = False) -> SeriesTypeInfo:
+    return SeriesTypeInfo(series_type, Unit.KWH, Quantity.READING, sign, derives=derives,
+                          has_phases=has_phases)
+
+
+def _state(series_type: SeriesType, states: frozenset[int]) -> SeriesTypeInfo:
+    return SeriesTypeInfo(series_type, Unit.DIMENSIONLESS, Quantity.STATE, Sign.UNSIGNED,
+                          states=states)
+
+
+def _weather(series_type: SeriesType, quantity: Quantity) -> SeriesTypeInfo:
+    if quantity is Quantity.TEMPERATURE:
+        return SeriesTypeInfo(series_type, Unit.DEG_C, quantity, Sign.FREE)
+    return SeriesTypeInfo(series_type, Unit.PERCENT, quantity, Sign.UNSIGNED, maximum=100.0)
+
+
+def _price(series_type: SeriesType) -> SeriesTypeInfo:
+    # Table 2: "e.g. Euro/MWh"; the currency of a stored price series is its own, the
+    # canonical energy denominator is MWh. Prices may be negative (FREE).
+    return SeriesTypeInfo(series_type, EUR_PER_MWH, Quantity.PRICE, Sign.FREE)
+
+
+_INFO: MappingProxyType[SeriesType, SeriesTypeInfo] = MappingProxyType({i.series_type: i for i in (
+    _reading(_T.NetEnergyMeterReading, _T.NetEnergy, Sign.SIGNED),
+    _reading(_T.ProductionMeterReading, _T.Production, has_phases=True),
+    _reading(_T.ConsumptionMeterReading, _T.Consumption, has_phases=True),
+    _energy(_T.NetEnergy, Sign.SIGNED),
+    _energy(_T.Production, has_phases=True),
+    _energy(_T.Consumption, has_phases=True),
+    _power(_T.NetInstantPower, Sign.SIGNED),
+    _power(_T.ProductionInstantPower, Sign.UNSIGNED),
+    _power(_T.ConsumptionInstantPower, Sign.UNSIGNED),
+    _power(_T.FlexibilityUp),
+    _power(_T.FlexibilityDown),
+    _power(_T.ProductionPowerRegulation),
+    _state(_T.ProductionOnOffPowerRegulation, _ON_OFF),
+    _power(_T.LoadPowerRegulation),
+    _state(_T.LoadOnOffPowerRegulation, _ON_OFF),
+    SeriesTypeInfo(_T.ChargingCurrent, Unit.A, Quantity.POWER, Sign.FREE),
+    _power(_T.ChargingPower),
+    SeriesTypeInfo(_T.DischargingCurrent, Unit.A, Quantity.POWER, Sign.FREE),
+    _power(_T.DischargingPower),
+    _reading(_T.ChargingMeterReading, _T.ChargingEnergy),
+    _reading(_T.DischargingMeterReading, _T.DischargingEnergy),
+    _reading(_T.NetMeterReading, _T.NetEnergy, Sign.SIGNED),
+    _energy(_T.ChargingEnergy),
+    _energy(_T.DischargingEnergy),
+    SeriesTypeInfo(_T.EnergyLevelMeterReading, Unit.KWH, Quantity.LEVEL, Sign.UNSIGNED),
+    SeriesTypeInfo(_T.EnergyLevel, Unit.KWH, Quantity.LEVEL, Sign.UNSIGNED),
+    _power(_T.ChargingPowerRegulation),
+    _power(_T.DischargingPowerRegulation),
+    _state(_T.ChargingPowerOnOffRegulation, _ON_OFF),
+    _state(_T.ChargingPointState, _CHARGING_POINT_STATES),
+    _power(_T.MaxCapacity, Sign.UNSIGNED),
+    _power(_T.OptimalCapacityRegulation, Sign.UNSIGNED),
+    _weather(_T.ActualTemperature, Quantity.TEMPERATURE),
+    _weather(_T.ActualCloudiness, Quantity.CLOUDINESS),
+    _weather(_T.ForecastedTemperature, Quantity.TEMPERATURE),
+    _weather(_T.ForecastedCloudiness, Quantity.CLOUDINESS),
+    _price(_T.SpotPrice),
+    _price(_T.ForecastedSpotPrice),
+)})
+
+
+def info(series_type: SeriesType) -> SeriesTypeInfo:
+    """Metadata of a series type."""
+    return _INFO[series_type]
+
+
+_SEPARATORS = re.compile(r"[\s_\-]+")
+
+
+def _key(name: str) -> str:
+    # Table 2: "names can be supplied in any lower/upper case combination"; spacing varies
+    # in the table itself ("DischargingCurr ent", "Charging point state").
+    return _SEPARATORS.sub("", name).casefold()
+
+
+_BY_KEY: MappingProxyType[str, SeriesType] = MappingProxyType({_key(t): t for t in SeriesType})
+_PHASE = re.compile(r"(?P<base>.+?)phase(?P<phase>\d+)")
+
+
+def parse_series_name(name: str, field: str = "series_type") -> tuple[SeriesType, int | None]:
+    """A Table 2 name in any case and spacing -> (type, phase or None).
+
+    "Consumption Meter Reading Phase 2" -> (ConsumptionMeterReading, 2); phases 1..3 exist
+    only for the types Table 2 gives them (Production/Consumption and their meter readings).
+    """
+    if not isinstance(name, str):
+        raise ValidationError(field, f"expected a series type name, got {type(name).__name__}")
+    key = _key(name)
+    series_type = _BY_KEY.get(key)
+    if series_type is not None:
+        return series_type, None
+    match = _PHASE.fullmatch(key)
+    base = _BY_KEY.get(match["base"]) if match else None
+    if match is None or base is None:
+        raise ValidationError(field, f"unknown series type {name!r}")
+    if not _INFO[base].has_phases:
+        raise ValidationError(field, f"series type {base} has no phase variants: {name!r}")
+    phase = int(match["phase"])
+    if not 1 <= phase <= 3:
+        raise ValidationError(field, f"phase must be 1..3, got {phase} in {name!r}")
+    return base, phase
+
+
+def format_series_name(series_type: SeriesType, phase: int | None = None) -> str:
+    """The PascalCase export name: "Consumption" or "ConsumptionPhase2"."""
+    if phase is None:
+        return series_type.value
+    if not _INFO[series_type].has_phases:
+        raise ValidationError("phase", f"series type {series_type} has no phase variants")
+    if isinstance(phase, bool) or not isinstance(phase, int) or not 1 <= phase <= 3:
+        raise ValidationError("phase", f"phase must be 1..3, got {phase!r}")
+    return f"{series_type.value}Phase{phase}"
+
+
+_MAX_ISSUES = 20
+
+
+def _value_issue(meta: SeriesTypeInfo, value: float) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return f"not a finite number: {value!r}"
+    if meta.states is not None and value not in meta.states:
+        return f"{value!r} is not a valid {meta.series_type} (one of {sorted(meta.states)})"
+    if meta.sign is Sign.UNSIGNED and value < 0:
+        return f"{meta.series_type} values are unsigned (>= 0), got {value!r}"
+    if meta.maximum is not None and value > meta.maximum:
+        return f"{meta.series_type} values are at most {meta.maximum:g}, got {value!r}"
+    return None
+
+
+def validate_values(series_type: SeriesType, values: Sequence[float | None],
+                    field: str = "values") -> None:
+    """Refuse values that break the type's rules (finite, sign, state codes, range).
+
+    None (missing) is allowed. Reports each bad index as `field[i]`, at most 20 of them.
+    Values must already be in the canonical unit (cloudiness in %, not a 0-1 fraction).
+    """
+    meta = _INFO[series_type]
+    issues: list[FieldIssue] = []
+    for index, value in enumerate(values):
+        if value is None:
+            continue
+        reason = _value_issue(meta, value)
+        if reason is not None:
+            issues.append(FieldIssue(f"{field}[{index}]", reason))
+            if len(issues) == _MAX_ISSUES:
+                break
+    if issues:
+        raise ValidationError(issues=issues)

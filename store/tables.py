@@ -1,0 +1,235 @@
+"""The tables. SQLAlchemy Core, because the hot paths are bulk inserts and plain selects.
+
+Times are stored as integer microseconds since the Unix epoch (UTC): the same on SQLite and
+PostgreSQL, exact, cheap to index and compare, and free of driver time-zone surprises.
+`store.timeutil` converts at the boundary.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+Micros = BigInteger
+
+
+def _tenant_fk() -> Column:
+    return Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False)
+
+
+tenants = Table(
+    "tenants", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("created_at", Micros, nullable=False),
+)
+
+accounts = Table(
+    "accounts", metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant_fk(),
+    # Usernames are global: a basic-auth request names the account before the tenant key is
+    # checked against it (CP-API 4.1.3: "each user name is associated to one tenant key").
+    Column("username", String(200), nullable=False, unique=True),
+    Column("role", String(40), nullable=False),
+    Column("password_hash", String(200), nullable=True),
+    Column("created_at", Micros, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", Micros, nullable=False),
+    Column("expires_at", Micros, nullable=True),
+)
+
+entities = Table(
+    "entities", metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant_fk(),
+    Column("key", Uuid, nullable=False, unique=True),
+    Column("asset_type", String(20), nullable=False),
+    Column("asset_subtype", String(40), nullable=False),
+    Column("name", String(400), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("valid_from", Micros, nullable=True),
+    Column("valid_to", Micros, nullable=True),
+    Column("properties", JSON, nullable=False),
+    Column("created_at", Micros, nullable=False),
+    Column("updated_at", Micros, nullable=False),
+    Index(None, "tenant_id", "asset_type", "asset_subtype"),
+)
+
+connectors = Table(
+    "connectors", metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant_fk(),
+    Column("parent_id", Integer, ForeignKey("entities.id", ondelete="CASCADE"), nullable=False),
+    Column("child_id", Integer, ForeignKey("entities.id", ondelete="CASCADE"), nullable=False),
+    Column("connector_type", String(40), nullable=False),
+    Column("valid_from", Micros, nullable=True),
+    Column("valid_to", Micros, nullable=True),
+    Column("status", String(20), nullable=False),
+    Index(None, "child_id", "connector_type"),
+    Index(None, "parent_id"),
+)
+
+entity_references = Table(
+    "entity_references", metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant_fk(),
+    Column("entity_id", Integer, ForeignKey("entities.id", ondelete="CASCADE"), nullable=False),
+    Column("system", String(200), nullable=False),
+    Column("reference_type", String(60), nullable=False),
+    Column("external_key", String(300), nullable=False),
+    UniqueConstraint("tenant_id", "system", "reference_type", "external_key"),
+    Index(None, "entity_id"),
+)
+
+sources = Table(
+    "sources", metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant_fk(),
+    Column("name", String(200), nullable=False),
+    UniqueConstraint("tenant_id", "name"),
+)
+
+series = Table(
+    "series", metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant_fk(),
+    Column("entity_id", Integer, ForeignKey("entities.id", ondelete="CASCADE"), nullable=False),
+    Column("series_type", String(60), nullable=False),
+    # 0 = not per phase; 1..3 = the phase (CP-API Table 2 "Phase n" variants).
+    Column("phase", Integer, nullable=False),
+    Column("unit", String(20), nullable=False),
+    # Seconds per block; 0 for irregular instants ("Frequent" in CP-API Table 2).
+    Column("resolution_s", Integer, nullable=False),
+    UniqueConstraint("entity_id", "series_type", "phase"),
+)
+
+values = Table(
+    "values", metadata,
+    Column("series_id", Integer, ForeignKey("series.id", ondelete="CASCADE"), primary_key=True),
+    Column("start", Micros, primary_key=True),
+    Column("source_id", Integer, ForeignKey("sources.id"), primary_key=True),
+    Column("end", Micros, nullable=False),
+    Column("value", Double, nullable=True),
+    Column("belief", Micros, nullable=False),
+    Column("status", String(20), nullable=True),
+    sqlite_with_rowid=False,
+)
+
+peers = Table(
+    "peers", metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant_fk(),
+    Column("protocol", String(20), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("base_url", String(1000), nullable=True),
+    # How we authenticate toward the peer: none, basic, token (OSCP "Token x"), bearer.
+    Column("auth_kind", String(20), nullable=False),
+    Column("out_username", String(200), nullable=True),
+    # A credential we present to the peer must be usable, so it cannot be hashed.
+    Column("out_secret", String(500), nullable=True),
+    # The account the peer authenticates with toward us.
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True),
+    Column("state", JSON, nullable=False),
+    Column("last_seen_at", Micros, nullable=True),
+    Column("created_at", Micros, nullable=False),
+    UniqueConstraint("tenant_id", "protocol", "name"),
+)
+
+messages = Table(
+    "messages", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=True),
+    Column("peer_id", Integer, ForeignKey("peers.id", ondelete="SET NULL"), nullable=True),
+    Column("protocol", String(20), nullable=False),
+    Column("message_type", String(80), nullable=False),
+    Column("direction", String(3), nullable=False),
+    Column("message_id", String(200), nullable=True),
+    Column("correlation_id", String(200), nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("detail", Text, nullable=True),
+    Column("payload", LargeBinary, nullable=True),
+    # Set for inbound messages that carry an id: a repeat of the same id is not applied twice.
+    Column("dedup_key", String(500), nullable=True, unique=True),
+    Column("created_at", Micros, nullable=False),
+    Index(None, "tenant_id", "created_at"),
+)
+
+outbox = Table(
+    "outbox", metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant_fk(),
+    Column("peer_id", Integer, ForeignKey("peers.id", ondelete="CASCADE"), nullable=False),
+    Column("protocol", String(20), nullable=False),
+    Column("message_type", String(80), nullable=False),
+    Column("method", String(10), nullable=False),
+    # Relative to the peer's base URL, or absolute.
+    Column("path", String(1000), nullable=False),
+    Column("headers", JSON, nullable=False),
+    Column("body", LargeBinary, nullable=True),
+    Column("message_id", String(200), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", Micros, nullable=False),
+    Column("deadline_at", Micros, nullable=False),
+    Column("claimed_by", String(100), nullable=True),
+    Column("claimed_until", Micros, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", Micros, nullable=False),
+    Column("sent_at", Micros, nullable=True),
+    Index(None, "status", "next_attempt_at"),
+)
+
+app_secrets = Table(
+    "app_secrets", metadata,
+    Column("name", String(100), primary_key=True),
+    Column("value", String(500), nullable=False),
+)
+
+__all__ = [
+    "accounts",
+    "api_tokens",
+    "app_secrets",
+    "connectors",
+    "entities",
+    "entity_references",
+    "messages",
+    "metadata",
+    "outbox",
+    "peers",
+    "series",
+    "sources",
+    "tenants",
+    "values",
+]

@@ -1,0 +1,33 @@
+"""Time at the store boundary: aware UTC inside, integer epoch microseconds in the tables."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from store.errors import ValidationError
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+
+
+def require_utc(value: datetime, field: str) -> datetime:
+    """Return `value` in UTC; naive datetimes are refused (their zone is unknown)."""
+    if not isinstance(value, datetime):
+        raise ValidationError(field, f"expected a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError(field, "naive timestamp: a UTC offset or 'Z' is required")
+    return value.astimezone(UTC)
+
+
+def to_micros(value: datetime) -> int:
+    """Aware datetime -> integer microseconds since the Unix epoch."""
+    return (value - _EPOCH) // _MICRO
+
+
+def from_micros(micros: int) -> datetime:
+    """Integer microseconds since the Unix epoch -> aware UTC datetime."""
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
