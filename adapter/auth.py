@@ -96,6 +96,13 @@ def _has_control_char(text: str) -> bool:
     return any(ord(c) < 0x20 or ord(c) == 0x7F for c in text)
 
 
+def encode_basic_auth(user_id: str, password: str) -> str:
+    """RFC 7617 ``Authorization`` value for outbound requests (UTF-8, as we advertise)."""
+    if ":" in user_id:
+        raise ValueError("a basic-auth user id cannot contain ':'")
+    return "Basic " + base64.b64encode(f"{user_id}:{password}".encode()).decode("ascii")
+
+
 def parse_basic_auth(header: str | None, *, realm: str = DEFAULT_REALM
                      ) -> tuple[str, str] | None:
     """RFC 7617 basic credentials -> (user id, password); None if absent or another scheme.
@@ -165,7 +172,7 @@ def parse_bare_token(header: str | None, *, scheme: str = "Token",
 
 @dataclass(frozen=True, slots=True)
 class Claims:
-    """What a verified token says. `extra` holds every claim not listed as a field."""
+    """What a verified token says; `extra` holds the claims outside RESERVED_CLAIMS."""
 
     subject: str
     tenant: str

@@ -19,6 +19,7 @@ from datetime import timedelta
 
 import aiohttp
 
+from adapter.auth import encode_basic_auth
 from adapter.metrics import Metrics
 from adapter.settings import Settings
 from store import outbox as outbox_store
@@ -45,7 +46,7 @@ def _auth_headers(item: OutboxItem) -> dict[str, str]:
     if item.auth is OutboundAuth.BEARER and item.secret:
         return {"Authorization": f"Bearer {item.secret}"}
     if item.auth is OutboundAuth.BASIC and item.username is not None:
-        return {"Authorization": aiohttp.BasicAuth(item.username, item.secret or "").encode()}
+        return {"Authorization": encode_basic_auth(item.username, item.secret or "")}
     return {}
 
 
@@ -80,6 +81,8 @@ class DeliveryWorker:
 
     async def _run(self) -> None:
         while not self._stopping.is_set():
+            # Cleared before polling, so a wake() that arrives during the poll is not lost.
+            self._wake.clear()
             try:
                 sent = await self.deliver_due()
             except Exception:  # a database hiccup must not end delivery for good
@@ -87,7 +90,6 @@ class DeliveryWorker:
                 sent = 0
             if sent == self.settings.outbox_batch:
                 continue  # more may be due right away
-            self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.settings.outbox_poll_seconds)
             except TimeoutError:

@@ -280,7 +280,7 @@ PROPERTIES: tuple[PropertyDef, ...] = (
         selection_type=_S.ENTITY_STATUS, default="Active"),
     PropertyDef(_ALL, _ALL, _C.GEOGRAPHICAL_LOCATION, "TimeZone", _V.STRING, False,
                 "The time zone the asset is located in."),
-    PropertyDef(_ALL, _ALL, _C.GEOGRAPHICAL_LOCATION, "Longitude", _V.DECIMAL, False,
+    PropertyDef(_ALL, _ALL, _C.GEOGRAPHICAL_LOCATION, "Longitude", _V.DOUBLE, False,
                 "Longitude reference of the asset (decimal degrees WSG84)",
                 bounds=Bounds(-180.0, 180.0), unit="deg"),
     PropertyDef(_ALL, _ALL, _C.GEOGRAPHICAL_LOCATION, "Latitude", _V.DECIMAL, False,
@@ -766,9 +766,6 @@ def _selection_name(selection_type: SelectionValueType, value: str) -> str:
     found = _match(value, saveable)
     if found is not None:
         return found
-    if _match(value, [name for name, _ in options]) is not None:
-        raise _Refused(f"{value!r} is a retrieval option that cannot be saved; expected one "
-                       f"of {', '.join(saveable)}")
     raise _Refused(f"expected one of {', '.join(saveable)} (selection list "
                    f"{selection_type}), got {_describe(value)}")
 

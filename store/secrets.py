@@ -45,6 +45,7 @@ _MIN_SECRET_BYTES = 16
 
 
 def _normalise(password: str) -> bytes:
+    # surrogatepass: lone surrogates are legal in JSON escapes and must hash, not crash.
     # NFC so that the same visible password typed on two systems (composed vs decomposed
     # accents) gives the same bytes (RFC 8265 OpaqueString profile does the same).
     return unicodedata.normalize("NFC", password).encode("utf-8", "surrogatepass")

@@ -69,9 +69,20 @@ def test_malformed_encodings_are_false_not_exceptions(encoded: str) -> None:
     assert sec.needs_rehash(encoded) is True
 
 
-def test_unknown_account_is_false_and_still_pays_the_hash() -> None:
-    """encoded=None stands for "no such user": False, without raising."""
+def test_unknown_account_is_false_and_still_pays_the_hash(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """encoded=None stands for "no such user": False, after a full-cost scrypt so the
+    response time does not tell which user names exist."""
+    calls: list[tuple[int, int, int]] = []
+    real = sec._scrypt
+
+    def counting(password: bytes, salt: bytes, n: int, r: int, p: int, dklen: int) -> bytes:
+        calls.append((n, r, p))
+        return real(password, salt, n, r, p, dklen)
+
+    monkeypatch.setattr(sec, "_scrypt", counting)
     assert sec.verify_password("anything", None) is False
+    assert calls == [(sec.DEFAULT_N, sec.DEFAULT_R, sec.DEFAULT_P)]
 
 
 def test_non_string_password_is_false() -> None:
@@ -127,3 +138,11 @@ def test_new_password_is_random_and_basic_auth_safe() -> None:
     assert len(one) == 24
     assert ":" not in one and " " not in one
     assert sec.verify_password(one, sec.hash_password(one, **FAST))
+
+
+def test_lone_surrogate_hashes_instead_of_crashing() -> None:
+    """JSON allows "\\ud800" escapes, so such a string can reach us as a password or token."""
+    encoded = sec.hash_password("x\ud800", **FAST)
+    assert sec.verify_password("x\ud800", encoded) is True
+    assert sec.verify_password("x\ud801", encoded) is False
+    assert sec.hash_token("x\ud800") != sec.hash_token("x\ud801")

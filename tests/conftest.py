@@ -1,0 +1,108 @@
+"""Shared fixtures: a migrated database on SQLite and, when it answers, on PostgreSQL.
+
+Store tests take the `db` fixture and run once per backend. PostgreSQL is found through
+FLEXBRIDGE_TEST_DATABASE_URL (the Makefile points it at 127.0.0.1:5432/test); each test run
+creates its own scratch database beside it and drops it at the end. When PostgreSQL does not
+answer, its variants are skipped and the run says so plainly at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from store.db import Database, open_database
+from store.migrate import upgrade
+from store.tables import metadata
+
+PG_ENV = "FLEXBRIDGE_TEST_DATABASE_URL"
+_pg_state: dict[str, str] = {}
+
+
+async def _create_scratch(admin_url: str) -> str:
+    name = f"flexbridge_test_{uuid.uuid4().hex[:10]}"
+    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await engine.dispose()
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    db = open_database(url)
+    try:
+        await upgrade(db)
+    finally:
+        await db.close()
+    return url
+
+
+async def _drop_scratch(admin_url: str, url: str) -> None:
+    name = make_url(url).database
+    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str | None]:
+    """URL of a migrated scratch PostgreSQL database, or None when none answers."""
+    admin_url = os.environ.get(PG_ENV)
+    if not admin_url:
+        _pg_state["skip"] = f"{PG_ENV} is not set"
+        yield None
+        return
+    try:
+        url = asyncio.run(asyncio.wait_for(_create_scratch(admin_url), timeout=30))
+    except Exception as exc:  # unreachable, refused, no rights: skip, and say why
+        _pg_state["skip"] = f"PostgreSQL at {make_url(admin_url).render_as_string()} unusable: {exc}"
+        yield None
+        return
+    _pg_state["used"] = url
+    yield url
+    asyncio.run(_drop_scratch(admin_url, url))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'flexbridge.db'}"
+    url = request.getfixturevalue("postgres_url")
+    if url is None:
+        pytest.skip(_pg_state["skip"])
+    return url
+
+
+async def _empty_tables(db: Database) -> None:
+    names = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
+    async with db.transaction() as tx:
+        await tx.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = open_database(database_url)
+    await upgrade(database)
+    if database.dialect == "postgresql":
+        await _empty_tables(database)
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    if "used" in _pg_state:
+        terminalreporter.write_line("PostgreSQL: store tests ran on SQLite and on PostgreSQL.")
+    elif "skip" in _pg_state:
+        terminalreporter.write_line(f"PostgreSQL SKIPPED: {_pg_state['skip']}; store tests ran on SQLite only.",
+                                    yellow=True)

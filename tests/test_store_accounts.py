@@ -1,0 +1,101 @@
+"""Tenants, accounts, tokens and application secrets in the store."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from store.accounts import Role, account_for_token, add_account, get_account, issue_token, parse_role, \
+    password_hash_of
+from store.app_secrets import get_or_create_secret
+from store.errors import Conflict, NotFound, ValidationError
+from store.secrets import verify_password
+from store.tenants import add_tenant, count_tenants, get_tenant, tenant_for_key
+from store.timeutil import utcnow
+
+
+async def test_tenant_key_is_returned_once_and_finds_the_tenant(db):
+    async with db.transaction() as tx:
+        tenant, key = await add_tenant(tx, "pilot-a")
+        other, other_key = await add_tenant(tx, "pilot-b")
+    async with db.read() as tx:
+        assert await tenant_for_key(tx, key) == tenant
+        assert await tenant_for_key(tx, other_key) == other
+        assert await tenant_for_key(tx, key + "x") is None
+        assert await get_tenant(tx, "pilot-b") == other
+        assert await count_tenants(tx) == 2
+
+
+async def test_tenant_names_are_unique_and_checked(db):
+    async with db.transaction() as tx:
+        await add_tenant(tx, "pilot")
+    with pytest.raises(Conflict):
+        async with db.transaction() as tx:
+            await add_tenant(tx, "pilot")
+    with pytest.raises(ValidationError) as err:
+        async with db.transaction() as tx:
+            await add_tenant(tx, "has space")
+    assert err.value.field == "name"
+    async with db.read() as tx:
+        with pytest.raises(NotFound, match="tenant not found: nobody"):
+            await get_tenant(tx, "nobody")
+
+
+async def test_password_is_stored_hashed_and_generated_when_absent(db):
+    async with db.transaction() as tx:
+        tenant, _ = await add_tenant(tx, "t")
+        account, given = await add_account(tx, tenant, "alice", Role.PARTICIPANT, "s3cret!")
+        _, generated = await add_account(tx, tenant, "bob", Role.PEER)
+    assert given == "s3cret!"
+    assert len(generated) >= 16
+    async with db.read() as tx:
+        found, stored = await password_hash_of(tx, "alice")
+        assert found == account
+        assert "s3cret!" not in stored
+        assert verify_password("s3cret!", stored)
+        assert not verify_password("wrong", stored)
+        bob, bob_hash = await password_hash_of(tx, "bob")
+        assert verify_password(generated, bob_hash)
+        assert await password_hash_of(tx, "carol") is None
+
+
+async def test_usernames_are_global_across_tenants(db):
+    """CP-API 4.1.3.4: "each user name is associated to one tenant key"."""
+    async with db.transaction() as tx:
+        first, _ = await add_tenant(tx, "one")
+        second, _ = await add_tenant(tx, "two")
+        await add_account(tx, first, "shared", Role.PARTICIPANT)
+    with pytest.raises(Conflict):
+        async with db.transaction() as tx:
+            await add_account(tx, second, "shared", Role.PARTICIPANT)
+
+
+async def test_token_finds_its_account_until_it_expires(db):
+    async with db.transaction() as tx:
+        tenant, _ = await add_tenant(tx, "t")
+        account, _ = await add_account(tx, tenant, "svc", Role.PARTICIPANT)
+        forever = await issue_token(tx, account)
+        short = await issue_token(tx, account, timedelta(minutes=5))
+    async with db.read() as tx:
+        assert await account_for_token(tx, forever) == account
+        assert await account_for_token(tx, short) == account
+        later = utcnow() + timedelta(minutes=6)
+        assert await account_for_token(tx, short, now=later) is None
+        assert await account_for_token(tx, forever, now=later) == account
+        assert await account_for_token(tx, "not-a-token") is None
+        assert await get_account(tx, tenant, "svc") == account
+
+
+def test_unknown_role_is_refused_with_the_choices():
+    assert parse_role(" Admin ") is Role.ADMIN
+    with pytest.raises(ValidationError, match="expected one of admin"):
+        parse_role("superuser")
+
+
+async def test_app_secret_is_made_once_and_kept(db):
+    async with db.transaction() as tx:
+        first = await get_or_create_secret(tx, "jwt", lambda: "one")
+    async with db.transaction() as tx:
+        second = await get_or_create_secret(tx, "jwt", lambda: "two")
+    assert first == second == "one"
