@@ -54,13 +54,15 @@ async def basic_account(request: web.Request, realm: str = "flexbridge") -> Acco
     username, password = credentials
     async with request.app[DB].read() as tx:
         found = await password_hash_of(tx, username)
+    loop = asyncio.get_running_loop()
     if found is None:
+        # Pay the same scrypt cost as for a known user, so timing does not reveal usernames.
+        await loop.run_in_executor(None, verify_password, password, None)
         raise AuthError("unknown user or wrong password", www_authenticate=basic_challenge(realm))
     account, stored = found
     cache = request.app[CREDENTIAL_CACHE]
     key = cache.key(username, password, stored)
     if key not in cache:
-        loop = asyncio.get_running_loop()
         if not await loop.run_in_executor(None, verify_password, password, stored):
             raise AuthError("unknown user or wrong password", www_authenticate=basic_challenge(realm))
         cache.add(key)

@@ -280,7 +280,7 @@ PROPERTIES: tuple[PropertyDef, ...] = (
         selection_type=_S.ENTITY_STATUS, default="Active"),
     PropertyDef(_ALL, _ALL, _C.GEOGRAPHICAL_LOCATION, "TimeZone", _V.STRING, False,
                 "The time zone the asset is located in."),
-    PropertyDef(_ALL, _ALL, _C.GEOGRAPHICAL_LOCATION, "Longitude", _V.DOUBLE, False,
+    PropertyDef(_ALL, _ALL, _C.GEOGRAPHICAL_LOCATION, "Longitude", _V.DECIMAL, False,
                 "Longitude reference of the asset (decimal degrees WSG84)",
                 bounds=Bounds(-180.0, 180.0), unit="deg"),
     PropertyDef(_ALL, _ALL, _C.GEOGRAPHICAL_LOCATION, "Latitude", _V.DECIMAL, False,

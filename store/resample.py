@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import operator
 from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise, repeat
@@ -127,19 +127,30 @@ def _coarsen(series: Regular, n: int, to_resolution: timedelta, kind: Quantity) 
 
 
 def _block_aggregate(padded: list[float | None], n: int, kind: Quantity) -> list[float | None]:
-    # NaN stands in for None while summing: it propagates through +, so a block with any
-    # missing value ends as NaN (-> None) without a per-value branch in Python.
+    if kind is Quantity.STATE:
+        return [None if None in block else block[0] for block in _blocks(padded, n)]
+    if kind is not Quantity.ENERGY and kind not in _MEAN_KINDS:
+        raise ValidationError("quantity", f"no coarsening rule for {kind}")
+    # NaN stands in for None: fsum propagates it, so a block with any missing value ends as
+    # NaN (-> None) without a Python-level branch per value.
     filled = [math.nan if v is None else v for v in padded] if None in padded else padded
-    sums = filled[0::n]
-    for offset in range(1, n):
-        sums = list(map(operator.add, sums, filled[offset::n]))
+    blocks = list(_blocks(filled, n))
+    try:
+        sums = list(map(math.fsum, blocks))  # correctly rounded: totals do not drift with n
+    except (OverflowError, ValueError) as exc:  # only non-finite or absurd (~1e308) inputs
+        raise ValidationError("values", f"cannot aggregate: {exc}") from exc
     if kind is Quantity.ENERGY:
         return [None if s != s else s for s in sums]
-    if kind in _MEAN_KINDS:
-        return [None if s != s else s / n for s in sums]
-    if kind is Quantity.STATE:
-        return [None if s != s else first for s, first in zip(sums, padded[0::n], strict=True)]
-    raise ValidationError("quantity", f"no coarsening rule for {kind}")
+    # s / n can land one ulp outside the block's range (twelve equal values do not always
+    # average to exactly that value); clamping keeps a constant setpoint exactly itself.
+    lows, highs = list(map(min, blocks)), list(map(max, blocks))
+    return [None if s != s else (m if lo <= (m := s / n) <= hi else min(max(m, lo), hi))
+            for s, lo, hi in zip(sums, lows, highs, strict=True)]
+
+
+def _blocks(values: list[float | None], n: int) -> Iterator[tuple[float | None, ...]]:
+    """Consecutive groups of n values (len(values) is a multiple of n); zip runs in C."""
+    return zip(*[iter(values)] * n, strict=True)
 
 
 def _refine(series: Regular, n: int, to_resolution: timedelta, kind: Quantity) -> Regular:

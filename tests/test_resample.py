@@ -94,6 +94,13 @@ def test_coarsening_refuses_a_start_off_its_own_grid() -> None:
     assert caught.value.field == "start"
 
 
+@pytest.mark.parametrize("values", [[1e308, 1e308], [math.inf, -math.inf]])
+def test_overflowing_or_non_finite_blocks_are_refused(values: list[float]) -> None:
+    with pytest.raises(ValidationError) as caught:
+        resample(Regular(T0, HOUR, values), 2 * HOUR, Quantity.ENERGY)
+    assert caught.value.field == "values"
+
+
 def test_empty_series_resamples_to_empty() -> None:
     assert resample(quarter_hours([], start=at(30)), HOUR, Quantity.ENERGY) == Regular(
         T0, HOUR, [])
