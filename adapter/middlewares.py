@@ -20,17 +20,20 @@ REQUEST_ID = "X-Request-ID"
 _ACCEPTABLE_ID = re.compile(r"[\x21-\x7e]{1,200}")
 
 
+REQUEST_ID_KEY = web.RequestKey("request_id", str)
+
+
 def request_id_of(request: web.Request) -> str | None:
-    return request.get("request_id")
+    return request.get(REQUEST_ID_KEY)
 
 
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Take the caller's X-Request-ID when it is sane, else make one; echo it on the reply."""
     given = request.headers.get(REQUEST_ID, "")
-    request["request_id"] = given if _ACCEPTABLE_ID.fullmatch(given) else str(uuid.uuid4())
+    request[REQUEST_ID_KEY] = given if _ACCEPTABLE_ID.fullmatch(given) else str(uuid.uuid4())
     response = await handler(request)
-    response.headers.setdefault(REQUEST_ID, request["request_id"])
+    response.headers.setdefault(REQUEST_ID, request[REQUEST_ID_KEY])
     return response
 
 

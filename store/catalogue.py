@@ -524,7 +524,9 @@ def _options(names: Iterable[str], *, wildcards: Iterable[str] = ()) -> tuple[
 
 # Ids are positions: id 0 is the neutral option, as in the spec's AssetType example
 # (0 All, not persistable). Where the spec has no wildcard, id 0 is the 'None' or
-# 'NotSpecified' value (Table 1 lists LoadType's None last; it moves first here).
+# 'NotSpecified' value if the list has one (Table 1 lists LoadType's None last; it moves
+# first here); other lists keep the spec's order. NotSupplied (ListOption,
+# ReferenceDirection) marks an absent choice, so like All it is never stored.
 # AssetPropertyTypeOption and AssetMonitoringResourceType are named by the spec but
 # their values are given nowhere: they are served empty rather than invented.
 _SELECTION_OPTIONS: Final[Mapping[SelectionValueType, tuple[tuple[str, bool], ...]]] = (
