@@ -35,7 +35,9 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         if created is not None:
             print(created.banner(), flush=True)
         async with db.transaction() as tx:
-            app[JWT_SECRET] = settings.jwt_secret or await get_or_create_secret(tx, "jwt", new_secret)
+            app[JWT_SECRET] = settings.jwt_secret or await get_or_create_secret(
+                tx, "jwt", new_secret
+            )
         app[DB] = db
         yield
     finally:

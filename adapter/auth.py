@@ -49,8 +49,13 @@ def basic_challenge(realm: str = DEFAULT_REALM) -> str:
     return f'Basic realm={_quote(realm)}, charset="UTF-8"'
 
 
-def token_challenge(scheme: str, realm: str = DEFAULT_REALM, *, error: str | None = None,
-                    description: str | None = None) -> str:
+def token_challenge(
+    scheme: str,
+    realm: str = DEFAULT_REALM,
+    *,
+    error: str | None = None,
+    description: str | None = None,
+) -> str:
     """A challenge for a token scheme (``Bearer`` per RFC 6750 section 3, OSCP ``Token``)."""
     params = [f"realm={_quote(realm)}"]
     if error:
@@ -103,8 +108,7 @@ def encode_basic_auth(user_id: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user_id}:{password}".encode()).decode("ascii")
 
 
-def parse_basic_auth(header: str | None, *, realm: str = DEFAULT_REALM
-                     ) -> tuple[str, str] | None:
+def parse_basic_auth(header: str | None, *, realm: str = DEFAULT_REALM) -> tuple[str, str] | None:
     """RFC 7617 basic credentials -> (user id, password); None if absent or another scheme.
 
     The user id ends at the FIRST colon; the password may contain colons. Bytes are decoded
@@ -117,19 +121,22 @@ def parse_basic_auth(header: str | None, *, realm: str = DEFAULT_REALM
     try:
         raw = base64.b64decode(split[1], validate=True)
     except (binascii.Error, ValueError):
-        raise AuthError("malformed basic credentials: not base64",
-                        www_authenticate=challenge) from None
+        raise AuthError(
+            "malformed basic credentials: not base64", www_authenticate=challenge
+        ) from None
     try:
         decoded = raw.decode("utf-8")
     except UnicodeDecodeError:
         decoded = raw.decode("latin-1")
     user_id, colon, password = decoded.partition(":")
     if not colon:
-        raise AuthError("malformed basic credentials: no ':' after the user id",
-                        www_authenticate=challenge)
+        raise AuthError(
+            "malformed basic credentials: no ':' after the user id", www_authenticate=challenge
+        )
     if _has_control_char(decoded):
-        raise AuthError("malformed basic credentials: control character",
-                        www_authenticate=challenge)
+        raise AuthError(
+            "malformed basic credentials: control character", www_authenticate=challenge
+        )
     return user_id, password
 
 
@@ -143,8 +150,7 @@ def _parse_token(credentials: str, challenge: str) -> str:
     return credentials
 
 
-def parse_token_auth(header: str | None, scheme: str, *, realm: str = DEFAULT_REALM
-                     ) -> str | None:
+def parse_token_auth(header: str | None, scheme: str, *, realm: str = DEFAULT_REALM) -> str | None:
     """``<scheme> <token>`` -> token (scheme case-insensitive, e.g. ``Token``, ``Bearer``).
 
     None when the header is absent or uses another scheme; AuthError when it is ours but the
@@ -156,8 +162,9 @@ def parse_token_auth(header: str | None, scheme: str, *, realm: str = DEFAULT_RE
     return _parse_token(split[1], token_challenge(scheme, realm, error="invalid_token"))
 
 
-def parse_bare_token(header: str | None, *, scheme: str = "Token",
-                     realm: str = DEFAULT_REALM) -> str | None:
+def parse_bare_token(
+    header: str | None, *, scheme: str = "Token", realm: str = DEFAULT_REALM
+) -> str | None:
     """A token sent as the whole header value (FlexMeasures USEF API: ``Authorization: <token>``).
 
     None when absent; `scheme` only names the challenge sent back on a malformed value.
@@ -197,8 +204,15 @@ def _check_secret(secret: str) -> bytes:
     return key
 
 
-def issue_jwt(secret: str, subject: str, tenant: str, ttl: timedelta, *,
-              now: datetime | None = None, extra: Mapping[str, Any] | None = None) -> str:
+def issue_jwt(
+    secret: str,
+    subject: str,
+    tenant: str,
+    ttl: timedelta,
+    *,
+    now: datetime | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> str:
     """An HS256 JWT with ``sub``, ``tenant``, ``iat`` and ``exp`` (= iat + ttl) claims."""
     if ttl <= timedelta(0):
         raise ValueError("ttl must be positive")
@@ -206,8 +220,13 @@ def issue_jwt(secret: str, subject: str, tenant: str, ttl: timedelta, *,
     if clash:
         raise ValueError(f"extra claims may not set {sorted(clash)}")
     issued = _aware(now)
-    payload = {**(extra or {}), "sub": subject, "tenant": tenant,
-               "iat": int(issued.timestamp()), "exp": int((issued + ttl).timestamp())}
+    payload = {
+        **(extra or {}),
+        "sub": subject,
+        "tenant": tenant,
+        "iat": int(issued.timestamp()),
+        "exp": int((issued + ttl).timestamp()),
+    }
     return jwt.encode(payload, _check_secret(secret), algorithm=JWT_ALGORITHM)
 
 
@@ -223,8 +242,14 @@ def _decode(key: bytes, token: str) -> dict[str, Any]:
     """Signature and structure only; time claims are checked by us against an injectable `now`."""
     # Claim checks are ours too (sub type: PyJWT >= 2.10 checks it with its own error),
     # so reasons do not change with the PyJWT version.
-    options = {"verify_exp": False, "verify_iat": False, "verify_nbf": False,
-               "verify_sub": False, "verify_jti": False, "require": ["sub", "exp"]}
+    options = {
+        "verify_exp": False,
+        "verify_iat": False,
+        "verify_nbf": False,
+        "verify_sub": False,
+        "verify_jti": False,
+        "require": ["sub", "exp"],
+    }
     # algorithms is pinned: the header's "alg" is attacker-controlled, so "none" and
     # RS256-public-key-as-HMAC-secret confusion must never be honoured.
     try:
@@ -232,8 +257,7 @@ def _decode(key: bytes, token: str) -> dict[str, Any]:
     except jwt.MissingRequiredClaimError as exc:
         raise AuthError(f"missing claim {exc.claim}") from None
     except jwt.InvalidTokenError as exc:
-        reason = next((r for kind, r in _DECODE_REASONS if isinstance(exc, kind)),
-                      "invalid token")
+        reason = next((r for kind, r in _DECODE_REASONS if isinstance(exc, kind)), "invalid token")
         raise AuthError(reason) from None
 
 
@@ -249,8 +273,9 @@ def _timestamp(payload: Mapping[str, Any], name: str) -> datetime | None:
         raise AuthError(f"malformed claim {name}") from None
 
 
-def _check_times(payload: Mapping[str, Any], now: datetime, leeway: timedelta
-                 ) -> tuple[datetime, datetime | None]:
+def _check_times(
+    payload: Mapping[str, Any], now: datetime, leeway: timedelta
+) -> tuple[datetime, datetime | None]:
     expires_at = _timestamp(payload, "exp")
     if expires_at is None:  # _decode requires "exp"; this also narrows the type
         raise AuthError("missing claim exp")
@@ -265,8 +290,14 @@ def _check_times(payload: Mapping[str, Any], now: datetime, leeway: timedelta
     return expires_at, issued_at
 
 
-def verify_jwt(secret: str, token: str, *, leeway: timedelta = timedelta(seconds=30),
-               now: datetime | None = None, realm: str = DEFAULT_REALM) -> Claims:
+def verify_jwt(
+    secret: str,
+    token: str,
+    *,
+    leeway: timedelta = timedelta(seconds=30),
+    now: datetime | None = None,
+    realm: str = DEFAULT_REALM,
+) -> Claims:
     """Verify an HS256 token from :func:`issue_jwt`; AuthError (401) with the reason if not."""
     key = _check_secret(secret)
     try:
@@ -278,12 +309,16 @@ def verify_jwt(secret: str, token: str, *, leeway: timedelta = timedelta(seconds
             if not isinstance(payload[name], str) or not payload[name]:
                 raise AuthError(f"malformed claim {name}")
     except AuthError as exc:
-        challenge = token_challenge("Bearer", realm, error="invalid_token",
-                                    description=exc.reason)
+        challenge = token_challenge("Bearer", realm, error="invalid_token", description=exc.reason)
         raise AuthError(exc.reason, www_authenticate=challenge) from None
     extra = {k: v for k, v in payload.items() if k not in RESERVED_CLAIMS}
-    return Claims(subject=payload["sub"], tenant=payload["tenant"], expires_at=expires_at,
-                  extra=MappingProxyType(extra), issued_at=issued_at)
+    return Claims(
+        subject=payload["sub"],
+        tenant=payload["tenant"],
+        expires_at=expires_at,
+        extra=MappingProxyType(extra),
+        issued_at=issued_at,
+    )
 
 
 # --- rate limiting --------------------------------------------------------------------------
@@ -309,8 +344,14 @@ class RateLimiter:
     # for a femtosecond.
     _EPSILON = 1e-9
 
-    def __init__(self, rate: float, burst: float, *, max_keys: int = 10_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        rate: float,
+        burst: float,
+        *,
+        max_keys: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if rate <= 0 or burst < 1 or max_keys < 1:
             raise ValueError("rate must be > 0, burst >= 1 and max_keys >= 1")
         self.rate = rate

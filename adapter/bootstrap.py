@@ -22,13 +22,15 @@ class FirstStart:
 
     def banner(self) -> str:
         password = self.password if self.password_generated else "(from FLEXBRIDGE_ADMIN_PASSWORD)"
-        return "\n".join((
-            "flexbridge: first start, created tenant and admin account (shown once):",
-            f"  tenant:     {self.tenant}",
-            f"  tenant key: {self.tenant_key}   (header X-Tenant-Key)",
-            f"  username:   {self.username}",
-            f"  password:   {password}",
-        ))
+        return "\n".join(
+            (
+                "flexbridge: first start, created tenant and admin account (shown once):",
+                f"  tenant:     {self.tenant}",
+                f"  tenant key: {self.tenant_key}   (header X-Tenant-Key)",
+                f"  username:   {self.username}",
+                f"  password:   {password}",
+            )
+        )
 
 
 async def first_start(db: Database, admin_password: str | None) -> FirstStart | None:
@@ -37,5 +39,7 @@ async def first_start(db: Database, admin_password: str | None) -> FirstStart | 
         if await count_tenants(tx):
             return None
         tenant, key = await add_tenant(tx, DEFAULT_TENANT)
-        _, password = await add_account(tx, tenant, ADMIN_USERNAME, Role.ADMIN, admin_password or None)
+        _, password = await add_account(
+            tx, tenant, ADMIN_USERNAME, Role.ADMIN, admin_password or None
+        )
     return FirstStart(DEFAULT_TENANT, key, ADMIN_USERNAME, password, not admin_password)

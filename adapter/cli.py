@@ -27,8 +27,12 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="flexbridge", description=(
-        "flexbridge: one server for OCMP/OSCP, the INVADE CP-API, USEF/UFTP and ETRM time series."))
+    parser = argparse.ArgumentParser(
+        prog="flexbridge",
+        description=(
+            "flexbridge: one server for OCMP/OSCP, the INVADE CP-API, USEF/UFTP and ETRM."
+        ),
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="migrate the database and serve HTTP")
@@ -38,24 +42,35 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-key", help="PEM private key for --tls-cert")
     _settings_flags(serve)
 
-    db = commands.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
-    _settings_flags(db.add_parser("upgrade", help="create or migrate the schema to the newest revision"))
+    db = commands.add_parser("db", help="database schema").add_subparsers(
+        dest="action", required=True
+    )
+    _settings_flags(
+        db.add_parser("upgrade", help="create or migrate the schema to the newest revision")
+    )
 
-    tenant = commands.add_parser("tenant", help="tenants").add_subparsers(dest="action", required=True)
+    tenant = commands.add_parser("tenant", help="tenants").add_subparsers(
+        dest="action", required=True
+    )
     tenant_add = tenant.add_parser("add", help="create a tenant and print its tenant key")
     tenant_add.add_argument("name")
     _settings_flags(tenant_add)
 
-    account = commands.add_parser("account", help="accounts").add_subparsers(dest="action", required=True)
+    account = commands.add_parser("account", help="accounts").add_subparsers(
+        dest="action", required=True
+    )
     account_add = account.add_parser("add", help="create an account and print its password")
     account_add.add_argument("--tenant", required=True)
     account_add.add_argument("--username", required=True)
-    account_add.add_argument("--role", required=True,
-                             help="admin, participant, peer, gateway or reader")
+    account_add.add_argument(
+        "--role", required=True, help="admin, participant, peer, gateway or reader"
+    )
     account_add.add_argument("--password", help="generated when omitted")
     _settings_flags(account_add)
 
-    token = commands.add_parser("token", help="API tokens").add_subparsers(dest="action", required=True)
+    token = commands.add_parser("token", help="API tokens").add_subparsers(
+        dest="action", required=True
+    )
     token_issue = token.add_parser("issue", help="issue an opaque API token and print it")
     token_issue.add_argument("--tenant", required=True)
     token_issue.add_argument("--username", required=True)
@@ -73,10 +88,17 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(args.tls_cert, args.tls_key)
     scheme = "https" if tls else "http"
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, ssl_context=tls,
-                shutdown_timeout=settings.shutdown_timeout, access_log=None,
-                print=lambda _: print(f"flexbridge serving on {scheme}://{settings.host}:{settings.port}",
-                                      flush=True))
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        ssl_context=tls,
+        shutdown_timeout=settings.shutdown_timeout,
+        access_log=None,
+        print=lambda _: print(
+            f"flexbridge serving on {scheme}://{settings.host}:{settings.port}", flush=True
+        ),
+    )
     return 0
 
 
@@ -94,6 +116,7 @@ def _admin_command(args: argparse.Namespace) -> Callable[[Database], Awaitable[s
 
     async def db_upgrade(db: Database) -> str:
         from store.migrate import current_revision
+
         return f"database at revision {await current_revision(db)}"
 
     async def tenant_add(db: Database) -> str:
@@ -114,8 +137,12 @@ def _admin_command(args: argparse.Namespace) -> Callable[[Database], Awaitable[s
             account = await get_account(tx, await get_tenant(tx, args.tenant), args.username)
             return await issue_token(tx, account, ttl)
 
-    return {("db", "upgrade"): db_upgrade, ("tenant", "add"): tenant_add,
-            ("account", "add"): account_add, ("token", "issue"): token_issue}[(args.command, args.action)]
+    return {
+        ("db", "upgrade"): db_upgrade,
+        ("tenant", "add"): tenant_add,
+        ("account", "add"): account_add,
+        ("token", "issue"): token_issue,
+    }[(args.command, args.action)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -126,8 +153,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Administration commands print their one result; only the server narrates its work.
+    level = settings.log_level.upper() if args.command == "serve" else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
         return _serve(settings, args)
     try:

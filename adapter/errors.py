@@ -13,8 +13,14 @@ from aiohttp import web
 from store.errors import Conflict, FieldIssue, NotFound, StoreError, ValidationError
 
 
-def error_response(status: int, code: str, message: str, request_id: str | None,
-                   issues: Sequence[FieldIssue] = (), headers: dict[str, str] | None = None) -> web.Response:
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    request_id: str | None,
+    issues: Sequence[FieldIssue] = (),
+    headers: dict[str, str] | None = None,
+) -> web.Response:
     body: dict[str, object] = {"code": code, "message": message, "request_id": request_id}
     if issues:
         body["issues"] = [{"field": i.field, "reason": i.reason} for i in issues]
@@ -32,9 +38,17 @@ def store_error_status(exc: StoreError) -> int:
 
 
 _HTTP_CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 413: "body_too_large",
-    415: "unsupported_media_type", 422: "unprocessable", 429: "rate_limited",
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    422: "unprocessable",
+    429: "rate_limited",
 }
 
 

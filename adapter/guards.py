@@ -13,8 +13,17 @@ from collections import OrderedDict
 
 from aiohttp import web
 
-from adapter.auth import AuthError, Claims, Forbidden, basic_challenge, parse_basic_auth, \
-    parse_token_auth, retry_after, token_challenge, verify_jwt
+from adapter.auth import (
+    AuthError,
+    Claims,
+    Forbidden,
+    basic_challenge,
+    parse_basic_auth,
+    parse_token_auth,
+    retry_after,
+    token_challenge,
+    verify_jwt,
+)
 from adapter.keys import CREDENTIAL_CACHE, DB, JWT_SECRET, RATE_LIMITER, SETTINGS
 from store.accounts import Account, account_for_token, password_hash_of
 from store.secrets import verify_password
@@ -64,12 +73,16 @@ async def basic_account(request: web.Request, realm: str = "flexbridge") -> Acco
     key = cache.key(username, password, stored)
     if key not in cache:
         if not await loop.run_in_executor(None, verify_password, password, stored):
-            raise AuthError("unknown user or wrong password", www_authenticate=basic_challenge(realm))
+            raise AuthError(
+                "unknown user or wrong password", www_authenticate=basic_challenge(realm)
+            )
         cache.add(key)
     return account
 
 
-async def token_account(request: web.Request, scheme: str = "Bearer", realm: str = "flexbridge") -> Account:
+async def token_account(
+    request: web.Request, scheme: str = "Bearer", realm: str = "flexbridge"
+) -> Account:
     """The account owning an opaque token sent as `Authorization: <scheme> <token>`."""
     token = parse_token_auth(request.headers.get("Authorization"), scheme, realm=realm)
     if token is None:
@@ -77,8 +90,10 @@ async def token_account(request: web.Request, scheme: str = "Bearer", realm: str
     async with request.app[DB].read() as tx:
         account = await account_for_token(tx, token)
     if account is None:
-        raise AuthError("unknown or expired token",
-                        www_authenticate=token_challenge(scheme, realm, error="invalid_token"))
+        raise AuthError(
+            "unknown or expired token",
+            www_authenticate=token_challenge(scheme, realm, error="invalid_token"),
+        )
     return account
 
 
@@ -99,7 +114,9 @@ async def tenant_of(request: web.Request, account: Account) -> Tenant:
     header = request.app[SETTINGS].tenant_key_header
     key = request.headers.get(header)
     if not key:
-        raise AuthError(f"header {header} (tenant key) required", www_authenticate=basic_challenge())
+        raise AuthError(
+            f"header {header} (tenant key) required", www_authenticate=basic_challenge()
+        )
     async with request.app[DB].read() as tx:
         tenant = await tenant_for_key(tx, key)
     if tenant is None or tenant.id != account.tenant.id:
@@ -111,13 +128,23 @@ def enforce_rate_limit(request: web.Request, account: Account) -> None:
     """Per-account budget; 429 with Retry-After when spent."""
     wait = request.app[RATE_LIMITER].check(f"account:{account.id}")
     if wait > 0:
-        raise web.HTTPTooManyRequests(text=f"rate limit of account {account.username!r} reached",
-                                      headers={"Retry-After": retry_after(wait)})
+        raise web.HTTPTooManyRequests(
+            text=f"rate limit of account {account.username!r} reached",
+            headers={"Retry-After": retry_after(wait)},
+        )
 
 
 def auth_error_response_headers(exc: AuthError) -> dict[str, str]:
     return {"WWW-Authenticate": exc.www_authenticate} if exc.www_authenticate else {}
 
 
-__all__ = ["AuthError", "CredentialCache", "Forbidden", "basic_account", "enforce_rate_limit",
-           "jwt_claims", "tenant_of", "token_account"]
+__all__ = [
+    "AuthError",
+    "CredentialCache",
+    "Forbidden",
+    "basic_account",
+    "enforce_rate_limit",
+    "jwt_claims",
+    "tenant_of",
+    "token_account",
+]

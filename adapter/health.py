@@ -26,10 +26,17 @@ async def health(request: web.Request) -> web.Response:
     try:
         revision = await current_revision(request.app[DB])
     except Exception as exc:  # any failure to reach the database is "unhealthy", not a 500
-        return web.json_response({"status": "unavailable", "version": flexbridge_version(),
-                                  "database": f"unreachable: {type(exc).__name__}"}, status=503)
-    return web.json_response({"status": "ok", "version": flexbridge_version(),
-                              "database": "ok", "schema": revision})
+        return web.json_response(
+            {
+                "status": "unavailable",
+                "version": flexbridge_version(),
+                "database": f"unreachable: {type(exc).__name__}",
+            },
+            status=503,
+        )
+    return web.json_response(
+        {"status": "ok", "version": flexbridge_version(), "database": "ok", "schema": revision}
+    )
 
 
 @routes.get("/metrics")

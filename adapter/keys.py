@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from adapter.guards import CredentialCache
     from adapter.auth import RateLimiter
+    from adapter.guards import CredentialCache
     from adapter.metrics import Metrics
     from adapter.outbox import DeliveryWorker
     from adapter.settings import Settings

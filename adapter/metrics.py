@@ -11,18 +11,37 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter("flexbridge_http_requests", "HTTP requests by route and status",
-                                ["method", "route", "status"], registry=self.registry)
+        self.requests = Counter(
+            "flexbridge_http_requests",
+            "HTTP requests by route and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
         self.latency = Histogram(
-            "flexbridge_http_request_seconds", "HTTP request latency by route", ["method", "route"],
+            "flexbridge_http_request_seconds",
+            "HTTP request latency by route",
+            ["method", "route"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-            registry=self.registry)
-        self.messages = Counter("flexbridge_messages", "Protocol messages by protocol, type, direction and result",
-                                ["protocol", "type", "direction", "result"], registry=self.registry)
-        self.outbox_depth = Gauge("flexbridge_outbox_messages", "Outbox rows by status",
-                                  ["status"], registry=self.registry)
-        self.deliveries = Counter("flexbridge_outbox_deliveries", "Outbox delivery attempts by result",
-                                  ["protocol", "result"], registry=self.registry)
+            registry=self.registry,
+        )
+        self.messages = Counter(
+            "flexbridge_messages",
+            "Protocol messages by protocol, type, direction and result",
+            ["protocol", "type", "direction", "result"],
+            registry=self.registry,
+        )
+        self.outbox_depth = Gauge(
+            "flexbridge_outbox_messages",
+            "Outbox rows by status",
+            ["status"],
+            registry=self.registry,
+        )
+        self.deliveries = Counter(
+            "flexbridge_outbox_deliveries",
+            "Outbox delivery attempts by result",
+            ["protocol", "result"],
+            registry=self.registry,
+        )
 
     def message(self, protocol: str, message_type: str, direction: str, result: str) -> None:
         self.messages.labels(protocol, message_type, direction, result).inc()

@@ -67,9 +67,12 @@ async def body_limit_middleware(request: web.Request, handler: Handler) -> web.S
     """Refuse a declared oversize body before reading a byte of it."""
     limit = request.app[SETTINGS].max_body_bytes
     if request.content_length is not None and request.content_length > limit:
-        return error_response(413, "body_too_large",
-                              f"request body of {request.content_length} bytes exceeds {limit}",
-                              request_id_of(request))
+        return error_response(
+            413,
+            "body_too_large",
+            f"request body of {request.content_length} bytes exceeds {limit}",
+            request_id_of(request),
+        )
     return await handler(request)
 
 
@@ -82,7 +85,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        headers = {k: v for k, v in exc.headers.items() if k.lower() in {"www-authenticate", "retry-after", "allow"}}
+        headers = {
+            k: v
+            for k, v in exc.headers.items()
+            if k.lower() in {"www-authenticate", "retry-after", "allow"}
+        }
         message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
         return error_response(exc.status, http_code(exc.status), message, rid, headers=headers)
     except StoreError as exc:
@@ -90,9 +97,20 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(store_error_status(exc), exc.code, str(exc), rid, issues)
     except Exception:
         error_id = str(uuid.uuid4())
-        log.exception("unexpected error %s on %s %s (request %s)", error_id, request.method, request.path, rid)
-        return error_response(500, "internal_error",
-                              f"unexpected error; quote error id {error_id} to the operator", rid)
+        log.exception(
+            "unexpected error %s on %s %s (request %s)", error_id, request.method, request.path, rid
+        )
+        return error_response(
+            500,
+            "internal_error",
+            f"unexpected error; quote error id {error_id} to the operator",
+            rid,
+        )
 
 
-ROOT_MIDDLEWARES = (request_id_middleware, metrics_middleware, body_limit_middleware, error_middleware)
+ROOT_MIDDLEWARES = (
+    request_id_middleware,
+    metrics_middleware,
+    body_limit_middleware,
+    error_middleware,
+)

@@ -11,6 +11,7 @@ the metrics.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import socket
@@ -53,8 +54,14 @@ def _auth_headers(item: OutboxItem) -> dict[str, str]:
 class DeliveryWorker:
     """One per process; owned by the app's cleanup context, which starts and stops it."""
 
-    def __init__(self, db: Database, settings: Settings, metrics: Metrics,
-                 session: aiohttp.ClientSession, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        metrics: Metrics,
+        session: aiohttp.ClientSession,
+        rng: random.Random | None = None,
+    ) -> None:
         self.db = db
         self.settings = settings
         self.metrics = metrics
@@ -90,16 +97,17 @@ class DeliveryWorker:
                 sent = 0
             if sent == self.settings.outbox_batch:
                 continue  # more may be due right away
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.settings.outbox_poll_seconds)
-            except TimeoutError:
-                pass
 
     async def deliver_due(self) -> int:
         """Claim and send one batch; returns how many rows were claimed."""
         items = await outbox_store.claim_due(
-            self.db, self.name, limit=self.settings.outbox_batch,
-            lease=timedelta(seconds=self.settings.outbox_lease_seconds))
+            self.db,
+            self.name,
+            limit=self.settings.outbox_batch,
+            lease=timedelta(seconds=self.settings.outbox_lease_seconds),
+        )
         await asyncio.gather(*(self._deliver(item) for item in items))
         return len(items)
 
@@ -107,8 +115,9 @@ class DeliveryWorker:
         headers = {"X-Request-ID": item.message_id, **item.headers, **_auth_headers(item)}
         timeout = aiohttp.ClientTimeout(total=self.settings.outbox_timeout_seconds)
         try:
-            async with self.session.request(item.method, item.url, data=item.body, headers=headers,
-                                            timeout=timeout) as response:
+            async with self.session.request(
+                item.method, item.url, data=item.body, headers=headers, timeout=timeout
+            ) as response:
                 text = await response.text(errors="replace")
                 return response.status, text[:500]
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -122,8 +131,12 @@ class DeliveryWorker:
             return
         error = f"HTTP {status}: {detail}" if status is not None else detail
         retryable = status is None or status >= 500 or status in _RETRYABLE
-        delay = backoff_seconds(item.attempts, self.settings.outbox_backoff_base_seconds,
-                                self.settings.outbox_backoff_cap_seconds, self.rng)
+        delay = backoff_seconds(
+            item.attempts,
+            self.settings.outbox_backoff_base_seconds,
+            self.settings.outbox_backoff_cap_seconds,
+            self.rng,
+        )
         next_at = utcnow() + timedelta(seconds=delay)
         if retryable and next_at < from_micros(item.deadline_at):
             await outbox_store.reschedule(self.db, item, self.name, error, next_at)
@@ -131,13 +144,23 @@ class DeliveryWorker:
         else:
             await outbox_store.bury(self.db, item, self.name, error)
             await self._record(item, "dead", error)
-            log.warning("outbox message %s to %s dead-lettered: %s", item.message_id, item.peer_name, error)
+            log.warning(
+                "outbox message %s to %s dead-lettered: %s", item.message_id, item.peer_name, error
+            )
 
     async def _record(self, item: OutboxItem, result: str, detail: str) -> None:
         self.metrics.deliveries.labels(item.protocol, result).inc()
         self.metrics.message(item.protocol, item.message_type, "out", result)
         async with self.db.transaction() as tx:
-            await log_message(tx, Tenant(item.tenant_id, ""), protocol=item.protocol,
-                              message_type=item.message_type, direction=Direction.OUT, status=result,
-                              peer_id=item.peer_id, message_id=item.message_id, detail=detail[:1000],
-                              payload=item.body if result == "sent" else None)
+            await log_message(
+                tx,
+                Tenant(item.tenant_id, ""),
+                protocol=item.protocol,
+                message_type=item.message_type,
+                direction=Direction.OUT,
+                status=result,
+                peer_id=item.peer_id,
+                message_id=item.message_id,
+                detail=detail[:1000],
+                payload=item.body if result == "sent" else None,
+            )

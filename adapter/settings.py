@@ -112,8 +112,9 @@ def _from_toml(path: str) -> dict[str, Any]:
     return _from_mapping(data, path)
 
 
-def load_settings(overrides: Mapping[str, Any] | None = None,
-                  environ: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
     """Build settings from defaults, the TOML file, the environment and explicit overrides.
 
     `overrides` are command-line flags; None values mean "not given".

@@ -44,8 +44,12 @@ def parse_role(text: str) -> Role:
 
 
 _ACCOUNT_COLUMNS = (
-    accounts.c.id, accounts.c.username, accounts.c.role, accounts.c.password_hash,
-    tenants.c.id.label("tenant_id"), tenants.c.name.label("tenant_name"),
+    accounts.c.id,
+    accounts.c.username,
+    accounts.c.role,
+    accounts.c.password_hash,
+    tenants.c.id.label("tenant_id"),
+    tenants.c.name.label("tenant_name"),
 )
 
 
@@ -57,24 +61,32 @@ def _account_query():  # type: ignore[no-untyped-def]
     return select(*_ACCOUNT_COLUMNS).join(tenants, tenants.c.id == accounts.c.tenant_id)
 
 
-async def add_account(tx: AsyncConnection, tenant: Tenant, username: str, role: Role,
-                      password: str | None = None) -> tuple[Account, str]:
+async def add_account(
+    tx: AsyncConnection, tenant: Tenant, username: str, role: Role, password: str | None = None
+) -> tuple[Account, str]:
     """Create an account; returns it and its password (the one given, or a generated one)."""
     if not username or len(username) > 200 or any(ch in username for ch in ":\r\n"):
         raise ValidationError("username", "1-200 characters, without ':' or line breaks")
     password = password or new_password()
     try:
-        result = await tx.execute(insert(accounts).values(
-            tenant_id=tenant.id, username=username, role=role.value,
-            password_hash=hash_password(password), created_at=to_micros(utcnow()),
-        ))
+        result = await tx.execute(
+            insert(accounts).values(
+                tenant_id=tenant.id,
+                username=username,
+                role=role.value,
+                password_hash=hash_password(password),
+                created_at=to_micros(utcnow()),
+            )
+        )
     except IntegrityError:
         raise Conflict(f"account {username!r} already exists") from None
     return Account(result.inserted_primary_key[0], tenant, username, role), password
 
 
 async def get_account(tx: AsyncConnection, tenant: Tenant, username: str) -> Account:
-    query = _account_query().where(accounts.c.username == username, accounts.c.tenant_id == tenant.id)
+    query = _account_query().where(
+        accounts.c.username == username, accounts.c.tenant_id == tenant.id
+    )
     row = (await tx.execute(query)).first()
     if row is None:
         raise NotFound("account", f"{tenant.name}/{username}")
@@ -93,14 +105,20 @@ async def issue_token(tx: AsyncConnection, account: Account, ttl: timedelta | No
     """A new opaque bearer token for `account` (shown once, stored hashed)."""
     token = new_secret()
     now = utcnow()
-    await tx.execute(insert(api_tokens).values(
-        account_id=account.id, token_hash=hash_token(token), created_at=to_micros(now),
-        expires_at=None if ttl is None else to_micros(now + ttl),
-    ))
+    await tx.execute(
+        insert(api_tokens).values(
+            account_id=account.id,
+            token_hash=hash_token(token),
+            created_at=to_micros(now),
+            expires_at=None if ttl is None else to_micros(now + ttl),
+        )
+    )
     return token
 
 
-async def account_for_token(tx: AsyncConnection, token: str, now: datetime | None = None) -> Account | None:
+async def account_for_token(
+    tx: AsyncConnection, token: str, now: datetime | None = None
+) -> Account | None:
     query = (
         _account_query()
         .add_columns(api_tokens.c.expires_at)

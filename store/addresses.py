@@ -66,8 +66,10 @@ def _label_problem(label: str) -> str | None:
         return f"domain label {label!r} is {len(label)} characters, at most {MAX_LABEL_LENGTH}"
     if not _LABEL_CHARS.fullmatch(label):
         bad = next(c for c in label if not _LABEL_CHARS.fullmatch(c))
-        return (f"domain label {label!r} contains {_describe(bad)}; "
-                "only letters, digits and hyphens are allowed")
+        return (
+            f"domain label {label!r} contains {_describe(bad)}; "
+            "only letters, digits and hyphens are allowed"
+        )
     if label.startswith("-") or label.endswith("-"):
         return f"domain label {label!r} starts or ends with a hyphen"
     return None
@@ -92,8 +94,10 @@ def _local_problem(local_part: str) -> str | None:
         return "local part is empty"
     for position, char in enumerate(local_part):
         if not _is_visible_ascii(char):
-            return (f"local part has {_describe(char)} at position {position}; "
-                    "only printable 7-bit ASCII without spaces (0x21-0x7E) is allowed")
+            return (
+                f"local part has {_describe(char)} at position {position}; "
+                "only printable 7-bit ASCII without spaces (0x21-0x7E) is allowed"
+            )
     return None
 
 
@@ -112,15 +116,18 @@ class EA1Address:
         if type(self.month) is not int or not 1 <= self.month <= 12:
             month = f"{self.month:02d}" if type(self.month) is int else repr(self.month)
             raise ValidationError("month", f"month {month} is outside 01-12")
-        for field, problem in (("reversed_domain", _domain_problem(self.reversed_domain)),
-                               ("local_part", _local_problem(self.local_part)),
-                               ("entity_address", _length_problem(str(self)))):
+        for field, problem in (
+            ("reversed_domain", _domain_problem(self.reversed_domain)),
+            ("local_part", _local_problem(self.local_part)),
+            ("entity_address", _length_problem(str(self))),
+        ):
             if problem:
                 raise ValidationError(field, problem)
 
     def __str__(self) -> str:
-        return (f"{EA1_PREFIX}{self.year:04d}-{self.month:02d}."
-                f"{self.reversed_domain}:{self.local_part}")
+        return (
+            f"{EA1_PREFIX}{self.year:04d}-{self.month:02d}.{self.reversed_domain}:{self.local_part}"
+        )
 
     @property
     def domain(self) -> str:
@@ -159,8 +166,10 @@ def _ean_problem(digits: str) -> str | None:
         return f"expected a string of digits, got {type(digits).__name__}"
     for position, char in enumerate(digits):
         if not "0" <= char <= "9":
-            return (f"ean part has {_describe(char)} at position {position}; "
-                    "only digits 0-9 are allowed")
+            return (
+                f"ean part has {_describe(char)} at position {position}; "
+                "only digits 0-9 are allowed"
+            )
     if not EAN_MIN_DIGITS <= len(digits) <= EAN_MAX_DIGITS:
         return f"ean has {len(digits)} digits, needs {EAN_MIN_DIGITS} to {EAN_MAX_DIGITS}"
     return None
@@ -177,8 +186,10 @@ def _text_problem(text: object) -> str | None:
         return problem
     for position, char in enumerate(text):
         if not _is_visible_ascii(char):
-            return (f"character {_describe(char)} at position {position} is not allowed: "
-                    "an entity address is printable 7-bit ASCII without spaces")
+            return (
+                f"character {_describe(char)} at position {position} is not allowed: "
+                "an entity address is printable 7-bit ASCII without spaces"
+            )
     return None
 
 
@@ -198,15 +209,21 @@ def _parse_ea1(body: str) -> EA1Address:
     date_code, _, reversed_domain = head.partition(".")
     match = _DATE_CODE.fullmatch(date_code)
     if not match:
-        raise ValidationError("date_code", f"date code {date_code!r} is not yyyy-mm "
-                              "(4 year digits, a dash, 2 month digits)")
-    problem = _domain_problem(reversed_domain) if reversed_domain else (
-        "reversed domain is missing after the date code")
+        raise ValidationError(
+            "date_code",
+            f"date code {date_code!r} is not yyyy-mm (4 year digits, a dash, 2 month digits)",
+        )
+    problem = (
+        _domain_problem(reversed_domain)
+        if reversed_domain
+        else ("reversed domain is missing after the date code")
+    )
     if problem:
         raise ValidationError("reversed_domain", problem)
     if not colon:
-        raise ValidationError("local_part",
-                              "no ':' separates the reversed domain from the local part")
+        raise ValidationError(
+            "local_part", "no ':' separates the reversed domain from the local part"
+        )
     return EA1Address(int(match[1]), int(match[2]), reversed_domain, local_part)
 
 
@@ -217,9 +234,9 @@ def parse_entity_address(text: str, field: str = "entity_address") -> EntityAddr
         raise ValidationError(field, problem)
     try:
         if text.startswith(EA1_PREFIX):
-            return _parse_ea1(text[len(EA1_PREFIX):])
+            return _parse_ea1(text[len(EA1_PREFIX) :])
         if text.startswith(EAN_PREFIX):
-            return EANAddress(text[len(EAN_PREFIX):])
+            return EANAddress(text[len(EAN_PREFIX) :])
     except ValidationError as exc:
         # Report under the caller's field name: the peer sent one string, not our attributes.
         raise ValidationError(field, exc.reason) from None

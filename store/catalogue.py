@@ -165,23 +165,33 @@ class SelectionValueType(StrEnum):
 
 
 _RESOURCE_SUBTYPES: Final = frozenset(
-    {AssetSubType.GENERATION, AssetSubType.LOAD, AssetSubType.STORAGE,
-     AssetSubType.CHARGING, AssetSubType.METER})
+    {
+        AssetSubType.GENERATION,
+        AssetSubType.LOAD,
+        AssetSubType.STORAGE,
+        AssetSubType.CHARGING,
+        AssetSubType.METER,
+    }
+)
 _AREA_SUBTYPES: Final = frozenset(AssetSubType) - _RESOURCE_SUBTYPES
 
 # What each type-column word covers, for rows of Table 1 and for query filters alike.
-_SUBTYPES_OF: Final[Mapping[str, frozenset[AssetSubType]]] = MappingProxyType({
-    AnyKind.ALL: frozenset(AssetSubType),
-    AnyKind.ALL_RESOURCE_TYPES: _RESOURCE_SUBTYPES,
-    AnyKind.ALL_AREA_TYPES: _AREA_SUBTYPES,
-    AssetType.RESOURCE: _RESOURCE_SUBTYPES,
-    AssetType.AREA: _AREA_SUBTYPES,
-})
+_SUBTYPES_OF: Final[Mapping[str, frozenset[AssetSubType]]] = MappingProxyType(
+    {
+        AnyKind.ALL: frozenset(AssetSubType),
+        AnyKind.ALL_RESOURCE_TYPES: _RESOURCE_SUBTYPES,
+        AnyKind.ALL_AREA_TYPES: _AREA_SUBTYPES,
+        AssetType.RESOURCE: _RESOURCE_SUBTYPES,
+        AssetType.AREA: _AREA_SUBTYPES,
+    }
+)
 
-_SUBTYPE_ALIASES: Final[Mapping[str, AssetSubType]] = MappingProxyType({
-    "metering": AssetSubType.METER,  # 3.1 and 4.2.2 say Metering, Table 1 says Meter
-    "weather": AssetSubType.WEATHER_AREA,  # 4.2.2's filter list says Weather
-})
+_SUBTYPE_ALIASES: Final[Mapping[str, AssetSubType]] = MappingProxyType(
+    {
+        "metering": AssetSubType.METER,  # 3.1 and 4.2.2 say Metering, Table 1 says Meter
+        "weather": AssetSubType.WEATHER_AREA,  # 4.2.2's filter list says Weather
+    }
+)
 
 # ---------------------------------------------------------------------- properties
 
@@ -207,6 +217,7 @@ class Bounds:
 
 _FACTOR: Final = Bounds(0.0, 1.0)  # Table 1: "Factor between (0-1)"
 _NON_NEGATIVE: Final = Bounds(0.0)  # capacities and powers are magnitudes
+
 
 @dataclass(frozen=True, slots=True)
 class PropertyDef:
@@ -256,243 +267,588 @@ _DEFAULT_FILLED = " Filled in with default values if omitted."
 # whoever consumes them (the optimizer) picks the number.
 PROPERTIES: tuple[PropertyDef, ...] = (
     PropertyDef(
-        _ALL, _ALL, _C.GENERAL, "AssetType", _V.STRING, True,
+        _ALL,
+        _ALL,
+        _C.GENERAL,
+        "AssetType",
+        _V.STRING,
+        True,
         "The asset type. Valid values for property name from selection "
         "list(AssetType : Resource,Area)",
-        selection_type=_S.ASSET_TYPE),
+        selection_type=_S.ASSET_TYPE,
+    ),
     PropertyDef(
-        _ALL, _ALL, _C.GENERAL, "AssetSubType", _V.STRING, True,
+        _ALL,
+        _ALL,
+        _C.GENERAL,
+        "AssetSubType",
+        _V.STRING,
+        True,
         "The asset subtype. Valid values for property name from selection list(AssetSubType : "
         "Generation,Load,Storage,Charging,Meter,FlexibilityArea,PriceArea,WeatherArea,Site,"
         "SiteAssetGroup)",
-        selection_type=_S.ASSET_SUB_TYPE),
+        selection_type=_S.ASSET_SUB_TYPE,
+    ),
     PropertyDef(_ALL, _ALL, _C.GENERAL, "Name", _V.STRING, True, "The name of the asset."),
-    PropertyDef(_ALL, _ALL, _C.GENERAL, "Description", _V.STRING, False,
-                "Description of the asset"),
-    PropertyDef(_ALL, _ALL, _C.GENERAL, "ValidFromTime", _V.DATE_TIME, False,
-                "The asset's valid from date (ISO8601-format)."),
-    PropertyDef(_ALL, _ALL, _C.GENERAL, "ValidToTime", _V.DATE_TIME, False,
-                "The asset's valid to date (ISO8601-format)."),
     PropertyDef(
-        _ALL, _ALL, _C.GENERAL, "EntityStatus", _V.STRING, True,
+        _ALL, _ALL, _C.GENERAL, "Description", _V.STRING, False, "Description of the asset"
+    ),
+    PropertyDef(
+        _ALL,
+        _ALL,
+        _C.GENERAL,
+        "ValidFromTime",
+        _V.DATE_TIME,
+        False,
+        "The asset's valid from date (ISO8601-format).",
+    ),
+    PropertyDef(
+        _ALL,
+        _ALL,
+        _C.GENERAL,
+        "ValidToTime",
+        _V.DATE_TIME,
+        False,
+        "The asset's valid to date (ISO8601-format).",
+    ),
+    PropertyDef(
+        _ALL,
+        _ALL,
+        _C.GENERAL,
+        "EntityStatus",
+        _V.STRING,
+        True,
         "Entity Status. Valid values for property name from selection list(EntityStatus : "
         "Active,InProgress,Deleted). By default set to 'Active'.",
-        selection_type=_S.ENTITY_STATUS, default="Active"),
-    PropertyDef(_ALL, _ALL, _C.GEOGRAPHICAL_LOCATION, "TimeZone", _V.STRING, False,
-                "The time zone the asset is located in."),
-    PropertyDef(_ALL, _ALL, _C.GEOGRAPHICAL_LOCATION, "Longitude", _V.DECIMAL, False,
-                "Longitude reference of the asset (decimal degrees WSG84)",
-                bounds=Bounds(-180.0, 180.0), unit="deg"),
-    PropertyDef(_ALL, _ALL, _C.GEOGRAPHICAL_LOCATION, "Latitude", _V.DECIMAL, False,
-                "Latitude reference of the asset (decimal degrees WSG84)",
-                bounds=Bounds(-90.0, 90.0), unit="deg"),
-    PropertyDef(_ALL, _ALL, _C.ADDRESS, "StreetNumber", _V.INT, False,
-                "Street number of the asset"),
-    PropertyDef(_ALL, _ALL, _C.ADDRESS, "Street", _V.STRING, False,
-                "The street the asset is located in."),
-    PropertyDef(_ALL, _ALL, _C.ADDRESS, "City", _V.STRING, False,
-                "The city the asset is located in."),
-    PropertyDef(_ALL, _ALL, _C.ADDRESS, "PostalCode", _V.STRING, False,
-                "The postal code the asset is located in."),
-    PropertyDef(_ALL, _ALL, _C.ADDRESS, "StateOrProvinceCode", _V.STRING, False,
-                "The state or province code the asset is located in."),
-    PropertyDef(_ALL, _ALL, _C.ADDRESS, "StateOrProvince", _V.STRING, False,
-                "The state or province the asset is located in."),
-    PropertyDef(_ALL, _ALL, _C.ADDRESS, "Country", _V.STRING, False,
-                "The country the asset is located in."),
+        selection_type=_S.ENTITY_STATUS,
+        default="Active",
+    ),
     PropertyDef(
-        _AREA, _K.SITE, _C.GENERAL, "SiteType", _V.STRING, False,
+        _ALL,
+        _ALL,
+        _C.GEOGRAPHICAL_LOCATION,
+        "TimeZone",
+        _V.STRING,
+        False,
+        "The time zone the asset is located in.",
+    ),
+    PropertyDef(
+        _ALL,
+        _ALL,
+        _C.GEOGRAPHICAL_LOCATION,
+        "Longitude",
+        _V.DECIMAL,
+        False,
+        "Longitude reference of the asset (decimal degrees WSG84)",
+        bounds=Bounds(-180.0, 180.0),
+        unit="deg",
+    ),
+    PropertyDef(
+        _ALL,
+        _ALL,
+        _C.GEOGRAPHICAL_LOCATION,
+        "Latitude",
+        _V.DECIMAL,
+        False,
+        "Latitude reference of the asset (decimal degrees WSG84)",
+        bounds=Bounds(-90.0, 90.0),
+        unit="deg",
+    ),
+    PropertyDef(
+        _ALL, _ALL, _C.ADDRESS, "StreetNumber", _V.INT, False, "Street number of the asset"
+    ),
+    PropertyDef(
+        _ALL, _ALL, _C.ADDRESS, "Street", _V.STRING, False, "The street the asset is located in."
+    ),
+    PropertyDef(
+        _ALL, _ALL, _C.ADDRESS, "City", _V.STRING, False, "The city the asset is located in."
+    ),
+    PropertyDef(
+        _ALL,
+        _ALL,
+        _C.ADDRESS,
+        "PostalCode",
+        _V.STRING,
+        False,
+        "The postal code the asset is located in.",
+    ),
+    PropertyDef(
+        _ALL,
+        _ALL,
+        _C.ADDRESS,
+        "StateOrProvinceCode",
+        _V.STRING,
+        False,
+        "The state or province code the asset is located in.",
+    ),
+    PropertyDef(
+        _ALL,
+        _ALL,
+        _C.ADDRESS,
+        "StateOrProvince",
+        _V.STRING,
+        False,
+        "The state or province the asset is located in.",
+    ),
+    PropertyDef(
+        _ALL, _ALL, _C.ADDRESS, "Country", _V.STRING, False, "The country the asset is located in."
+    ),
+    PropertyDef(
+        _AREA,
+        _K.SITE,
+        _C.GENERAL,
+        "SiteType",
+        _V.STRING,
+        False,
         "Used when AssetSubType is Site. Indicates site type. Valid values for property name "
         "from selection list(SiteType : NotSpecified,Household,Office,CarPark,Hotel). "
         "By default set to 'NotSpecified'.",
-        selection_type=_S.ASSET_SITE_TYPE, default="NotSpecified"),
+        selection_type=_S.ASSET_SITE_TYPE,
+        default="NotSpecified",
+    ),
     PropertyDef(
-        _AREA, _K.SITE, _C.GENERAL, "NonControllableConsumptionProductionDerivedFromMainMeter",
-        _V.BOOL, False,
+        _AREA,
+        _K.SITE,
+        _C.GENERAL,
+        "NonControllableConsumptionProductionDerivedFromMainMeter",
+        _V.BOOL,
+        False,
         "True if non-controllable consumption/production assets are not metered individually "
         "and usage should be derived from main meter readings (minus the controllable asset "
         "readings), else false. Defaults to false for insert.",
-        default=False),
+        default=False,
+    ),
     PropertyDef(
-        _AREA, _K.SITE_ASSET_GROUP, _C.GENERAL, "SiteAssetGroupType", _V.STRING, False,
+        _AREA,
+        _K.SITE_ASSET_GROUP,
+        _C.GENERAL,
+        "SiteAssetGroupType",
+        _V.STRING,
+        False,
         "Used when AssetSubType is SiteAssetGroup. Indicates site asset group type. Valid "
         "values for property name from selection list(SiteAssetGroupType : "
         "NotSpecified,EVSystem). By default set to 'NotSpecified'.",
-        selection_type=_S.SITE_ASSET_GROUP_TYPE, default="NotSpecified"),
+        selection_type=_S.SITE_ASSET_GROUP_TYPE,
+        default="NotSpecified",
+    ),
     PropertyDef(
-        _RES, _ALL_RES, _C.MONITORING, "IsMetered", _V.BOOL, False,
+        _RES,
+        _ALL_RES,
+        _C.MONITORING,
+        "IsMetered",
+        _V.BOOL,
+        False,
         "Resource property. Indicates if asset is metered. By default set to 'FALSE'.",
-        default=False),
+        default=False,
+    ),
     PropertyDef(
-        _RES, _ALL_RES, _C.METER, "MeterType", _V.STRING, False,
+        _RES,
+        _ALL_RES,
+        _C.METER,
+        "MeterType",
+        _V.STRING,
+        False,
         "Indicates meter type. Valid values from selection list (MeterType: "
         "EnergyConsumption,EnergyProduction,EnergyProductionAndConsumption). "
         "By default set to 'NotSpecified'.",
-        selection_type=_S.ASSET_MEASUREMENT_TYPE, default="NotSpecified"),
+        selection_type=_S.ASSET_MEASUREMENT_TYPE,
+        default="NotSpecified",
+    ),
     PropertyDef(
-        _RES, _ALL_RES, _C.METER, "IsMainMeter", _V.BOOL, False,
-        "Monitoring property. Indicates if meter is main for a site. "
-        "By default set to 'FALSE'.",
-        default=False),
+        _RES,
+        _ALL_RES,
+        _C.METER,
+        "IsMainMeter",
+        _V.BOOL,
+        False,
+        "Monitoring property. Indicates if meter is main for a site. By default set to 'FALSE'.",
+        default=False,
+    ),
     PropertyDef(
-        _RES, _ALL_RES, _C.CONTROLLABLE, "IsControllable", _V.BOOL, False,
+        _RES,
+        _ALL_RES,
+        _C.CONTROLLABLE,
+        "IsControllable",
+        _V.BOOL,
+        False,
         "Resource property. Indicates if asset is controllable. By default set to 'FALSE'.",
-        default=False),
+        default=False,
+    ),
     PropertyDef(
-        _RES, _ALL_RES, _C.CONTROLLABLE, "ControllableType", _V.STRING, False,
+        _RES,
+        _ALL_RES,
+        _C.CONTROLLABLE,
+        "ControllableType",
+        _V.STRING,
+        False,
         "Controllable property. Indicates controller type. Valid values for property name "
         "from selection list(AssetControllableType : None,OnOff,Continuous). "
         "By default set to 'None'.",
-        selection_type=_S.ASSET_CONTROLLABLE_TYPE, default="None"),
+        selection_type=_S.ASSET_CONTROLLABLE_TYPE,
+        default="None",
+    ),
     PropertyDef(
-        _RES, _ALL_RES, _C.CONTROLLABLE, "FlexibilityType", _V.STRING, False,
+        _RES,
+        _ALL_RES,
+        _C.CONTROLLABLE,
+        "FlexibilityType",
+        _V.STRING,
+        False,
         "Flexibility property. Indicate flexibility type. Valid values for property name "
         "from selection list(AssetFlexibilityType : None,Disconnectable,Reducible,"
         "ShiftableVolume,ShiftableProfile). By default set to 'None'.",
-        selection_type=_S.ASSET_FLEXIBILITY_TYPE, default="None"),
+        selection_type=_S.ASSET_FLEXIBILITY_TYPE,
+        default="None",
+    ),
     PropertyDef(
-        _RES, _ALL_RES, _C.IOT, "IsGateway", _V.BOOL, False,
+        _RES,
+        _ALL_RES,
+        _C.IOT,
+        "IsGateway",
+        _V.BOOL,
+        False,
         "Resource property. Indicates if asset is gateway. By default set to 'false'."
-        + _NOT_IN_PILOT + ".",
-        default=False),
+        + _NOT_IN_PILOT
+        + ".",
+        default=False,
+    ),
     PropertyDef(
-        _RES, _ALL_RES, _C.IOT, "IsIoTEnabled", _V.BOOL, False,
+        _RES,
+        _ALL_RES,
+        _C.IOT,
+        "IsIoTEnabled",
+        _V.BOOL,
+        False,
         "Resource property. Indicates of asset is IoT Device. By default set to 'false'."
         + _NOT_IN_PILOT,
-        default=False),
+        default=False,
+    ),
     PropertyDef(
-        _RES, _ALL_RES, _C.IOT, "Manufacturer", _V.STRING, False,
-        "IoT property. The manufacturer of the IoT asset." + _NOT_IN_PILOT),
+        _RES,
+        _ALL_RES,
+        _C.IOT,
+        "Manufacturer",
+        _V.STRING,
+        False,
+        "IoT property. The manufacturer of the IoT asset." + _NOT_IN_PILOT,
+    ),
     PropertyDef(
-        _RES, _ALL_RES, _C.IOT, "IoTItemGuid", _V.STRING, False,
+        _RES,
+        _ALL_RES,
+        _C.IOT,
+        "IoTItemGuid",
+        _V.STRING,
+        False,
         "IoT property. Its unique IoT GUID, auto set (to asset key) if IsIoTEnabled = True "
-        "and not already set." + _NOT_IN_PILOT),
+        "and not already set." + _NOT_IN_PILOT,
+    ),
     PropertyDef(
-        _RES, _ALL_RES, _C.IOT, "DeviceId", _V.STRING, False,
+        _RES,
+        _ALL_RES,
+        _C.IOT,
+        "DeviceId",
+        _V.STRING,
+        False,
         "IoT property, its Unique DeviceId, auto set (to asset key) if IsIoTEnabled = True "
-        "and not already set." + _NOT_IN_PILOT),
+        "and not already set." + _NOT_IN_PILOT,
+    ),
     PropertyDef(
-        _RES, _K.LOAD, _C.LOAD, "LoadType", _V.STRING, False,
+        _RES,
+        _K.LOAD,
+        _C.LOAD,
+        "LoadType",
+        _V.STRING,
+        False,
         "The load type. Valid values for property name from selection list(AssetLoadType : "
         "WaterHeater,FloorHeating,None). Use 'None' for other type of load. "
         "By default set to 'None'.",
-        selection_type=_S.ASSET_LOAD_TYPE, default="None"),
+        selection_type=_S.ASSET_LOAD_TYPE,
+        default="None",
+    ),
     PropertyDef(
-        _RES, _K.LOAD, _C.LOAD, "InstalledMaxCapacity", _V.INT, False,
+        _RES,
+        _K.LOAD,
+        _C.LOAD,
+        "InstalledMaxCapacity",
+        _V.INT,
+        False,
         "The installed maximum capacity of the load.",
-        bounds=_NON_NEGATIVE),
+        bounds=_NON_NEGATIVE,
+    ),
     PropertyDef(
-        _RES, _K.GENERATION, _C.GENERATION, "GenerationType", _V.STRING, False,
+        _RES,
+        _K.GENERATION,
+        _C.GENERATION,
+        "GenerationType",
+        _V.STRING,
+        False,
         "The generation type. Valid values for property name from selection "
         "list(AssetGenerationType : PV, None). Use 'None' for other type of generation. "
         "By default set to 'None'.",
-        selection_type=_S.ASSET_GENERATION_TYPE, default="None"),
+        selection_type=_S.ASSET_GENERATION_TYPE,
+        default="None",
+    ),
     PropertyDef(
-        _RES, _K.GENERATION, _C.GENERATION, "InstalledMaxCapacity", _V.INT, False,
+        _RES,
+        _K.GENERATION,
+        _C.GENERATION,
+        "InstalledMaxCapacity",
+        _V.INT,
+        False,
         "The Maximum Capacity of the installed generation. Unit: kW.",
-        bounds=_NON_NEGATIVE, unit="kW"),
+        bounds=_NON_NEGATIVE,
+        unit="kW",
+    ),
     PropertyDef(
-        _RES, _K.CHARGING, _C.CHARGING, "ChargingType", _V.STRING, False,
+        _RES,
+        _K.CHARGING,
+        _C.CHARGING,
+        "ChargingType",
+        _V.STRING,
+        False,
         "The charging type. Valid values for property name from selection "
         "list(AssetStorageType : None, EVCharger). Use 'None' for other type of charging "
         "assets. By default set to 'None'.",
-        selection_type=_S.ASSET_CHARGING_TYPE, default="None"),
+        selection_type=_S.ASSET_CHARGING_TYPE,
+        default="None",
+    ),
     PropertyDef(
-        _RES, _K.CHARGING, _C.CHARGING, "InstalledMaxCapacity", _V.DOUBLE, False,
+        _RES,
+        _K.CHARGING,
+        _C.CHARGING,
+        "InstalledMaxCapacity",
+        _V.DOUBLE,
+        False,
         "The installed charging capacity. Unit: kW.",
-        bounds=_NON_NEGATIVE, unit="kW"),
+        bounds=_NON_NEGATIVE,
+        unit="kW",
+    ),
     PropertyDef(
-        _RES, _K.CHARGING, _C.CHARGING, "MaxChargingPower", _V.DOUBLE, False,
+        _RES,
+        _K.CHARGING,
+        _C.CHARGING,
+        "MaxChargingPower",
+        _V.DOUBLE,
+        False,
         "The maximum charging capacity. Unit: kW.",
-        bounds=_NON_NEGATIVE, unit="kW"),
+        bounds=_NON_NEGATIVE,
+        unit="kW",
+    ),
     PropertyDef(
-        _RES, _K.CHARGING, _C.CHARGING, "MaxDischargingPower", _V.DOUBLE, False,
+        _RES,
+        _K.CHARGING,
+        _C.CHARGING,
+        "MaxDischargingPower",
+        _V.DOUBLE,
+        False,
         "The maximum discharging capacity. Used when the EV has V2X capabilities. Unit: kW.",
-        bounds=_NON_NEGATIVE, unit="kW"),
+        bounds=_NON_NEGATIVE,
+        unit="kW",
+    ),
     PropertyDef(
-        _RES, _K.CHARGING, _C.CHARGING, "EfficiencyOfCharging", _V.DOUBLE, False,
+        _RES,
+        _K.CHARGING,
+        _C.CHARGING,
+        "EfficiencyOfCharging",
+        _V.DOUBLE,
+        False,
         "The charging efficiency. Factor between (0-1)." + _DEFAULT_FILLED,
-        bounds=_FACTOR),
+        bounds=_FACTOR,
+    ),
     PropertyDef(
-        _RES, _K.CHARGING, _C.CHARGING, "EfficiencyOfDischarging", _V.DOUBLE, False,
+        _RES,
+        _K.CHARGING,
+        _C.CHARGING,
+        "EfficiencyOfDischarging",
+        _V.DOUBLE,
+        False,
         "The discharging efficiency. Factor between (0-1)." + _DEFAULT_FILLED,
-        bounds=_FACTOR),
+        bounds=_FACTOR,
+    ),
     PropertyDef(
-        _RES, _K.CHARGING, _C.CHARGING, "ChargingOnly", _V.BOOL, False,
+        _RES,
+        _K.CHARGING,
+        _C.CHARGING,
+        "ChargingOnly",
+        _V.BOOL,
+        False,
         "Indicates if the Charging asset has V2X capabilities. 'True' if it only can be "
         "charged, else false. By default set to 'FALSE'",
-        default=False),
+        default=False,
+    ),
     PropertyDef(
-        _RES, _K.STORAGE, _C.STORAGE, "StorageType", _V.STRING, False,
+        _RES,
+        _K.STORAGE,
+        _C.STORAGE,
+        "StorageType",
+        _V.STRING,
+        False,
         "The storage type. Valid values for property name from selection "
         "list(AssetStorageType : None,Battery,EVBattery). Use 'None' for other type of "
         "storage assets. By default set to 'None'.",
-        selection_type=_S.ASSET_STORAGE_TYPE, default="None"),
+        selection_type=_S.ASSET_STORAGE_TYPE,
+        default="None",
+    ),
     PropertyDef(
-        _RES, _K.STORAGE, _C.STORAGE, "InstalledMaxCapacity", _V.INT, False,
+        _RES,
+        _K.STORAGE,
+        _C.STORAGE,
+        "InstalledMaxCapacity",
+        _V.INT,
+        False,
         "The maximum capacity of the storage asset. Unit: kWh.",
-        bounds=_NON_NEGATIVE, unit="kWh"),
+        bounds=_NON_NEGATIVE,
+        unit="kWh",
+    ),
     PropertyDef(
-        _RES, _K.STORAGE, _C.STORAGE, "InstalledMinCapacity", _V.INT, False,
+        _RES,
+        _K.STORAGE,
+        _C.STORAGE,
+        "InstalledMinCapacity",
+        _V.INT,
+        False,
         "The minimum level the storage can be discharged to. Unit: kWh.",
-        bounds=_NON_NEGATIVE, unit="kWh"),
+        bounds=_NON_NEGATIVE,
+        unit="kWh",
+    ),
     PropertyDef(
-        _RES, _K.STORAGE, _C.STORAGE, "MaxChargingPower", _V.DOUBLE, False,
+        _RES,
+        _K.STORAGE,
+        _C.STORAGE,
+        "MaxChargingPower",
+        _V.DOUBLE,
+        False,
         "The maximum charging capacity. Unit: kW.",
-        bounds=_NON_NEGATIVE, unit="kW"),
+        bounds=_NON_NEGATIVE,
+        unit="kW",
+    ),
     PropertyDef(
-        _RES, _K.STORAGE, _C.STORAGE, "MaxDischargingPower", _V.DOUBLE, False,
+        _RES,
+        _K.STORAGE,
+        _C.STORAGE,
+        "MaxDischargingPower",
+        _V.DOUBLE,
+        False,
         "The maximum discharging capacity. Unit: kW.",
-        bounds=_NON_NEGATIVE, unit="kW"),
+        bounds=_NON_NEGATIVE,
+        unit="kW",
+    ),
     PropertyDef(
-        _RES, _K.STORAGE, _C.STORAGE, "EfficiencyOfCharging", _V.DOUBLE, False,
+        _RES,
+        _K.STORAGE,
+        _C.STORAGE,
+        "EfficiencyOfCharging",
+        _V.DOUBLE,
+        False,
         "The charging efficiency. Factor between (0-1)." + _DEFAULT_FILLED,
-        bounds=_FACTOR),
+        bounds=_FACTOR,
+    ),
     PropertyDef(
-        _RES, _K.STORAGE, _C.STORAGE, "EfficiencyOfDischarging", _V.DOUBLE, False,
+        _RES,
+        _K.STORAGE,
+        _C.STORAGE,
+        "EfficiencyOfDischarging",
+        _V.DOUBLE,
+        False,
         "The discharging efficiency. Factor between (0-1)." + _DEFAULT_FILLED,
-        bounds=_FACTOR),
+        bounds=_FACTOR,
+    ),
     PropertyDef(
-        _RES, _K.STORAGE, _C.STORAGE, "ThresholdCharge", _V.DOUBLE, False,
+        _RES,
+        _K.STORAGE,
+        _C.STORAGE,
+        "ThresholdCharge",
+        _V.DOUBLE,
+        False,
         "The maximum Threshold or SOC which the storage should not charge above. "
         "Factor between (0-1)." + _DEFAULT_FILLED,
-        bounds=_FACTOR),
+        bounds=_FACTOR,
+    ),
     PropertyDef(
-        _RES, _K.STORAGE, _C.STORAGE, "ThresholdDischarge", _V.DOUBLE, False,
+        _RES,
+        _K.STORAGE,
+        _C.STORAGE,
+        "ThresholdDischarge",
+        _V.DOUBLE,
+        False,
         "The minimum Threshold or SOC which the storage should not discharge below. "
         "Factor between (0-1)." + _DEFAULT_FILLED,
-        bounds=_FACTOR),
+        bounds=_FACTOR,
+    ),
     PropertyDef(
-        _RES, _K.STORAGE, _C.STORAGE, "ThresholdStoredEnergyEndP", _V.DOUBLE, False,
+        _RES,
+        _K.STORAGE,
+        _C.STORAGE,
+        "ThresholdStoredEnergyEndP",
+        _V.DOUBLE,
+        False,
         "The Threshold or SOC which the storage level should be at by the end of the "
         "planning horizon. Factor between (0-1)." + _DEFAULT_FILLED,
-        bounds=_FACTOR),
+        bounds=_FACTOR,
+    ),
     PropertyDef(
-        _RES, _K.STORAGE, _C.STORAGE, "CostCharging", _V.DOUBLE, False,
+        _RES,
+        _K.STORAGE,
+        _C.STORAGE,
+        "CostCharging",
+        _V.DOUBLE,
+        False,
         "Cost Charging in currency/ kWh." + _DEFAULT_FILLED,
-        unit="currency/kWh"),
+        unit="currency/kWh",
+    ),
     PropertyDef(
-        _RES, _K.STORAGE, _C.STORAGE, "CostDischarging", _V.DOUBLE, False,
+        _RES,
+        _K.STORAGE,
+        _C.STORAGE,
+        "CostDischarging",
+        _V.DOUBLE,
+        False,
         "Cost Discharging in currency/ kWh." + _DEFAULT_FILLED,
-        unit="currency/kWh"),
+        unit="currency/kWh",
+    ),
     # flexbridge extensions (DESIGN.md section 4): A <-> kW on groups and areas needs
     # P = phases * V * I * cos(phi) for a 3-phase line-to-neutral voltage.
     PropertyDef(
-        _AREA, _ALL_AREA, _C.INSTALLATION, "NominalVoltage", _V.DOUBLE, False,
+        _AREA,
+        _ALL_AREA,
+        _C.INSTALLATION,
+        "NominalVoltage",
+        _V.DOUBLE,
+        False,
         "flexbridge extension, not in Table 1: nominal line-to-neutral voltage of the "
         "area's connection, used to convert between A and kW. Unit: V. "
         "By default set to '230'.",
-        default=230.0, bounds=Bounds(0.0, low_open=True), unit="V", extension=True),
+        default=230.0,
+        bounds=Bounds(0.0, low_open=True),
+        unit="V",
+        extension=True,
+    ),
     PropertyDef(
-        _AREA, _ALL_AREA, _C.INSTALLATION, "PhaseCount", _V.INT, False,
+        _AREA,
+        _ALL_AREA,
+        _C.INSTALLATION,
+        "PhaseCount",
+        _V.INT,
+        False,
         "flexbridge extension, not in Table 1: number of phases of the area's connection "
         "(1 to 3), used to convert between A and kW. By default set to '3'.",
-        default=3, bounds=Bounds(1.0, 3.0), extension=True),
+        default=3,
+        bounds=Bounds(1.0, 3.0),
+        extension=True,
+    ),
     PropertyDef(
-        _AREA, _ALL_AREA, _C.INSTALLATION, "PowerFactor", _V.DOUBLE, False,
+        _AREA,
+        _ALL_AREA,
+        _C.INSTALLATION,
+        "PowerFactor",
+        _V.DOUBLE,
+        False,
         "flexbridge extension, not in Table 1: power factor (cos phi) of the area's load, "
         "used to convert between A and kW. Factor in (0-1]. By default set to '1.0'.",
-        default=1.0, bounds=Bounds(0.0, 1.0, low_open=True), extension=True),
+        default=1.0,
+        bounds=Bounds(0.0, 1.0, low_open=True),
+        extension=True,
+    ),
 )
 
 # Pairs (low, high) that must be ordered when both are given in one call.
@@ -515,11 +871,13 @@ class SelectionValue:
     is_persistable: bool
 
 
-def _options(names: Iterable[str], *, wildcards: Iterable[str] = ()) -> tuple[
-        tuple[str, bool], ...]:
+def _options(
+    names: Iterable[str], *, wildcards: Iterable[str] = ()
+) -> tuple[tuple[str, bool], ...]:
     """Wildcards first (not persistable: retrieval filters only), then the saveable values."""
-    return (tuple((str(name), False) for name in wildcards)
-            + tuple((str(name), True) for name in names))
+    return tuple((str(name), False) for name in wildcards) + tuple(
+        (str(name), True) for name in names
+    )
 
 
 # Ids are positions: id 0 is the neutral option, as in the spec's AssetType example
@@ -530,46 +888,60 @@ def _options(names: Iterable[str], *, wildcards: Iterable[str] = ()) -> tuple[
 # AssetPropertyTypeOption and AssetMonitoringResourceType are named by the spec but
 # their values are given nowhere: they are served empty rather than invented.
 _SELECTION_OPTIONS: Final[Mapping[SelectionValueType, tuple[tuple[str, bool], ...]]] = (
-    MappingProxyType({
-        _S.ASSET_TYPE: _options(AssetType, wildcards=[AnyKind.ALL]),
-        _S.ASSET_SUB_TYPE: _options(AssetSubType, wildcards=AnyKind),
-        _S.RESOURCE_TYPE: _options(
-            [s for s in AssetSubType if s in _RESOURCE_SUBTYPES], wildcards=[AnyKind.ALL]),
-        _S.ASSET_PROPERTY_CLASSIFICATION_TYPE: _options(PropertyClassification),
-        _S.PROPERTY_VALUE_TYPE: _options(PropertyValueType),
-        _S.ASSET_PROPERTY_TYPE_OPTION: (),
-        _S.CONNECTOR_TYPE: _options(ConnectorType),
-        _S.ENTITY_STATUS: _options(EntityStatus),
-        _S.EXTERNAL_ENTITY_REFERENCE_TYPE: _options(ExternalEntityReferenceType),
-        _S.LIST_OPTION: _options(
-            [ListOption.PARTIAL_LIST, ListOption.FULL_LIST],
-            wildcards=[ListOption.NOT_SUPPLIED]),
-        _S.REFERENCE_DIRECTION: _options(
-            [ReferenceDirection.PARENT, ReferenceDirection.CHILD],
-            wildcards=[ReferenceDirection.NOT_SUPPLIED]),
-        _S.ASSET_SITE_TYPE: _options(
-            ["NotSpecified", "Household", "Office", "CarPark", "Hotel"]),
-        _S.ASSET_MONITORING_RESOURCE_TYPE: (),
-        _S.ASSET_MEASUREMENT_TYPE: _options(
-            ["NotSpecified", "EnergyConsumption", "EnergyProduction",
-             "EnergyProductionAndConsumption"]),
-        _S.ASSET_CONTROLLABLE_TYPE: _options(["None", "OnOff", "Continuous"]),
-        _S.ASSET_FLEXIBILITY_TYPE: _options(
-            ["None", "Disconnectable", "Reducible", "ShiftableVolume", "ShiftableProfile"]),
-        _S.ASSET_LOAD_TYPE: _options(["None", "WaterHeater", "FloorHeating"]),
-        _S.ASSET_GENERATION_TYPE: _options(["None", "PV"]),
-        _S.ASSET_CHARGING_TYPE: _options(["None", "EVCharger"]),
-        _S.ASSET_STORAGE_TYPE: _options(["None", "Battery", "EVBattery"]),
-        _S.SITE_ASSET_GROUP_TYPE: _options(["NotSpecified", "EVSystem"]),
-    }))
+    MappingProxyType(
+        {
+            _S.ASSET_TYPE: _options(AssetType, wildcards=[AnyKind.ALL]),
+            _S.ASSET_SUB_TYPE: _options(AssetSubType, wildcards=AnyKind),
+            _S.RESOURCE_TYPE: _options(
+                [s for s in AssetSubType if s in _RESOURCE_SUBTYPES], wildcards=[AnyKind.ALL]
+            ),
+            _S.ASSET_PROPERTY_CLASSIFICATION_TYPE: _options(PropertyClassification),
+            _S.PROPERTY_VALUE_TYPE: _options(PropertyValueType),
+            _S.ASSET_PROPERTY_TYPE_OPTION: (),
+            _S.CONNECTOR_TYPE: _options(ConnectorType),
+            _S.ENTITY_STATUS: _options(EntityStatus),
+            _S.EXTERNAL_ENTITY_REFERENCE_TYPE: _options(ExternalEntityReferenceType),
+            _S.LIST_OPTION: _options(
+                [ListOption.PARTIAL_LIST, ListOption.FULL_LIST], wildcards=[ListOption.NOT_SUPPLIED]
+            ),
+            _S.REFERENCE_DIRECTION: _options(
+                [ReferenceDirection.PARENT, ReferenceDirection.CHILD],
+                wildcards=[ReferenceDirection.NOT_SUPPLIED],
+            ),
+            _S.ASSET_SITE_TYPE: _options(
+                ["NotSpecified", "Household", "Office", "CarPark", "Hotel"]
+            ),
+            _S.ASSET_MONITORING_RESOURCE_TYPE: (),
+            _S.ASSET_MEASUREMENT_TYPE: _options(
+                [
+                    "NotSpecified",
+                    "EnergyConsumption",
+                    "EnergyProduction",
+                    "EnergyProductionAndConsumption",
+                ]
+            ),
+            _S.ASSET_CONTROLLABLE_TYPE: _options(["None", "OnOff", "Continuous"]),
+            _S.ASSET_FLEXIBILITY_TYPE: _options(
+                ["None", "Disconnectable", "Reducible", "ShiftableVolume", "ShiftableProfile"]
+            ),
+            _S.ASSET_LOAD_TYPE: _options(["None", "WaterHeater", "FloorHeating"]),
+            _S.ASSET_GENERATION_TYPE: _options(["None", "PV"]),
+            _S.ASSET_CHARGING_TYPE: _options(["None", "EVCharger"]),
+            _S.ASSET_STORAGE_TYPE: _options(["None", "Battery", "EVBattery"]),
+            _S.SITE_ASSET_GROUP_TYPE: _options(["NotSpecified", "EVSystem"]),
+        }
+    )
+)
 
 # Other names the spec uses for a list: 4.2.3 says PropertyValue, Table 1's descriptions
 # say SiteType and MeterType. Keys are squeezed (no spaces) and casefolded.
-_SELECTION_TYPE_ALIASES: Final[Mapping[str, SelectionValueType]] = MappingProxyType({
-    "propertyvalue": _S.PROPERTY_VALUE_TYPE,
-    "sitetype": _S.ASSET_SITE_TYPE,
-    "metertype": _S.ASSET_MEASUREMENT_TYPE,
-})
+_SELECTION_TYPE_ALIASES: Final[Mapping[str, SelectionValueType]] = MappingProxyType(
+    {
+        "propertyvalue": _S.PROPERTY_VALUE_TYPE,
+        "sitetype": _S.ASSET_SITE_TYPE,
+        "metertype": _S.ASSET_MEASUREMENT_TYPE,
+    }
+)
 
 
 def parse_selection_value_type(name: str) -> SelectionValueType:
@@ -582,17 +954,22 @@ def parse_selection_value_type(name: str) -> SelectionValueType:
         return _SELECTION_TYPE_ALIASES[key]
     raise ValidationError(
         "selectionValueType",
-        f"unknown selection value type {name!r}; expected one of "
-        + ", ".join(SelectionValueType))
+        f"unknown selection value type {name!r}; expected one of " + ", ".join(SelectionValueType),
+    )
 
 
 def selection_values(selection_type: str | None = None) -> list[SelectionValue]:
     """GetAssetSelectionValueList: one type's values, or every type's when None."""
-    types = (tuple(SelectionValueType) if selection_type is None
-             else (parse_selection_value_type(selection_type),))
-    return [SelectionValue(index, name, str(kind), persistable)
-            for kind in types
-            for index, (name, persistable) in enumerate(_SELECTION_OPTIONS[kind])]
+    types = (
+        tuple(SelectionValueType)
+        if selection_type is None
+        else (parse_selection_value_type(selection_type),)
+    )
+    return [
+        SelectionValue(index, name, str(kind), persistable)
+        for kind in types
+        for index, (name, persistable) in enumerate(_SELECTION_OPTIONS[kind])
+    ]
 
 
 # ------------------------------------------------------------------------- kinds
@@ -609,8 +986,9 @@ def parse_asset_type(value: str, field: str = "AssetType") -> AssetType:
     """`value` as an AssetType, ignoring case; refused with `field` named otherwise."""
     found = _match(value, AssetType)
     if found is None:
-        raise ValidationError(field, f"expected one of {', '.join(AssetType)}, "
-                                     f"got {_describe(value)}")
+        raise ValidationError(
+            field, f"expected one of {', '.join(AssetType)}, got {_describe(value)}"
+        )
     return AssetType(found)
 
 
@@ -621,8 +999,9 @@ def parse_asset_subtype(value: str, field: str = "AssetSubType") -> AssetSubType
         return AssetSubType(found)
     if isinstance(value, str) and value.strip().casefold() in _SUBTYPE_ALIASES:
         return _SUBTYPE_ALIASES[value.strip().casefold()]
-    raise ValidationError(field, f"expected one of {', '.join(AssetSubType)}, "
-                                 f"got {_describe(value)}")
+    raise ValidationError(
+        field, f"expected one of {', '.join(AssetSubType)}, got {_describe(value)}"
+    )
 
 
 def asset_type_of(subtype: AssetSubType) -> AssetType:
@@ -630,8 +1009,11 @@ def asset_type_of(subtype: AssetSubType) -> AssetType:
 
 
 def _covered(asset_type: str, asset_subtype: str) -> frozenset[AssetSubType]:
-    by_subtype = (frozenset({asset_subtype}) if isinstance(asset_subtype, AssetSubType)
-                  else _SUBTYPES_OF[asset_subtype])
+    by_subtype = (
+        frozenset({asset_subtype})
+        if isinstance(asset_subtype, AssetSubType)
+        else _SUBTYPES_OF[asset_subtype]
+    )
     return _SUBTYPES_OF[asset_type] & by_subtype
 
 
@@ -639,8 +1021,9 @@ def _query_kinds(asset_type: str, asset_subtype: str) -> frozenset[AssetSubType]
     """The concrete kinds a GetAssetSupportedPropertyList filter selects."""
     type_word = _match(asset_type, [AnyKind.ALL, *AssetType])
     if type_word is None:
-        raise ValidationError("assetType", f"expected one of All, {', '.join(AssetType)}, "
-                                           f"got {_describe(asset_type)}")
+        raise ValidationError(
+            "assetType", f"expected one of All, {', '.join(AssetType)}, got {_describe(asset_type)}"
+        )
     subtype_word: str | None = _match(asset_subtype, AnyKind)
     if subtype_word is None:
         subtype_word = parse_asset_subtype(asset_subtype, "assetSubType")
@@ -648,13 +1031,13 @@ def _query_kinds(asset_type: str, asset_subtype: str) -> frozenset[AssetSubType]
         subtype_word = AnyKind(subtype_word)
     kinds = _covered(type_word, subtype_word)
     if not kinds:
-        raise ValidationError("assetSubType",
-                              f"{subtype_word!s} is not a subtype of {type_word}")
+        raise ValidationError("assetSubType", f"{subtype_word!s} is not a subtype of {type_word}")
     return kinds
 
 
-def properties_for(asset_type: AssetType | str = AnyKind.ALL,
-                   asset_subtype: AssetSubType | str = AnyKind.ALL) -> list[PropertyDef]:
+def properties_for(
+    asset_type: AssetType | str = AnyKind.ALL, asset_subtype: AssetSubType | str = AnyKind.ALL
+) -> list[PropertyDef]:
     """GetAssetSupportedPropertyList: every row that applies to some kind the filter selects.
 
     'All' selects every kind, so (All, All) is the whole catalogue; a concrete subtype gets
@@ -664,22 +1047,25 @@ def properties_for(asset_type: AssetType | str = AnyKind.ALL,
     return [definition for definition in PROPERTIES if definition.subtypes & kinds]
 
 
-def find_property(asset_type: AssetType | str, asset_subtype: AssetSubType | str,
-                  name: str) -> PropertyDef | None:
+def find_property(
+    asset_type: AssetType | str, asset_subtype: AssetSubType | str, name: str
+) -> PropertyDef | None:
     """The row for `name` (any case) on one concrete kind, or None if it has none."""
     kind = _concrete_kind(asset_type, asset_subtype)
     key = name.casefold()
     return next((d for d in properties_for(*kind) if d.name.casefold() == key), None)
 
 
-def _concrete_kind(asset_type: AssetType | str,
-                   asset_subtype: AssetSubType | str) -> tuple[AssetType, AssetSubType]:
+def _concrete_kind(
+    asset_type: AssetType | str, asset_subtype: AssetSubType | str
+) -> tuple[AssetType, AssetSubType]:
     parsed_type = parse_asset_type(asset_type)
     parsed_subtype = parse_asset_subtype(asset_subtype)
     if asset_type_of(parsed_subtype) is not parsed_type:
         raise ValidationError(
-            "AssetSubType", f"{parsed_subtype} is a {asset_type_of(parsed_subtype)} subtype, "
-                            f"not {parsed_type}")
+            "AssetSubType",
+            f"{parsed_subtype} is a {asset_type_of(parsed_subtype)} subtype, not {parsed_type}",
+        )
     return parsed_type, parsed_subtype
 
 
@@ -741,8 +1127,7 @@ def _as_datetime(raw: object) -> datetime:
         try:
             parsed = datetime.fromisoformat(raw.strip())
         except ValueError:
-            raise _Refused("expected an ISO 8601 date-time in UTC, "
-                           f"got {_describe(raw)}") from None
+            raise _Refused(f"expected an ISO 8601 date-time in UTC, got {_describe(raw)}") from None
     else:
         raise _Refused(f"expected an ISO 8601 date-time in UTC, got {_describe(raw)}")
     try:
@@ -751,14 +1136,16 @@ def _as_datetime(raw: object) -> datetime:
         raise _Refused(f"{error.reason}; got {_describe(raw)}") from None
 
 
-_COERCERS: Final = MappingProxyType({
-    PropertyValueType.STRING: _as_string,
-    PropertyValueType.INT: _as_int,
-    PropertyValueType.DOUBLE: _as_float,
-    PropertyValueType.DECIMAL: _as_float,
-    PropertyValueType.BOOL: _as_bool,
-    PropertyValueType.DATE_TIME: _as_datetime,
-})
+_COERCERS: Final = MappingProxyType(
+    {
+        PropertyValueType.STRING: _as_string,
+        PropertyValueType.INT: _as_int,
+        PropertyValueType.DOUBLE: _as_float,
+        PropertyValueType.DECIMAL: _as_float,
+        PropertyValueType.BOOL: _as_bool,
+        PropertyValueType.DATE_TIME: _as_datetime,
+    }
+)
 
 
 def _selection_name(selection_type: SelectionValueType, value: str) -> str:
@@ -768,8 +1155,10 @@ def _selection_name(selection_type: SelectionValueType, value: str) -> str:
     found = _match(value, saveable)
     if found is not None:
         return found
-    raise _Refused(f"expected one of {', '.join(saveable)} (selection list "
-                   f"{selection_type}), got {_describe(value)}")
+    raise _Refused(
+        f"expected one of {', '.join(saveable)} (selection list "
+        f"{selection_type}), got {_describe(value)}"
+    )
 
 
 def _coerce(definition: PropertyDef, raw: object) -> object:
@@ -783,8 +1172,7 @@ def _coerce(definition: PropertyDef, raw: object) -> object:
     return value
 
 
-def _coerce_kind(definition: PropertyDef, raw: object,
-                 kind: tuple[AssetType, AssetSubType]) -> str:
+def _coerce_kind(definition: PropertyDef, raw: object, kind: tuple[AssetType, AssetSubType]) -> str:
     """AssetType/AssetSubType repeated in the values: they must name the caller's kind."""
     expected = kind[0] if definition.name == "AssetType" else kind[1]
     parse = parse_asset_type if definition.name == "AssetType" else parse_asset_subtype
@@ -793,8 +1181,7 @@ def _coerce_kind(definition: PropertyDef, raw: object,
     except ValidationError as error:
         raise _Refused(error.reason) from None
     if given is not expected:
-        raise _Refused(f"expected {expected} (the asset's {definition.name}), "
-                       f"got {_describe(raw)}")
+        raise _Refused(f"expected {expected} (the asset's {definition.name}), got {_describe(raw)}")
     return str(expected)
 
 
@@ -803,8 +1190,9 @@ def _coerce_kind(definition: PropertyDef, raw: object,
 _ABSENT: Final = object()  # a null on insert: treated as not supplied
 
 
-def _value_for(definition: PropertyDef, raw: object, kind: tuple[AssetType, AssetSubType],
-               insert: bool) -> object:
+def _value_for(
+    definition: PropertyDef, raw: object, kind: tuple[AssetType, AssetSubType], insert: bool
+) -> object:
     if raw is None:
         if insert:
             return _ABSENT
@@ -816,16 +1204,17 @@ def _value_for(definition: PropertyDef, raw: object, kind: tuple[AssetType, Asse
     return _coerce(definition, raw)
 
 
-def _unknown_reason(name: str, kind: tuple[AssetType, AssetSubType],
-                    catalogue: Iterable[PropertyDef]) -> str:
+def _unknown_reason(
+    name: str, kind: tuple[AssetType, AssetSubType], catalogue: Iterable[PropertyDef]
+) -> str:
     key = name.casefold()
-    elsewhere = sorted({f"{d.asset_type}/{d.asset_subtype}"
-                        for d in PROPERTIES if d.name.casefold() == key})
+    elsewhere = sorted(
+        {f"{d.asset_type}/{d.asset_subtype}" for d in PROPERTIES if d.name.casefold() == key}
+    )
     label = f"{kind[0]}/{kind[1]}"
     if elsewhere:
         return f"not a property of {label}; it applies to {', '.join(elsewhere)}"
-    return (f"unknown property for {label}; expected one of "
-            + ", ".join(d.name for d in catalogue))
+    return f"unknown property for {label}; expected one of " + ", ".join(d.name for d in catalogue)
 
 
 def _ordering_issues(supplied: Mapping[str, object]) -> list[FieldIssue]:
@@ -833,14 +1222,18 @@ def _ordering_issues(supplied: Mapping[str, object]) -> list[FieldIssue]:
     for low, high in _ORDERED_PAIRS:
         low_value, high_value = supplied.get(low), supplied.get(high)
         if low_value is not None and high_value is not None and low_value > high_value:
-            issues.append(FieldIssue(low, f"expected at most {high} ({high_value}), "
-                                          f"got {low_value}"))
+            issues.append(
+                FieldIssue(low, f"expected at most {high} ({high_value}), got {low_value}")
+            )
     return issues
 
 
-def _completion(catalogue: Iterable[PropertyDef], supplied: Mapping[str, object],
-                refused: set[str], kind: tuple[AssetType, AssetSubType],
-                ) -> tuple[dict[str, object], list[FieldIssue]]:
+def _completion(
+    catalogue: Iterable[PropertyDef],
+    supplied: Mapping[str, object],
+    refused: set[str],
+    kind: tuple[AssetType, AssetSubType],
+) -> tuple[dict[str, object], list[FieldIssue]]:
     """On insert: the kind, the defaults, and an issue per mandatory property missing."""
     filled: dict[str, object] = {}
     issues = []
@@ -854,13 +1247,22 @@ def _completion(catalogue: Iterable[PropertyDef], supplied: Mapping[str, object]
         elif definition.default is not None:
             filled[name] = definition.default
         elif definition.mandatory:
-            issues.append(FieldIssue(name, f"mandatory on insert; expected a "
-                                           f"{definition.value_type} value, got nothing"))
+            issues.append(
+                FieldIssue(
+                    name,
+                    f"mandatory on insert; expected a {definition.value_type} value, got nothing",
+                )
+            )
     return filled, issues
 
 
-def validate_properties(asset_type: AssetType | str, asset_subtype: AssetSubType | str,
-                        values: Mapping[str, object], *, insert: bool) -> dict[str, object]:
+def validate_properties(
+    asset_type: AssetType | str,
+    asset_subtype: AssetSubType | str,
+    values: Mapping[str, object],
+    *,
+    insert: bool,
+) -> dict[str, object]:
     """Check `values` against the catalogue for one kind; return them typed and canonical.
 
     Names and selection values match in any case and come back in canonical spelling.
@@ -879,12 +1281,12 @@ def validate_properties(asset_type: AssetType | str, asset_subtype: AssetSubType
     for given, raw in values.items():
         definition = catalogue.get(str(given).casefold())
         if definition is None:
-            issues.append(FieldIssue(str(given), _unknown_reason(
-                str(given), kind, catalogue.values())))
+            issues.append(
+                FieldIssue(str(given), _unknown_reason(str(given), kind, catalogue.values()))
+            )
             continue
         if definition.name in seen:
-            issues.append(FieldIssue(definition.name,
-                                     f"given more than once (as {given!r} too)"))
+            issues.append(FieldIssue(definition.name, f"given more than once (as {given!r} too)"))
             refused.add(definition.name)
             continue
         seen.add(definition.name)

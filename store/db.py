@@ -72,7 +72,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 def open_database(url: str, *, echo: bool = False) -> Database:
     """Create the engine for `url` (sqlite+aiosqlite or postgresql+asyncpg)."""
     parsed = make_url(url)
-    engine = create_async_engine(parsed, echo=echo, pool_pre_ping=parsed.get_backend_name() != "sqlite")
+    engine = create_async_engine(
+        parsed, echo=echo, pool_pre_ping=parsed.get_backend_name() != "sqlite"
+    )
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
     return Database(engine)

@@ -1,4 +1,4 @@
-"""Entities (assets and areas) with catalogue-checked properties, and the connectors between them."""
+"""Entities (assets and areas) with catalogue-checked properties, and connectors between them."""
 
 from __future__ import annotations
 
@@ -55,8 +55,15 @@ def _micros_or_none(value: Any) -> int | None:
 
 
 def _entity(row: Any) -> Entity:
-    return Entity(row.id, row.key, AssetType(row.asset_type), AssetSubType(row.asset_subtype),
-                  row.name, EntityStatus(row.status), dict(row.properties))
+    return Entity(
+        row.id,
+        row.key,
+        AssetType(row.asset_type),
+        AssetSubType(row.asset_subtype),
+        row.name,
+        EntityStatus(row.status),
+        dict(row.properties),
+    )
 
 
 def _columns_from(props: Mapping[str, Any]) -> dict[str, Any]:
@@ -75,25 +82,45 @@ def _check_validity(props: Mapping[str, Any]) -> None:
         raise ValidationError(_TO, f"must be after {_FROM} ({_jsonable(start)})")
 
 
-async def create_entity(tx: AsyncConnection, tenant: Tenant, asset_type: AssetType,
-                        asset_subtype: AssetSubType, properties: Mapping[str, Any],
-                        key: uuid.UUID | None = None) -> Entity:
+async def create_entity(
+    tx: AsyncConnection,
+    tenant: Tenant,
+    asset_type: AssetType,
+    asset_subtype: AssetSubType,
+    properties: Mapping[str, Any],
+    key: uuid.UUID | None = None,
+) -> Entity:
     """Insert an entity; properties are checked against the catalogue and defaults filled in."""
     props = validate_properties(asset_type, asset_subtype, properties, insert=True)
     _check_validity(props)
     now = to_micros(utcnow())
     key = key or uuid.uuid4()
     columns = _columns_from(props)
-    result = await tx.execute(insert(entities).values(
-        tenant_id=tenant.id, key=key, asset_type=str(asset_type), asset_subtype=str(asset_subtype),
-        created_at=now, updated_at=now, **columns,
-    ))
-    return Entity(result.inserted_primary_key[0], key, asset_type, asset_subtype, columns["name"],
-                  EntityStatus(columns["status"]), columns["properties"])
+    result = await tx.execute(
+        insert(entities).values(
+            tenant_id=tenant.id,
+            key=key,
+            asset_type=str(asset_type),
+            asset_subtype=str(asset_subtype),
+            created_at=now,
+            updated_at=now,
+            **columns,
+        )
+    )
+    return Entity(
+        result.inserted_primary_key[0],
+        key,
+        asset_type,
+        asset_subtype,
+        columns["name"],
+        EntityStatus(columns["status"]),
+        columns["properties"],
+    )
 
 
-async def update_entity(tx: AsyncConnection, tenant: Tenant, entity: Entity,
-                        changes: Mapping[str, Any]) -> Entity:
+async def update_entity(
+    tx: AsyncConnection, tenant: Tenant, entity: Entity, changes: Mapping[str, Any]
+) -> Entity:
     """Change some properties; the ones not supplied keep their values."""
     checked = validate_properties(entity.asset_type, entity.asset_subtype, changes, insert=False)
     merged = {**entity.properties, **checked}
@@ -102,11 +129,20 @@ async def update_entity(tx: AsyncConnection, tenant: Tenant, entity: Entity,
             merged[name] = require_utc(datetime.fromisoformat(merged[name]), name)
     _check_validity(merged)
     columns = _columns_from(merged)
-    await tx.execute(update(entities)
-                     .where(entities.c.id == entity.id, entities.c.tenant_id == tenant.id)
-                     .values(updated_at=to_micros(utcnow()), **columns))
-    return Entity(entity.id, entity.key, entity.asset_type, entity.asset_subtype, columns["name"],
-                  EntityStatus(columns["status"]), columns["properties"])
+    await tx.execute(
+        update(entities)
+        .where(entities.c.id == entity.id, entities.c.tenant_id == tenant.id)
+        .values(updated_at=to_micros(utcnow()), **columns)
+    )
+    return Entity(
+        entity.id,
+        entity.key,
+        entity.asset_type,
+        entity.asset_subtype,
+        columns["name"],
+        EntityStatus(columns["status"]),
+        columns["properties"],
+    )
 
 
 async def get_entity(tx: AsyncConnection, tenant: Tenant, key: uuid.UUID) -> Entity:
@@ -125,9 +161,13 @@ async def get_entity_by_id(tx: AsyncConnection, tenant: Tenant, entity_id: int) 
     return _entity(row)
 
 
-async def list_entities(tx: AsyncConnection, tenant: Tenant, asset_type: AssetType | None = None,
-                        asset_subtype: AssetSubType | None = None,
-                        include_deleted: bool = False) -> list[Entity]:
+async def list_entities(
+    tx: AsyncConnection,
+    tenant: Tenant,
+    asset_type: AssetType | None = None,
+    asset_subtype: AssetSubType | None = None,
+    include_deleted: bool = False,
+) -> list[Entity]:
     query = select(entities).where(entities.c.tenant_id == tenant.id).order_by(entities.c.id)
     if asset_type is not None:
         query = query.where(entities.c.asset_type == str(asset_type))
@@ -148,10 +188,17 @@ def _overlaps(start: int | None, end: int | None):  # type: ignore[no-untyped-de
     return and_(*conditions) if conditions else and_(True)
 
 
-async def add_connector(tx: AsyncConnection, tenant: Tenant, parent: Entity, child: Entity,
-                        connector_type: str, *, valid_from: datetime | None = None,
-                        valid_to: datetime | None = None,
-                        status: EntityStatus = EntityStatus.ACTIVE) -> Connector:
+async def add_connector(
+    tx: AsyncConnection,
+    tenant: Tenant,
+    parent: Entity,
+    child: Entity,
+    connector_type: str,
+    *,
+    valid_from: datetime | None = None,
+    valid_to: datetime | None = None,
+    status: EntityStatus = EntityStatus.ACTIVE,
+) -> Connector:
     """Connect `child` under `parent`.
 
     CP-API 3.1: "Validation ensures a resource asset has only one active connection to one
@@ -165,27 +212,52 @@ async def add_connector(tx: AsyncConnection, tenant: Tenant, parent: Entity, chi
     if start is not None and end is not None and end <= start:
         raise ValidationError("ValidToTime", "must be after ValidFromTime")
     if status == EntityStatus.ACTIVE:
-        clash = (await tx.execute(select(connectors.c.parent_id).where(
-            connectors.c.tenant_id == tenant.id, connectors.c.child_id == child.id,
-            connectors.c.connector_type == connector_type,
-            connectors.c.status == str(EntityStatus.ACTIVE), _overlaps(start, end),
-        ))).first()
+        clash = (
+            await tx.execute(
+                select(connectors.c.parent_id).where(
+                    connectors.c.tenant_id == tenant.id,
+                    connectors.c.child_id == child.id,
+                    connectors.c.connector_type == connector_type,
+                    connectors.c.status == str(EntityStatus.ACTIVE),
+                    _overlaps(start, end),
+                )
+            )
+        ).first()
         if clash is not None and clash.parent_id != parent.id:
-            raise Conflict(f"{child.name!r} already has an active {connector_type} parent in that period")
+            raise Conflict(
+                f"{child.name!r} already has an active {connector_type} parent in that period"
+            )
         if clash is not None:  # the same link again: nothing to add
-            return (await connectors_of(tx, tenant, child, direction="parent",
-                                        connector_type=connector_type))[0]
-    result = await tx.execute(insert(connectors).values(
-        tenant_id=tenant.id, parent_id=parent.id, child_id=child.id, connector_type=connector_type,
-        valid_from=start, valid_to=end, status=str(status),
-    ))
-    return Connector(result.inserted_primary_key[0], parent, child, connector_type, valid_from,
-                     valid_to, status)
+            return (
+                await connectors_of(
+                    tx, tenant, child, direction="parent", connector_type=connector_type
+                )
+            )[0]
+    result = await tx.execute(
+        insert(connectors).values(
+            tenant_id=tenant.id,
+            parent_id=parent.id,
+            child_id=child.id,
+            connector_type=connector_type,
+            valid_from=start,
+            valid_to=end,
+            status=str(status),
+        )
+    )
+    return Connector(
+        result.inserted_primary_key[0], parent, child, connector_type, valid_from, valid_to, status
+    )
 
 
-async def connectors_of(tx: AsyncConnection, tenant: Tenant, entity: Entity, *,
-                        direction: str | None = None, connector_type: str | None = None,
-                        at: datetime | None = None) -> list[Connector]:
+async def connectors_of(
+    tx: AsyncConnection,
+    tenant: Tenant,
+    entity: Entity,
+    *,
+    direction: str | None = None,
+    connector_type: str | None = None,
+    at: datetime | None = None,
+) -> list[Connector]:
     """Connectors where `entity` is the child (direction 'parent': its parents), the parent
     ('child': its children), or either (None). `at` keeps those active at that instant."""
     query = select(connectors).where(connectors.c.tenant_id == tenant.id)
@@ -194,28 +266,45 @@ async def connectors_of(tx: AsyncConnection, tenant: Tenant, entity: Entity, *,
     elif direction == "child":
         query = query.where(connectors.c.parent_id == entity.id)
     else:
-        query = query.where(or_(connectors.c.child_id == entity.id, connectors.c.parent_id == entity.id))
+        query = query.where(
+            or_(connectors.c.child_id == entity.id, connectors.c.parent_id == entity.id)
+        )
     if connector_type is not None:
         query = query.where(connectors.c.connector_type == connector_type)
     if at is not None:
         instant = to_micros(require_utc(at, "at"))
-        query = query.where(connectors.c.status == str(EntityStatus.ACTIVE),
-                            _overlaps(instant, instant + 1))
+        query = query.where(
+            connectors.c.status == str(EntityStatus.ACTIVE), _overlaps(instant, instant + 1)
+        )
     rows = (await tx.execute(query.order_by(connectors.c.id))).all()
     found = []
     for row in rows:
-        parent = entity if row.parent_id == entity.id else await get_entity_by_id(tx, tenant, row.parent_id)
-        child = entity if row.child_id == entity.id else await get_entity_by_id(tx, tenant, row.child_id)
-        found.append(Connector(
-            row.id, parent, child, row.connector_type,
-            None if row.valid_from is None else from_micros(row.valid_from),
-            None if row.valid_to is None else from_micros(row.valid_to), EntityStatus(row.status),
-        ))
+        parent = (
+            entity
+            if row.parent_id == entity.id
+            else await get_entity_by_id(tx, tenant, row.parent_id)
+        )
+        child = (
+            entity
+            if row.child_id == entity.id
+            else await get_entity_by_id(tx, tenant, row.child_id)
+        )
+        found.append(
+            Connector(
+                row.id,
+                parent,
+                child,
+                row.connector_type,
+                None if row.valid_from is None else from_micros(row.valid_from),
+                None if row.valid_to is None else from_micros(row.valid_to),
+                EntityStatus(row.status),
+            )
+        )
     return found
 
 
-async def children_of(tx: AsyncConnection, tenant: Tenant, parent: Entity,
-                      at: datetime | None = None) -> list[Entity]:
+async def children_of(
+    tx: AsyncConnection, tenant: Tenant, parent: Entity, at: datetime | None = None
+) -> list[Entity]:
     """The entities connected under `parent` (active at `at` when given)."""
     return [c.child for c in await connectors_of(tx, tenant, parent, direction="child", at=at)]
-

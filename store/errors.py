@@ -27,8 +27,13 @@ class ValidationError(StoreError):
 
     code = "invalid"
 
-    def __init__(self, field: str | None = None, reason: str | None = None, *,
-                 issues: list[FieldIssue] | tuple[FieldIssue, ...] = ()) -> None:
+    def __init__(
+        self,
+        field: str | None = None,
+        reason: str | None = None,
+        *,
+        issues: list[FieldIssue] | tuple[FieldIssue, ...] = (),
+    ) -> None:
         collected = list(issues)
         if field is not None:
             collected.insert(0, FieldIssue(field, reason or "invalid"))

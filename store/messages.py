@@ -38,23 +38,51 @@ def dedup_key(tenant: Tenant, protocol: str, peer: str, message_id: str) -> str:
     return f"{tenant.id}|{protocol}|{peer}|{message_id}"
 
 
-async def log_message(tx: AsyncConnection, tenant: Tenant | None, *, protocol: str, message_type: str,
-                      direction: Direction, status: str, peer_id: int | None = None,
-                      message_id: str | None = None, correlation_id: str | None = None,
-                      payload: bytes | None = None, detail: str | None = None,
-                      dedup: str | None = None) -> int:
-    result = await tx.execute(insert(messages).values(
-        tenant_id=None if tenant is None else tenant.id, peer_id=peer_id, protocol=protocol,
-        message_type=message_type, direction=str(direction), message_id=message_id,
-        correlation_id=correlation_id, status=status, detail=detail, payload=payload,
-        dedup_key=dedup, created_at=to_micros(utcnow()),
-    ))
+async def log_message(
+    tx: AsyncConnection,
+    tenant: Tenant | None,
+    *,
+    protocol: str,
+    message_type: str,
+    direction: Direction,
+    status: str,
+    peer_id: int | None = None,
+    message_id: str | None = None,
+    correlation_id: str | None = None,
+    payload: bytes | None = None,
+    detail: str | None = None,
+    dedup: str | None = None,
+) -> int:
+    result = await tx.execute(
+        insert(messages).values(
+            tenant_id=None if tenant is None else tenant.id,
+            peer_id=peer_id,
+            protocol=protocol,
+            message_type=message_type,
+            direction=str(direction),
+            message_id=message_id,
+            correlation_id=correlation_id,
+            status=status,
+            detail=detail,
+            payload=payload,
+            dedup_key=dedup,
+            created_at=to_micros(utcnow()),
+        )
+    )
     return result.inserted_primary_key[0]
 
 
-async def claim_message(tx: AsyncConnection, tenant: Tenant, *, protocol: str, peer: str,
-                        message_id: str, message_type: str, payload: bytes | None = None,
-                        peer_id: int | None = None) -> bool:
+async def claim_message(
+    tx: AsyncConnection,
+    tenant: Tenant,
+    *,
+    protocol: str,
+    peer: str,
+    message_id: str,
+    message_type: str,
+    payload: bytes | None = None,
+    peer_id: int | None = None,
+) -> bool:
     """Record an inbound message id inside the transaction that applies the message.
 
     Returns False when that id was applied before: the caller answers as before and changes
@@ -66,18 +94,43 @@ async def claim_message(tx: AsyncConnection, tenant: Tenant, *, protocol: str, p
         return False
     try:
         async with tx.begin_nested():
-            await log_message(tx, tenant, protocol=protocol, message_type=message_type,
-                              direction=Direction.IN, status="applied", peer_id=peer_id,
-                              message_id=message_id, payload=payload, dedup=key)
+            await log_message(
+                tx,
+                tenant,
+                protocol=protocol,
+                message_type=message_type,
+                direction=Direction.IN,
+                status="applied",
+                peer_id=peer_id,
+                message_id=message_id,
+                payload=payload,
+                dedup=key,
+            )
     except IntegrityError:  # the same id in a concurrent request
         return False
     return True
 
 
-async def recent_messages(tx: AsyncConnection, tenant: Tenant, limit: int = 100) -> list[LoggedMessage]:
-    query = (select(messages).where(messages.c.tenant_id == tenant.id)
-             .order_by(messages.c.id.desc()).limit(limit))
-    return [LoggedMessage(r.id, r.protocol, r.message_type, Direction(r.direction), r.status,
-                          r.message_id, r.peer_id, r.detail, from_micros(r.created_at))
-            for r in await tx.execute(query)]
-
+async def recent_messages(
+    tx: AsyncConnection, tenant: Tenant, limit: int = 100
+) -> list[LoggedMessage]:
+    query = (
+        select(messages)
+        .where(messages.c.tenant_id == tenant.id)
+        .order_by(messages.c.id.desc())
+        .limit(limit)
+    )
+    return [
+        LoggedMessage(
+            r.id,
+            r.protocol,
+            r.message_type,
+            Direction(r.direction),
+            r.status,
+            r.message_id,
+            r.peer_id,
+            r.detail,
+            from_micros(r.created_at),
+        )
+        for r in await tx.execute(query)
+    ]

@@ -51,20 +51,41 @@ class OutboxItem:
     deadline_at: int
 
 
-async def enqueue(tx: AsyncConnection, tenant: Tenant, peer: Peer, *, protocol: str,
-                  message_type: str, path: str, body: bytes | None,
-                  headers: Mapping[str, str] | None = None, method: str = "POST",
-                  message_id: str | None = None, deadline: timedelta = timedelta(hours=24),
-                  not_before: datetime | None = None) -> int:
+async def enqueue(
+    tx: AsyncConnection,
+    tenant: Tenant,
+    peer: Peer,
+    *,
+    protocol: str,
+    message_type: str,
+    path: str,
+    body: bytes | None,
+    headers: Mapping[str, str] | None = None,
+    method: str = "POST",
+    message_id: str | None = None,
+    deadline: timedelta = timedelta(hours=24),
+    not_before: datetime | None = None,
+) -> int:
     """Queue a message for `peer`; it is sent after the surrounding transaction commits."""
     now = utcnow()
-    result = await tx.execute(insert(outbox).values(
-        tenant_id=tenant.id, peer_id=peer.id, protocol=protocol, message_type=message_type,
-        method=method, path=path, headers=dict(headers or {}), body=body,
-        message_id=message_id or str(uuid.uuid4()), status=str(OutboxStatus.PENDING), attempts=0,
-        next_attempt_at=to_micros(not_before or now), deadline_at=to_micros(now + deadline),
-        created_at=to_micros(now),
-    ))
+    result = await tx.execute(
+        insert(outbox).values(
+            tenant_id=tenant.id,
+            peer_id=peer.id,
+            protocol=protocol,
+            message_type=message_type,
+            method=method,
+            path=path,
+            headers=dict(headers or {}),
+            body=body,
+            message_id=message_id or str(uuid.uuid4()),
+            status=str(OutboxStatus.PENDING),
+            attempts=0,
+            next_attempt_at=to_micros(not_before or now),
+            deadline_at=to_micros(now + deadline),
+            created_at=to_micros(now),
+        )
+    )
     return result.inserted_primary_key[0]
 
 
@@ -76,37 +97,68 @@ def _join_url(base: str | None, path: str) -> str:
 
 def _item(row: Any) -> OutboxItem:
     return OutboxItem(
-        row.id, row.tenant_id, row.peer_id, row.peer_name, _join_url(row.base_url, row.path),
-        OutboundAuth(row.auth_kind), row.out_username, row.out_secret, row.protocol,
-        row.message_type, row.method, dict(row.headers), row.body, row.message_id, row.attempts,
+        row.id,
+        row.tenant_id,
+        row.peer_id,
+        row.peer_name,
+        _join_url(row.base_url, row.path),
+        OutboundAuth(row.auth_kind),
+        row.out_username,
+        row.out_secret,
+        row.protocol,
+        row.message_type,
+        row.method,
+        dict(row.headers),
+        row.body,
+        row.message_id,
+        row.attempts,
         row.deadline_at,
     )
 
 
-async def claim_due(db: Database, worker: str, *, limit: int, lease: timedelta,
-                    now: datetime | None = None) -> list[OutboxItem]:
+async def claim_due(
+    db: Database, worker: str, *, limit: int, lease: timedelta, now: datetime | None = None
+) -> list[OutboxItem]:
     """Claim up to `limit` messages that are due and not leased by a live worker."""
     now_us = to_micros(now or utcnow())
     due = (
         select(outbox.c.id)
-        .where(outbox.c.status == str(OutboxStatus.PENDING), outbox.c.next_attempt_at <= now_us,
-               or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now_us))
-        .order_by(outbox.c.id).limit(limit)
+        .where(
+            outbox.c.status == str(OutboxStatus.PENDING),
+            outbox.c.next_attempt_at <= now_us,
+            or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now_us),
+        )
+        .order_by(outbox.c.id)
+        .limit(limit)
         .with_for_update(skip_locked=True)
     )
     async with db.transaction() as tx:
-        claimed = (await tx.execute(
-            update(outbox).where(outbox.c.id.in_(due.scalar_subquery()))
-            .values(claimed_by=worker, claimed_until=now_us + to_micros_delta(lease))
-            .returning(outbox.c.id)
-        )).scalars().all()
+        claimed = (
+            (
+                await tx.execute(
+                    update(outbox)
+                    .where(outbox.c.id.in_(due.scalar_subquery()))
+                    .values(claimed_by=worker, claimed_until=now_us + to_micros_delta(lease))
+                    .returning(outbox.c.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
         if not claimed:
             return []
         rows = await tx.execute(
-            select(outbox, peers.c.name.label("peer_name"), peers.c.base_url, peers.c.auth_kind,
-                   peers.c.out_username, peers.c.out_secret)
+            select(
+                outbox,
+                peers.c.name.label("peer_name"),
+                peers.c.base_url,
+                peers.c.auth_kind,
+                peers.c.out_username,
+                peers.c.out_secret,
+            )
             .join(peers, peers.c.id == outbox.c.peer_id)
-            .where(outbox.c.id.in_(claimed)).order_by(outbox.c.id)
+            .where(outbox.c.id.in_(claimed))
+            .order_by(outbox.c.id)
         )
         return [_item(row) for row in rows]
 
@@ -119,27 +171,51 @@ async def _finish(db: Database, item: OutboxItem, worker: str, **changes: Any) -
     """Apply `changes` only while we still hold the claim (a lease that expired is not ours)."""
     async with db.transaction() as tx:
         result = await tx.execute(
-            update(outbox).where(outbox.c.id == item.id, outbox.c.claimed_by == worker,
-                                 outbox.c.status == str(OutboxStatus.PENDING))
+            update(outbox)
+            .where(
+                outbox.c.id == item.id,
+                outbox.c.claimed_by == worker,
+                outbox.c.status == str(OutboxStatus.PENDING),
+            )
             .values(claimed_by=None, claimed_until=None, **changes)
         )
         return result.rowcount == 1
 
 
-async def mark_sent(db: Database, item: OutboxItem, worker: str, now: datetime | None = None) -> bool:
-    return await _finish(db, item, worker, status=str(OutboxStatus.SENT),
-                         attempts=item.attempts + 1, sent_at=to_micros(now or utcnow()),
-                         last_error=None)
+async def mark_sent(
+    db: Database, item: OutboxItem, worker: str, now: datetime | None = None
+) -> bool:
+    return await _finish(
+        db,
+        item,
+        worker,
+        status=str(OutboxStatus.SENT),
+        attempts=item.attempts + 1,
+        sent_at=to_micros(now or utcnow()),
+        last_error=None,
+    )
 
 
 async def reschedule(db: Database, item: OutboxItem, worker: str, error: str, at: datetime) -> bool:
-    return await _finish(db, item, worker, attempts=item.attempts + 1, last_error=error[:2000],
-                         next_attempt_at=to_micros(at))
+    return await _finish(
+        db,
+        item,
+        worker,
+        attempts=item.attempts + 1,
+        last_error=error[:2000],
+        next_attempt_at=to_micros(at),
+    )
 
 
 async def bury(db: Database, item: OutboxItem, worker: str, error: str) -> bool:
-    return await _finish(db, item, worker, status=str(OutboxStatus.DEAD),
-                         attempts=item.attempts + 1, last_error=error[:2000])
+    return await _finish(
+        db,
+        item,
+        worker,
+        status=str(OutboxStatus.DEAD),
+        attempts=item.attempts + 1,
+        last_error=error[:2000],
+    )
 
 
 async def outbox_depth(tx: AsyncConnection) -> dict[str, int]:
@@ -161,10 +237,26 @@ class OutboxRecord:
     message_id: str
 
 
-async def list_outbox(tx: AsyncConnection, tenant: Tenant, *, status: OutboxStatus | None = None,
-                      limit: int = 100) -> list[OutboxRecord]:
-    query = select(outbox).where(outbox.c.tenant_id == tenant.id).order_by(outbox.c.id.desc()).limit(limit)
+async def list_outbox(
+    tx: AsyncConnection, tenant: Tenant, *, status: OutboxStatus | None = None, limit: int = 100
+) -> list[OutboxRecord]:
+    query = (
+        select(outbox)
+        .where(outbox.c.tenant_id == tenant.id)
+        .order_by(outbox.c.id.desc())
+        .limit(limit)
+    )
     if status is not None:
         query = query.where(outbox.c.status == str(status))
-    return [OutboxRecord(r.id, r.peer_id, r.message_type, OutboxStatus(r.status), r.attempts,
-                         r.last_error, r.message_id) for r in await tx.execute(query)]
+    return [
+        OutboxRecord(
+            r.id,
+            r.peer_id,
+            r.message_type,
+            OutboxStatus(r.status),
+            r.attempts,
+            r.last_error,
+            r.message_id,
+        )
+        for r in await tx.execute(query)
+    ]

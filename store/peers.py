@@ -46,9 +46,19 @@ class Peer:
 
 
 def _peer(row: Any, tenant: Tenant) -> Peer:
-    return Peer(row.id, tenant, row.protocol, row.name, row.base_url, OutboundAuth(row.auth_kind),
-                row.out_username, row.out_secret, row.account_id, dict(row.state),
-                None if row.last_seen_at is None else from_micros(row.last_seen_at))
+    return Peer(
+        row.id,
+        tenant,
+        row.protocol,
+        row.name,
+        row.base_url,
+        OutboundAuth(row.auth_kind),
+        row.out_username,
+        row.out_secret,
+        row.account_id,
+        dict(row.state),
+        None if row.last_seen_at is None else from_micros(row.last_seen_at),
+    )
 
 
 def check_base_url(url: str | None, field_name: str = "base_url") -> str | None:
@@ -59,23 +69,50 @@ def check_base_url(url: str | None, field_name: str = "base_url") -> str | None:
     return url.rstrip("/")
 
 
-async def add_peer(tx: AsyncConnection, tenant: Tenant, *, protocol: str, name: str,
-                   base_url: str | None, auth: OutboundAuth = OutboundAuth.NONE,
-                   username: str | None = None, secret: str | None = None,
-                   account_id: int | None = None) -> Peer:
+async def add_peer(
+    tx: AsyncConnection,
+    tenant: Tenant,
+    *,
+    protocol: str,
+    name: str,
+    base_url: str | None,
+    auth: OutboundAuth = OutboundAuth.NONE,
+    username: str | None = None,
+    secret: str | None = None,
+    account_id: int | None = None,
+) -> Peer:
     if not name:
         raise ValidationError("name", "required")
     base_url = check_base_url(base_url)
     try:
-        result = await tx.execute(insert(peers).values(
-            tenant_id=tenant.id, protocol=protocol, name=name, base_url=base_url,
-            auth_kind=str(auth), out_username=username, out_secret=secret, account_id=account_id,
-            state={}, created_at=to_micros(utcnow()),
-        ))
+        result = await tx.execute(
+            insert(peers).values(
+                tenant_id=tenant.id,
+                protocol=protocol,
+                name=name,
+                base_url=base_url,
+                auth_kind=str(auth),
+                out_username=username,
+                out_secret=secret,
+                account_id=account_id,
+                state={},
+                created_at=to_micros(utcnow()),
+            )
+        )
     except IntegrityError:
         raise Conflict(f"{protocol} peer {name!r} already exists") from None
-    return Peer(result.inserted_primary_key[0], tenant, protocol, name, base_url, auth, username,
-                secret, account_id, {})
+    return Peer(
+        result.inserted_primary_key[0],
+        tenant,
+        protocol,
+        name,
+        base_url,
+        auth,
+        username,
+        secret,
+        account_id,
+        {},
+    )
 
 
 async def get_peer(tx: AsyncConnection, tenant: Tenant, peer_id: int) -> Peer:
@@ -87,31 +124,46 @@ async def get_peer(tx: AsyncConnection, tenant: Tenant, peer_id: int) -> Peer:
 
 
 async def find_peer(tx: AsyncConnection, tenant: Tenant, protocol: str, name: str) -> Peer | None:
-    query = select(peers).where(peers.c.tenant_id == tenant.id, peers.c.protocol == protocol,
-                                peers.c.name == name)
+    query = select(peers).where(
+        peers.c.tenant_id == tenant.id, peers.c.protocol == protocol, peers.c.name == name
+    )
     row = (await tx.execute(query)).first()
     return None if row is None else _peer(row, tenant)
 
 
-async def peer_for_account(tx: AsyncConnection, tenant: Tenant, protocol: str,
-                           account_id: int) -> Peer | None:
-    query = select(peers).where(peers.c.tenant_id == tenant.id, peers.c.protocol == protocol,
-                                peers.c.account_id == account_id)
+async def peer_for_account(
+    tx: AsyncConnection, tenant: Tenant, protocol: str, account_id: int
+) -> Peer | None:
+    query = select(peers).where(
+        peers.c.tenant_id == tenant.id,
+        peers.c.protocol == protocol,
+        peers.c.account_id == account_id,
+    )
     row = (await tx.execute(query)).first()
     return None if row is None else _peer(row, tenant)
 
 
-async def list_peers(tx: AsyncConnection, tenant: Tenant, protocol: str | None = None) -> list[Peer]:
+async def list_peers(
+    tx: AsyncConnection, tenant: Tenant, protocol: str | None = None
+) -> list[Peer]:
     query = select(peers).where(peers.c.tenant_id == tenant.id).order_by(peers.c.id)
     if protocol is not None:
         query = query.where(peers.c.protocol == protocol)
     return [_peer(row, tenant) for row in await tx.execute(query)]
 
 
-async def update_peer(tx: AsyncConnection, tenant: Tenant, peer: Peer, *,
-                      state: Mapping[str, Any] | None = None, base_url: str | None = None,
-                      auth: OutboundAuth | None = None, username: str | None = None,
-                      secret: str | None = None, seen: datetime | None = None) -> Peer:
+async def update_peer(
+    tx: AsyncConnection,
+    tenant: Tenant,
+    peer: Peer,
+    *,
+    state: Mapping[str, Any] | None = None,
+    base_url: str | None = None,
+    auth: OutboundAuth | None = None,
+    username: str | None = None,
+    secret: str | None = None,
+    seen: datetime | None = None,
+) -> Peer:
     """Change what is given; `state` is merged key by key into the stored state."""
     changes: dict[str, Any] = {}
     if state is not None:
@@ -127,6 +179,9 @@ async def update_peer(tx: AsyncConnection, tenant: Tenant, peer: Peer, *,
     if seen is not None:
         changes["last_seen_at"] = to_micros(seen)
     if changes:
-        await tx.execute(update(peers).where(peers.c.id == peer.id, peers.c.tenant_id == tenant.id)
-                         .values(**changes))
+        await tx.execute(
+            update(peers)
+            .where(peers.c.id == peer.id, peers.c.tenant_id == tenant.id)
+            .values(**changes)
+        )
     return await get_peer(tx, tenant, peer.id)

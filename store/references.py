@@ -52,7 +52,7 @@ class ProtocolId:
 
 @dataclass(frozen=True, slots=True)
 class EntityRef:
-    """A CP-API reference as sent: the platform key wins over the external key when both are given."""
+    """A CP-API reference as sent: the platform key wins over the external key when both given."""
 
     key: str | None = None
     system: str | None = None
@@ -81,9 +81,14 @@ def parse_platform_key(text: str, field: str = "Key") -> uuid.UUID:
 
 def _external_from(ref: EntityRef) -> ExternalRef:
     """CP-API 4.1.2: 'ExternalKey ... if supplied the System Identifier should also be supplied'."""
-    missing = [name for name, value in (("SystemIdentifier", ref.system),
-                                        ("ExternalEntityReferenceType", ref.reference_type))
-               if not value]
+    missing = [
+        name
+        for name, value in (
+            ("SystemIdentifier", ref.system),
+            ("ExternalEntityReferenceType", ref.reference_type),
+        )
+        if not value
+    ]
     if missing:
         raise ValidationError(missing[0], "required with ExternalKey")
     return ExternalRef(ref.system, ref.reference_type, ref.external_key)  # type: ignore[arg-type]
@@ -128,12 +133,18 @@ async def resolve(tx: AsyncConnection, tenant: Tenant, ref: Reference) -> Entity
     return entity
 
 
-async def add_reference(tx: AsyncConnection, tenant: Tenant, entity: Entity,
-                        ref: ExternalRef | ProtocolId | EA1Address | EANAddress) -> ExternalRef:
+async def add_reference(
+    tx: AsyncConnection,
+    tenant: Tenant,
+    entity: Entity,
+    ref: ExternalRef | ProtocolId | EA1Address | EANAddress,
+) -> ExternalRef:
     """Record that `ref` names `entity`. Naming another entity already is a Conflict."""
     triple = _triple(ref)
     if not triple.system or not triple.reference_type or not triple.external_key:
-        raise ValidationError("reference", "system, reference type and external key are all required")
+        raise ValidationError(
+            "reference", "system, reference type and external key are all required"
+        )
     existing = await find(tx, tenant, triple)
     if existing is not None:
         if existing.id != entity.id:
@@ -141,20 +152,27 @@ async def add_reference(tx: AsyncConnection, tenant: Tenant, entity: Entity,
         return triple
     try:
         async with tx.begin_nested():
-            await tx.execute(insert(entity_references).values(
-                tenant_id=tenant.id, entity_id=entity.id, system=triple.system,
-                reference_type=triple.reference_type, external_key=triple.external_key,
-            ))
+            await tx.execute(
+                insert(entity_references).values(
+                    tenant_id=tenant.id,
+                    entity_id=entity.id,
+                    system=triple.system,
+                    reference_type=triple.reference_type,
+                    external_key=triple.external_key,
+                )
+            )
     except IntegrityError:
         raise Conflict(f"{triple} was just recorded for another entity") from None
     return triple
 
 
-async def references_of(tx: AsyncConnection, tenant: Tenant, entity: Entity,
-                        system: str | None = None) -> list[ExternalRef]:
+async def references_of(
+    tx: AsyncConnection, tenant: Tenant, entity: Entity, system: str | None = None
+) -> list[ExternalRef]:
     """How the outside names `entity` (optionally in one system), oldest first."""
-    query = select(entity_references).where(entity_references.c.tenant_id == tenant.id,
-                                            entity_references.c.entity_id == entity.id)
+    query = select(entity_references).where(
+        entity_references.c.tenant_id == tenant.id, entity_references.c.entity_id == entity.id
+    )
     if system is not None:
         query = query.where(entity_references.c.system == system)
     rows = await tx.execute(query.order_by(entity_references.c.id))

@@ -32,8 +32,7 @@ _MICRO = timedelta(microseconds=1)
 _HOUR_US = 3_600_000_000
 
 _INSTANT_KINDS = frozenset({Quantity.READING, Quantity.LEVEL})
-_MEAN_KINDS = frozenset({Quantity.POWER, Quantity.TEMPERATURE, Quantity.CLOUDINESS,
-                         Quantity.PRICE})
+_MEAN_KINDS = frozenset({Quantity.POWER, Quantity.TEMPERATURE, Quantity.CLOUDINESS, Quantity.PRICE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +73,7 @@ def _quantity(quantity: Quantity | SeriesType) -> Quantity:
     raise ValidationError("quantity", f"expected a Quantity or SeriesType, got {quantity!r}")
 
 
-def resample(series: Regular, to_resolution: timedelta,
-             quantity: Quantity | SeriesType) -> Regular:
+def resample(series: Regular, to_resolution: timedelta, quantity: Quantity | SeriesType) -> Regular:
     """Resample to `to_resolution`, a whole multiple or whole divisor of the current one.
 
     Coarsening (blocks of n fine values into one):
@@ -103,16 +101,21 @@ def resample(series: Regular, to_resolution: timedelta,
         return _coarsen(series, new // old, to_resolution, kind)
     if old % new == 0:
         return _refine(series, old // new, to_resolution, kind)
-    raise ValidationError("resolution", f"{to_resolution} is neither a whole multiple nor a "
-                                        f"whole divisor of {series.resolution}")
+    raise ValidationError(
+        "resolution",
+        f"{to_resolution} is neither a whole multiple nor a whole divisor of {series.resolution}",
+    )
 
 
 def _coarsen(series: Regular, n: int, to_resolution: timedelta, kind: Quantity) -> Regular:
     fine = series.resolution // _MICRO
     start_us = to_micros(series.start)
     if start_us % fine:
-        raise ValidationError("start", f"{series.start.isoformat()} is not on the "
-                                       f"{series.resolution} grid counted from the UTC epoch")
+        raise ValidationError(
+            "start",
+            f"{series.start.isoformat()} is not on the "
+            f"{series.resolution} grid counted from the UTC epoch",
+        )
     new_start_us = start_us - start_us % (fine * n)  # floor onto the coarse grid
     new_start = from_micros(new_start_us)
     if not series.values:
@@ -144,8 +147,10 @@ def _block_aggregate(padded: list[float | None], n: int, kind: Quantity) -> list
     # s / n can land one ulp outside the block's range (twelve equal values do not always
     # average to exactly that value); clamping keeps a constant setpoint exactly itself.
     lows, highs = list(map(min, blocks)), list(map(max, blocks))
-    return [None if s != s else (m if lo <= (m := s / n) <= hi else min(max(m, lo), hi))
-            for s, lo, hi in zip(sums, lows, highs, strict=True)]
+    return [
+        None if s != s else (m if lo <= (m := s / n) <= hi else min(max(m, lo), hi))
+        for s, lo, hi in zip(sums, lows, highs, strict=True)
+    ]
 
 
 def _blocks(values: list[float | None], n: int) -> Iterator[tuple[float | None, ...]]:
@@ -178,8 +183,7 @@ def _interpolate_instants(values: list[float | None], n: int) -> list[float | No
     out: list[float | None] = [None] * ((len(values) - 1) * n + 1)
     out[0::n] = filled
     for step in range(1, n):
-        out[step::n] = list(map(operator.add, lefts, map(operator.mul, deltas,
-                                                            repeat(step / n))))
+        out[step::n] = list(map(operator.add, lefts, map(operator.mul, deltas, repeat(step / n))))
     return [None if v != v else v for v in out] if missing else out
 
 
@@ -192,15 +196,21 @@ def energy_to_power(series: Regular) -> Regular:
     before or after resampling gives the same kW.
     """
     block_us = _positive_micros(series.resolution, "resolution")
-    return Regular(series.start, series.resolution,
-                   [None if v is None else v * _HOUR_US / block_us for v in series.values])
+    return Regular(
+        series.start,
+        series.resolution,
+        [None if v is None else v * _HOUR_US / block_us for v in series.values],
+    )
 
 
 def power_to_energy(series: Regular) -> Regular:
     """Mean power over each block (kW) -> energy in the block (kWh) = kW * block hours."""
     block_us = _positive_micros(series.resolution, "resolution")
-    return Regular(series.start, series.resolution,
-                   [None if v is None else v * block_us / _HOUR_US for v in series.values])
+    return Regular(
+        series.start,
+        series.resolution,
+        [None if v is None else v * block_us / _HOUR_US for v in series.values],
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,8 +224,11 @@ def _prepare(readings: Sequence[tuple[datetime, float]], field: str) -> _Reading
     points: list[tuple[int, float]] = []
     for index, (when, value) in enumerate(readings):
         at = to_micros(require_utc(when, f"{field}[{index}].time"))
-        if isinstance(value, bool) or not isinstance(value, int | float) \
-                or not math.isfinite(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
             raise ValidationError(f"{field}[{index}].value", f"not a finite number: {value!r}")
         points.append((at, float(value)))
     points.sort(key=operator.itemgetter(0))
@@ -224,8 +237,9 @@ def _prepare(readings: Sequence[tuple[datetime, float]], field: str) -> _Reading
     for at, value in points:
         if times and times[-1] == at:
             if values[-1] != value:
-                raise ValidationError(field, f"two different readings at "
-                                             f"{from_micros(at).isoformat()}")
+                raise ValidationError(
+                    field, f"two different readings at {from_micros(at).isoformat()}"
+                )
             continue
         times.append(at)
         values.append(value)
@@ -244,8 +258,9 @@ def _grid(start: datetime, end: datetime, resolution: timedelta) -> tuple[int, i
     return first, step, (last - first) // step
 
 
-def _interpolate(data: _Readings, first: int, step: int, blocks: int,
-                 max_gap: int | None) -> list[float | None]:
+def _interpolate(
+    data: _Readings, first: int, step: int, blocks: int, max_gap: int | None
+) -> list[float | None]:
     times, values = data.times, data.values
     out: list[float | None] = []
     if not times:
@@ -269,10 +284,15 @@ def _interpolate(data: _Readings, first: int, step: int, blocks: int,
     return out
 
 
-def interpolate_readings(readings: Sequence[tuple[datetime, float]], start: datetime,
-                         end: datetime, resolution: timedelta, *,
-                         max_gap: timedelta | None = None,
-                         field: str = "readings") -> Regular:
+def interpolate_readings(
+    readings: Sequence[tuple[datetime, float]],
+    start: datetime,
+    end: datetime,
+    resolution: timedelta,
+    *,
+    max_gap: timedelta | None = None,
+    field: str = "readings",
+) -> Regular:
     """Readings at irregular instants -> values AT the boundaries start, start+res, ..., end.
 
     The result is an instant-kind Regular with blocks + 1 values (both ends included), so
@@ -288,9 +308,16 @@ def interpolate_readings(readings: Sequence[tuple[datetime, float]], start: date
     return Regular(from_micros(first), resolution, _interpolate(data, first, step, blocks, gap))
 
 
-def readings_to_energy(readings: Sequence[tuple[datetime, float]], start: datetime,
-                       end: datetime, resolution: timedelta, *, monotonic: bool = True,
-                       max_gap: timedelta | None = None, field: str = "readings") -> Regular:
+def readings_to_energy(
+    readings: Sequence[tuple[datetime, float]],
+    start: datetime,
+    end: datetime,
+    resolution: timedelta,
+    *,
+    monotonic: bool = True,
+    max_gap: timedelta | None = None,
+    field: str = "readings",
+) -> Regular:
     """Cumulative counter readings -> energy of each block [t, t+res) = R(t+res) - R(t).
 
     R is the linear interpolation of `interpolate_readings`; a block with either boundary
@@ -307,16 +334,14 @@ def readings_to_energy(readings: Sequence[tuple[datetime, float]], start: dateti
     gap = None if max_gap is None else _positive_micros(max_gap, "max_gap")
     bounds = _interpolate(data, first, step, blocks, gap)
     energy: list[float | None] = [
-        None if a is None or b is None else b - a
-        for a, b in pairwise(bounds)
+        None if a is None or b is None else b - a for a, b in pairwise(bounds)
     ]
     if monotonic:
         _blank_decreases(energy, data, first, step)
     return Regular(from_micros(first), resolution, energy)
 
 
-def _blank_decreases(energy: list[float | None], data: _Readings, first: int,
-                     step: int) -> None:
+def _blank_decreases(energy: list[float | None], data: _Readings, first: int, step: int) -> None:
     times, values = data.times, data.values
     # drops[i] = number of decreasing pairs (j, j+1) with j < i.
     drops = [0]
@@ -332,8 +357,7 @@ def _blank_decreases(energy: list[float | None], data: _Readings, first: int,
             energy[k] = None
 
 
-def check_monotonic(readings: Sequence[tuple[datetime, float]],
-                    field: str = "readings") -> None:
+def check_monotonic(readings: Sequence[tuple[datetime, float]], field: str = "readings") -> None:
     """Refuse a cumulative counter that decreases; the error names the first such timestamp.
 
     For ingest paths that must not accept a reset or rollover silently (the stored readings
@@ -343,6 +367,9 @@ def check_monotonic(readings: Sequence[tuple[datetime, float]],
     for index in range(1, len(data.times)):
         if data.values[index] < data.values[index - 1]:
             at = from_micros(data.times[index]).isoformat()
-            raise ValidationError(field, f"counter decreases at {at}: "
-                                         f"{data.values[index - 1]!r} -> {data.values[index]!r} "
-                                         "(meter reset or rollover)")
+            raise ValidationError(
+                field,
+                f"counter decreases at {at}: "
+                f"{data.values[index - 1]!r} -> {data.values[index]!r} "
+                "(meter reset or rollover)",
+            )

@@ -67,8 +67,9 @@ def _params_ok(n: int, r: int, p: int) -> bool:
     return power_of_two and n <= _MAX_N and 1 <= r <= _MAX_R and 1 <= p <= _MAX_P
 
 
-def hash_password(password: str, *, n: int = DEFAULT_N, r: int = DEFAULT_R,
-                  p: int = DEFAULT_P) -> str:
+def hash_password(
+    password: str, *, n: int = DEFAULT_N, r: int = DEFAULT_R, p: int = DEFAULT_P
+) -> str:
     """Return ``scrypt$<n>$<r>$<p>$<b64 salt>$<b64 hash>`` for `password` (fresh random salt)."""
     if not isinstance(password, str):
         raise ValidationError("password", f"expected a string, got {type(password).__name__}")
@@ -108,16 +109,23 @@ def verify_password(password: str, encoded: str | None) -> bool:
         return False
     if decoded is None:
         if encoded is None:
-            _scrypt(_normalise(password), bytes(_SALT_BYTES), DEFAULT_N, DEFAULT_R,
-                    DEFAULT_P, _KEY_BYTES)
+            _scrypt(
+                _normalise(password),
+                bytes(_SALT_BYTES),
+                DEFAULT_N,
+                DEFAULT_R,
+                DEFAULT_P,
+                _KEY_BYTES,
+            )
         return False
     n, r, p, salt, key = decoded
     candidate = _scrypt(_normalise(password), salt, n, r, p, len(key))
     return hmac.compare_digest(candidate, key)
 
 
-def needs_rehash(encoded: str, *, n: int = DEFAULT_N, r: int = DEFAULT_R,
-                 p: int = DEFAULT_P) -> bool:
+def needs_rehash(
+    encoded: str, *, n: int = DEFAULT_N, r: int = DEFAULT_R, p: int = DEFAULT_P
+) -> bool:
     """True when `encoded` is malformed or was made with other cost parameters than these."""
     decoded = _decode(encoded) if isinstance(encoded, str) else None
     return decoded is None or decoded[:3] != (n, r, p)

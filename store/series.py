@@ -8,7 +8,6 @@ beliefs held at `prior`, made at least `horizon` ahead of their start, or from s
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,13 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from store.entities import Entity
 from store.errors import FieldIssue, NotFound, ValidationError
 from store.resample import Regular, interpolate_readings, readings_to_energy, resample
-from store.series_types import Quantity, SeriesType, info
+from store.series_types import Quantity, SeriesType, SeriesTypeInfo, info, value_issue
 from store.tables import series as series_table
 from store.tables import sources as sources_table
 from store.tables import values as values_table
 from store.tenants import Tenant
 from store.timeutil import from_micros, require_utc, to_micros, utcnow
-from store.units import Unit, convert
+from store.units import AnyUnit, convert, parse_unit
 
 _MICROS_PER_SECOND = 1_000_000
 _MAX_ISSUES = 20  # enough to fix a batch; a million identical complaints helps nobody
@@ -39,8 +38,8 @@ class Series:
     id: int
     entity_id: int
     series_type: SeriesType
-    phase: int
-    unit: Unit
+    phase: int | None  # CP-API Table 2 "Phase n" variants, n = 1..3
+    unit: AnyUnit
     resolution: timedelta | None  # None: irregular instants ("Frequent")
 
 
@@ -53,8 +52,14 @@ class Point(NamedTuple):
 
 def _series(row: Any) -> Series:
     resolution = timedelta(seconds=row.resolution_s) if row.resolution_s else None
-    return Series(row.id, row.entity_id, SeriesType(row.series_type), row.phase, Unit(row.unit),
-                  resolution)
+    return Series(
+        row.id,
+        row.entity_id,
+        SeriesType(row.series_type),
+        row.phase or None,
+        parse_unit(row.unit),
+        resolution,
+    )
 
 
 def _resolution_seconds(resolution: timedelta | None) -> int:
@@ -62,53 +67,83 @@ def _resolution_seconds(resolution: timedelta | None) -> int:
         return 0
     seconds = resolution.total_seconds()
     if seconds <= 0 or seconds != int(seconds):
-        raise ValidationError("resolution", f"must be a positive whole number of seconds, got {resolution}")
+        raise ValidationError(
+            "resolution", f"must be a positive whole number of seconds, got {resolution}"
+        )
     return int(seconds)
 
 
-async def ensure_series(tx: AsyncConnection, tenant: Tenant, entity: Entity, series_type: SeriesType,
-                        *, phase: int = 0, resolution: timedelta | None = None,
-                        unit: Unit | None = None) -> Series:
+async def ensure_series(
+    tx: AsyncConnection,
+    tenant: Tenant,
+    entity: Entity,
+    series_type: SeriesType,
+    *,
+    phase: int | None = None,
+    resolution: timedelta | None = None,
+    unit: AnyUnit | None = None,
+) -> Series:
     """The (entity, type, phase) series, created at `resolution` and `unit` if new.
 
     An existing series keeps its resolution: writing another one is refused rather than mixed,
     so that every value of a series covers blocks of one size.
     """
-    if phase not in (0, 1, 2, 3):
-        raise ValidationError("phase", f"must be 1, 2 or 3 (or 0 for none), got {phase}")
+    if phase not in (None, 1, 2, 3):
+        raise ValidationError("phase", f"must be 1, 2 or 3 (or none), got {phase}")
+    if phase is not None and not info(series_type).has_phases:
+        raise ValidationError("phase", f"{series_type} has no per-phase variants")
     seconds = _resolution_seconds(resolution)
     found = await find_series(tx, tenant, entity, series_type, phase=phase)
     if found is not None:
         if _resolution_seconds(found.resolution) != seconds:
-            raise ValidationError("resolution", f"{series_type} of {entity.name!r} is stored at "
-                                  f"{found.resolution or 'irregular instants'}, not {resolution or 'irregular instants'}")
+            raise ValidationError(
+                "resolution",
+                f"{series_type} of {entity.name!r} is stored at "
+                f"{found.resolution or 'irregular instants'}, not {resolution or 'irregular'}",
+            )
         return found
     unit = unit or info(series_type).unit
     try:
         async with tx.begin_nested():
-            result = await tx.execute(insert(series_table).values(
-                tenant_id=tenant.id, entity_id=entity.id, series_type=str(series_type), phase=phase,
-                unit=str(unit), resolution_s=seconds,
-            ))
+            result = await tx.execute(
+                insert(series_table).values(
+                    tenant_id=tenant.id,
+                    entity_id=entity.id,
+                    series_type=str(series_type),
+                    phase=phase or 0,
+                    unit=str(unit),
+                    resolution_s=seconds,
+                )
+            )
     except IntegrityError:  # created concurrently: use that one
-        return await ensure_series(tx, tenant, entity, series_type, phase=phase, resolution=resolution,
-                                   unit=unit)
+        return await ensure_series(
+            tx, tenant, entity, series_type, phase=phase, resolution=resolution, unit=unit
+        )
     return Series(result.inserted_primary_key[0], entity.id, series_type, phase, unit, resolution)
 
 
-async def find_series(tx: AsyncConnection, tenant: Tenant, entity: Entity, series_type: SeriesType,
-                      *, phase: int = 0) -> Series | None:
+async def find_series(
+    tx: AsyncConnection,
+    tenant: Tenant,
+    entity: Entity,
+    series_type: SeriesType,
+    *,
+    phase: int | None = None,
+) -> Series | None:
     query = select(series_table).where(
-        series_table.c.tenant_id == tenant.id, series_table.c.entity_id == entity.id,
-        series_table.c.series_type == str(series_type), series_table.c.phase == phase,
+        series_table.c.tenant_id == tenant.id,
+        series_table.c.entity_id == entity.id,
+        series_table.c.series_type == str(series_type),
+        series_table.c.phase == (phase or 0),
     )
     row = (await tx.execute(query)).first()
     return None if row is None else _series(row)
 
 
 async def get_series(tx: AsyncConnection, tenant: Tenant, series_id: int) -> Series:
-    query = select(series_table).where(series_table.c.id == series_id,
-                                       series_table.c.tenant_id == tenant.id)
+    query = select(series_table).where(
+        series_table.c.id == series_id, series_table.c.tenant_id == tenant.id
+    )
     row = (await tx.execute(query)).first()
     if row is None:
         raise NotFound("series", f"#{series_id}")
@@ -116,8 +151,9 @@ async def get_series(tx: AsyncConnection, tenant: Tenant, series_id: int) -> Ser
 
 
 async def list_series(tx: AsyncConnection, tenant: Tenant, entity: Entity) -> list[Series]:
-    query = select(series_table).where(series_table.c.tenant_id == tenant.id,
-                                       series_table.c.entity_id == entity.id)
+    query = select(series_table).where(
+        series_table.c.tenant_id == tenant.id, series_table.c.entity_id == entity.id
+    )
     return [_series(row) for row in await tx.execute(query.order_by(series_table.c.id))]
 
 
@@ -125,8 +161,9 @@ async def source_id(tx: AsyncConnection, tenant: Tenant, name: str) -> int:
     """The id of source `name` in this tenant, created on first use."""
     if not name or len(name) > 200:
         raise ValidationError("source", "1-200 characters")
-    query = select(sources_table.c.id).where(sources_table.c.tenant_id == tenant.id,
-                                             sources_table.c.name == name)
+    query = select(sources_table.c.id).where(
+        sources_table.c.tenant_id == tenant.id, sources_table.c.name == name
+    )
     found = (await tx.execute(query)).scalar_one_or_none()
     if found is not None:
         return found
@@ -149,7 +186,7 @@ def _upsert(dialect: str):  # type: ignore[no-untyped-def]
     )
 
 
-def _row_issue(index: int, point: Any, res_us: int, unsigned: bool) -> FieldIssue | None:
+def _row_issue(index: int, point: Any, res_us: int, meta: SeriesTypeInfo) -> FieldIssue | None:
     """Why point `index` cannot be stored, or None. Kept out of the hot loop's happy path."""
     where = f"values[{index}]"
     try:
@@ -165,49 +202,71 @@ def _row_issue(index: int, point: Any, res_us: int, unsigned: bool) -> FieldIssu
     if length < 0 or (length == 0 and res_us):
         return FieldIssue(f"{where}.end", "must be after start")
     if res_us and length != res_us:
-        return FieldIssue(f"{where}.end", f"block of {timedelta(microseconds=length)} in a series "
-                          f"at {timedelta(microseconds=res_us)}")
+        return FieldIssue(
+            f"{where}.end",
+            f"block of {timedelta(microseconds=length)} in a series "
+            f"at {timedelta(microseconds=res_us)}",
+        )
     if value is not None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return FieldIssue(f"{where}.value", f"expected a number or null, got {type(value).__name__}")
-        if not math.isfinite(value):
-            return FieldIssue(f"{where}.value", f"{value} is not a finite number")
-        if unsigned and value < 0:
-            return FieldIssue(f"{where}.value", f"{value} is negative; this series type is unsigned")
+        reason = value_issue(meta, value)
+        if reason is not None:
+            return FieldIssue(f"{where}.value", reason)
     return None
 
 
-def _rows(series: Series, points: Sequence[Point], source: int, belief: int) -> list[dict[str, Any]]:
+def _rows(
+    series: Series, points: Sequence[Point], source: int, belief: int
+) -> list[dict[str, Any]]:
     """Validate every point and turn it into a row; all problems are reported together."""
     res_us = _resolution_seconds(series.resolution) * _MICROS_PER_SECOND
-    unsigned = not info(series.series_type).signed
+    meta = info(series.series_type)
     rows: list[dict[str, Any]] = []
     issues: list[FieldIssue] = []
     for index, point in enumerate(points):
-        issue = _row_issue(index, point, res_us, unsigned)
+        issue = _row_issue(index, point, res_us, meta)
         if issue is not None:
             issues.append(issue)
             if len(issues) >= _MAX_ISSUES:
                 break
             continue
-        rows.append({"series_id": series.id, "start": to_micros(point[0]), "end": to_micros(point[1]),
-                     "value": None if point[2] is None else float(point[2]), "belief": belief,
-                     "source_id": source, "status": point[3] if len(point) > 3 else None})
+        rows.append(
+            {
+                "series_id": series.id,
+                "start": to_micros(point[0]),
+                "end": to_micros(point[1]),
+                "value": None if point[2] is None else float(point[2]),
+                "belief": belief,
+                "source_id": source,
+                "status": point[3] if len(point) > 3 else None,
+            }
+        )
     if issues:
         raise ValidationError(issues=issues)
     return rows
 
 
-async def write_values(tx: AsyncConnection, tenant: Tenant, series: Series, points: Sequence[Point],
-                       *, source: str, belief: datetime | None = None,
-                       unit: Unit | None = None) -> int:
-    """Merge `points` into `series`; returns how many were given. Nothing is written if any is bad."""
+async def write_values(
+    tx: AsyncConnection,
+    tenant: Tenant,
+    series: Series,
+    points: Sequence[Point],
+    *,
+    source: str,
+    belief: datetime | None = None,
+    unit: AnyUnit | None = None,
+) -> int:
+    """Merge `points` into `series`; returns how many. Nothing is written if any is bad."""
     if series.id != (await get_series(tx, tenant, series.id)).id:  # tenant check
         raise NotFound("series", f"#{series.id}")
     if unit is not None and unit != series.unit:
         converted = convert([p[2] for p in points], unit, series.unit)
-        points = [Point(p[0], p[1], v, p[3] if len(p) > 3 else None) for p, v in zip(points, converted, strict=True)]
-    belief_us = to_micros(require_utc(belief, "belief")) if belief is not None else to_micros(utcnow())
+        points = [
+            Point(p[0], p[1], v, p[3] if len(p) > 3 else None)
+            for p, v in zip(points, converted, strict=True)
+        ]
+    belief_us = (
+        to_micros(require_utc(belief, "belief")) if belief is not None else to_micros(utcnow())
+    )
     rows = _rows(series, points, await source_id(tx, tenant, source), belief_us)
     if rows:
         await tx.execute(_upsert(tx.dialect.name), rows)
@@ -219,24 +278,44 @@ def _latest_per_start(rows: Iterable[Any]) -> list[Point]:
     latest: dict[int, Any] = {}
     for row in rows:
         latest[row.start] = row
-    return [Point(from_micros(r.start), from_micros(r.end), r.value, r.status) for r in latest.values()]
+    return [
+        Point(from_micros(r.start), from_micros(r.end), r.value, r.status) for r in latest.values()
+    ]
 
 
-async def read_values(tx: AsyncConnection, tenant: Tenant, series: Series, start: datetime,
-                      end: datetime, *, resolution: timedelta | None = None,
-                      prior: datetime | None = None, horizon: timedelta | None = None,
-                      sources: Sequence[str] | None = None) -> list[Point]:
+async def read_values(
+    tx: AsyncConnection,
+    tenant: Tenant,
+    series: Series,
+    start: datetime,
+    end: datetime,
+    *,
+    resolution: timedelta | None = None,
+    prior: datetime | None = None,
+    horizon: timedelta | None = None,
+    sources: Sequence[str] | None = None,
+) -> list[Point]:
     """Values with start in [start, end): the latest belief per start, resampled on request."""
     start = require_utc(start, "start")
     end = require_utc(end, "end")
     if end <= start:
         raise ValidationError("end", "must be after start")
     await get_series(tx, tenant, series.id)  # tenant check
-    query = (select(values_table.c.start, values_table.c.end, values_table.c.value,
-                    values_table.c.status, values_table.c.belief)
-             .where(values_table.c.series_id == series.id,
-                    values_table.c.start >= to_micros(start), values_table.c.start < to_micros(end))
-             .order_by(values_table.c.start, values_table.c.belief))
+    query = (
+        select(
+            values_table.c.start,
+            values_table.c.end,
+            values_table.c.value,
+            values_table.c.status,
+            values_table.c.belief,
+        )
+        .where(
+            values_table.c.series_id == series.id,
+            values_table.c.start >= to_micros(start),
+            values_table.c.start < to_micros(end),
+        )
+        .order_by(values_table.c.start, values_table.c.belief)
+    )
     if prior is not None:
         query = query.where(values_table.c.belief <= to_micros(require_utc(prior, "prior")))
     if horizon is not None:
@@ -244,7 +323,8 @@ async def read_values(tx: AsyncConnection, tenant: Tenant, series: Series, start
         query = query.where(values_table.c.start - values_table.c.belief >= ahead)
     if sources is not None:
         query = query.join(sources_table, sources_table.c.id == values_table.c.source_id).where(
-            sources_table.c.tenant_id == tenant.id, sources_table.c.name.in_(list(sources)))
+            sources_table.c.tenant_id == tenant.id, sources_table.c.name.in_(list(sources))
+        )
     points = _latest_per_start(await tx.execute(query))
     if resolution is None or resolution == series.resolution:
         return points
@@ -264,25 +344,42 @@ def _grid(points: Sequence[Point], start: datetime, end: datetime, step: timedel
     return Regular(start, step, grid)
 
 
-def _resample_points(series: Series, points: Sequence[Point], start: datetime, end: datetime,
-                     resolution: timedelta) -> list[Point]:
+def _resample_points(
+    series: Series, points: Sequence[Point], start: datetime, end: datetime, resolution: timedelta
+) -> list[Point]:
     quantity = info(series.series_type).quantity
     if series.resolution is None:
         readings = [(p.start, p.value) for p in points if p.value is not None]
-        if quantity in (Quantity.READING, Quantity.LEVEL):
-            regular = interpolate_readings(readings, start, end, resolution)
-        else:
-            raise ValidationError("resolution", f"{series.series_type} is irregular; only meter "
-                                  "readings and levels can be read at a resolution")
-    else:
-        regular = resample(_grid(points, start, end, series.resolution), resolution, quantity)
-    return [Point(regular.start + i * regular.resolution, regular.start + (i + 1) * regular.resolution, v)
-            for i, v in enumerate(regular.values)]
+        if quantity not in (Quantity.READING, Quantity.LEVEL):
+            raise ValidationError(
+                "resolution",
+                f"{series.series_type} is irregular; only meter "
+                "readings and levels can be read at a resolution",
+            )
+        boundaries = interpolate_readings(readings, start, end, resolution)
+        # Readings are instants: the value AT each grid instant in [start, end).
+        instants = [boundaries.start + i * resolution for i in range(len(boundaries.values) - 1)]
+        return [Point(t, t, v) for t, v in zip(instants, boundaries.values, strict=False)]
+    regular = resample(_grid(points, start, end, series.resolution), resolution, quantity)
+    return [
+        Point(
+            regular.start + i * regular.resolution, regular.start + (i + 1) * regular.resolution, v
+        )
+        for i, v in enumerate(regular.values)
+    ]
 
 
-async def derive_energy(tx: AsyncConnection, tenant: Tenant, entity: Entity, readings: Series,
-                        start: datetime, end: datetime, resolution: timedelta,
-                        *, source: str = "derived") -> Series:
+async def derive_energy(
+    tx: AsyncConnection,
+    tenant: Tenant,
+    entity: Entity,
+    readings: Series,
+    start: datetime,
+    end: datetime,
+    resolution: timedelta,
+    *,
+    source: str = "derived",
+) -> Series:
     """CP-API Table 2: interval energy 'calculated from ... Meter Reading if supplied'.
 
     Reads the accumulated readings around [start, end), derives the energy of each block and
@@ -290,24 +387,40 @@ async def derive_energy(tx: AsyncConnection, tenant: Tenant, entity: Entity, rea
     """
     target_type = info(readings.series_type).derives
     if target_type is None:
-        raise ValidationError("series_type", f"{readings.series_type} is not an accumulated reading")
+        raise ValidationError(
+            "series_type", f"{readings.series_type} is not an accumulated reading"
+        )
     # One reading on each side of the window lets the edge blocks be interpolated.
     before = await _neighbour(tx, readings, to_micros(start), before=True)
     after = await _neighbour(tx, readings, to_micros(end), before=False)
-    window = await read_values(tx, tenant, readings, before or start, (after or end) + timedelta(microseconds=1))
+    window = await read_values(
+        tx, tenant, readings, before or start, (after or end) + timedelta(microseconds=1)
+    )
     samples = [(p.start, p.value) for p in window if p.value is not None]
-    energy = readings_to_energy(samples, start, end, resolution)
-    target = await ensure_series(tx, tenant, entity, target_type, phase=readings.phase, resolution=resolution)
-    points = [Point(energy.start + i * resolution, energy.start + (i + 1) * resolution, value)
-              for i, value in enumerate(energy.values) if value is not None]
+    energy = readings_to_energy(
+        samples, start, end, resolution, monotonic=info(readings.series_type).monotonic
+    )
+    target = await ensure_series(
+        tx, tenant, entity, target_type, phase=readings.phase, resolution=resolution
+    )
+    points = [
+        Point(energy.start + i * resolution, energy.start + (i + 1) * resolution, value)
+        for i, value in enumerate(energy.values)
+        if value is not None
+    ]
     await write_values(tx, tenant, target, points, source=source)
     return target
 
 
-async def _neighbour(tx: AsyncConnection, series: Series, at: int, *, before: bool) -> datetime | None:
+async def _neighbour(
+    tx: AsyncConnection, series: Series, at: int, *, before: bool
+) -> datetime | None:
     column = values_table.c.start
     query = select(column).where(values_table.c.series_id == series.id)
-    query = (query.where(column < at).order_by(column.desc()) if before
-             else query.where(column > at).order_by(column)).limit(1)
+    query = (
+        query.where(column < at).order_by(column.desc())
+        if before
+        else query.where(column > at).order_by(column)
+    ).limit(1)
     found = (await tx.execute(query)).scalar_one_or_none()
     return None if found is None else from_micros(found)

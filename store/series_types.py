@@ -151,20 +151,27 @@ def _power(series_type: SeriesType, sign: Sign = Sign.FREE) -> SeriesTypeInfo:
     return SeriesTypeInfo(series_type, Unit.KW, Quantity.POWER, sign)
 
 
-def _energy(series_type: SeriesType, sign: Sign = Sign.UNSIGNED,
-            has_phases: bool = False) -> SeriesTypeInfo:
+def _energy(
+    series_type: SeriesType, sign: Sign = Sign.UNSIGNED, has_phases: bool = False
+) -> SeriesTypeInfo:
     return SeriesTypeInfo(series_type, Unit.KWH, Quantity.ENERGY, sign, has_phases=has_phases)
 
 
-def _reading(series_type: SeriesType, derives: SeriesType, sign: Sign = Sign.UNSIGNED,
-             has_phases: bool = False) -> SeriesTypeInfo:
-    return SeriesTypeInfo(series_type, Unit.KWH, Quantity.READING, sign, derives=derives,
-                          has_phases=has_phases)
+def _reading(
+    series_type: SeriesType,
+    derives: SeriesType,
+    sign: Sign = Sign.UNSIGNED,
+    has_phases: bool = False,
+) -> SeriesTypeInfo:
+    return SeriesTypeInfo(
+        series_type, Unit.KWH, Quantity.READING, sign, derives=derives, has_phases=has_phases
+    )
 
 
 def _state(series_type: SeriesType, states: frozenset[int]) -> SeriesTypeInfo:
-    return SeriesTypeInfo(series_type, Unit.DIMENSIONLESS, Quantity.STATE, Sign.UNSIGNED,
-                          states=states)
+    return SeriesTypeInfo(
+        series_type, Unit.DIMENSIONLESS, Quantity.STATE, Sign.UNSIGNED, states=states
+    )
 
 
 def _weather(series_type: SeriesType, quantity: Quantity) -> SeriesTypeInfo:
@@ -179,46 +186,51 @@ def _price(series_type: SeriesType) -> SeriesTypeInfo:
     return SeriesTypeInfo(series_type, EUR_PER_MWH, Quantity.PRICE, Sign.FREE)
 
 
-_INFO: MappingProxyType[SeriesType, SeriesTypeInfo] = MappingProxyType({i.series_type: i for i in (
-    _reading(_T.NetEnergyMeterReading, _T.NetEnergy, Sign.SIGNED),
-    _reading(_T.ProductionMeterReading, _T.Production, has_phases=True),
-    _reading(_T.ConsumptionMeterReading, _T.Consumption, has_phases=True),
-    _energy(_T.NetEnergy, Sign.SIGNED),
-    _energy(_T.Production, has_phases=True),
-    _energy(_T.Consumption, has_phases=True),
-    _power(_T.NetInstantPower, Sign.SIGNED),
-    _power(_T.ProductionInstantPower, Sign.UNSIGNED),
-    _power(_T.ConsumptionInstantPower, Sign.UNSIGNED),
-    _power(_T.FlexibilityUp),
-    _power(_T.FlexibilityDown),
-    _power(_T.ProductionPowerRegulation),
-    _state(_T.ProductionOnOffPowerRegulation, _ON_OFF),
-    _power(_T.LoadPowerRegulation),
-    _state(_T.LoadOnOffPowerRegulation, _ON_OFF),
-    SeriesTypeInfo(_T.ChargingCurrent, Unit.A, Quantity.POWER, Sign.FREE),
-    _power(_T.ChargingPower),
-    SeriesTypeInfo(_T.DischargingCurrent, Unit.A, Quantity.POWER, Sign.FREE),
-    _power(_T.DischargingPower),
-    _reading(_T.ChargingMeterReading, _T.ChargingEnergy),
-    _reading(_T.DischargingMeterReading, _T.DischargingEnergy),
-    _reading(_T.NetMeterReading, _T.NetEnergy, Sign.SIGNED),
-    _energy(_T.ChargingEnergy),
-    _energy(_T.DischargingEnergy),
-    SeriesTypeInfo(_T.EnergyLevelMeterReading, Unit.KWH, Quantity.LEVEL, Sign.UNSIGNED),
-    SeriesTypeInfo(_T.EnergyLevel, Unit.KWH, Quantity.LEVEL, Sign.UNSIGNED),
-    _power(_T.ChargingPowerRegulation),
-    _power(_T.DischargingPowerRegulation),
-    _state(_T.ChargingPowerOnOffRegulation, _ON_OFF),
-    _state(_T.ChargingPointState, _CHARGING_POINT_STATES),
-    _power(_T.MaxCapacity, Sign.UNSIGNED),
-    _power(_T.OptimalCapacityRegulation, Sign.UNSIGNED),
-    _weather(_T.ActualTemperature, Quantity.TEMPERATURE),
-    _weather(_T.ActualCloudiness, Quantity.CLOUDINESS),
-    _weather(_T.ForecastedTemperature, Quantity.TEMPERATURE),
-    _weather(_T.ForecastedCloudiness, Quantity.CLOUDINESS),
-    _price(_T.SpotPrice),
-    _price(_T.ForecastedSpotPrice),
-)})
+_INFO: MappingProxyType[SeriesType, SeriesTypeInfo] = MappingProxyType(
+    {
+        i.series_type: i
+        for i in (
+            _reading(_T.NetEnergyMeterReading, _T.NetEnergy, Sign.SIGNED),
+            _reading(_T.ProductionMeterReading, _T.Production, has_phases=True),
+            _reading(_T.ConsumptionMeterReading, _T.Consumption, has_phases=True),
+            _energy(_T.NetEnergy, Sign.SIGNED),
+            _energy(_T.Production, has_phases=True),
+            _energy(_T.Consumption, has_phases=True),
+            _power(_T.NetInstantPower, Sign.SIGNED),
+            _power(_T.ProductionInstantPower, Sign.UNSIGNED),
+            _power(_T.ConsumptionInstantPower, Sign.UNSIGNED),
+            _power(_T.FlexibilityUp),
+            _power(_T.FlexibilityDown),
+            _power(_T.ProductionPowerRegulation),
+            _state(_T.ProductionOnOffPowerRegulation, _ON_OFF),
+            _power(_T.LoadPowerRegulation),
+            _state(_T.LoadOnOffPowerRegulation, _ON_OFF),
+            SeriesTypeInfo(_T.ChargingCurrent, Unit.A, Quantity.POWER, Sign.FREE),
+            _power(_T.ChargingPower),
+            SeriesTypeInfo(_T.DischargingCurrent, Unit.A, Quantity.POWER, Sign.FREE),
+            _power(_T.DischargingPower),
+            _reading(_T.ChargingMeterReading, _T.ChargingEnergy),
+            _reading(_T.DischargingMeterReading, _T.DischargingEnergy),
+            _reading(_T.NetMeterReading, _T.NetEnergy, Sign.SIGNED),
+            _energy(_T.ChargingEnergy),
+            _energy(_T.DischargingEnergy),
+            SeriesTypeInfo(_T.EnergyLevelMeterReading, Unit.KWH, Quantity.LEVEL, Sign.UNSIGNED),
+            SeriesTypeInfo(_T.EnergyLevel, Unit.KWH, Quantity.LEVEL, Sign.UNSIGNED),
+            _power(_T.ChargingPowerRegulation),
+            _power(_T.DischargingPowerRegulation),
+            _state(_T.ChargingPowerOnOffRegulation, _ON_OFF),
+            _state(_T.ChargingPointState, _CHARGING_POINT_STATES),
+            _power(_T.MaxCapacity, Sign.UNSIGNED),
+            _power(_T.OptimalCapacityRegulation, Sign.UNSIGNED),
+            _weather(_T.ActualTemperature, Quantity.TEMPERATURE),
+            _weather(_T.ActualCloudiness, Quantity.CLOUDINESS),
+            _weather(_T.ForecastedTemperature, Quantity.TEMPERATURE),
+            _weather(_T.ForecastedCloudiness, Quantity.CLOUDINESS),
+            _price(_T.SpotPrice),
+            _price(_T.ForecastedSpotPrice),
+        )
+    }
+)
 
 
 def info(series_type: SeriesType) -> SeriesTypeInfo:
@@ -277,7 +289,8 @@ def format_series_name(series_type: SeriesType, phase: int | None = None) -> str
 _MAX_ISSUES = 20
 
 
-def _value_issue(meta: SeriesTypeInfo, value: float) -> str | None:
+def value_issue(meta: SeriesTypeInfo, value: float) -> str | None:
+    """Why `value` breaks the type's rules (finite, state codes, sign, range), or None."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return f"not a finite number: {value!r}"
     if meta.states is not None and value not in meta.states:
@@ -289,8 +302,9 @@ def _value_issue(meta: SeriesTypeInfo, value: float) -> str | None:
     return None
 
 
-def validate_values(series_type: SeriesType, values: Sequence[float | None],
-                    field: str = "values") -> None:
+def validate_values(
+    series_type: SeriesType, values: Sequence[float | None], field: str = "values"
+) -> None:
     """Refuse values that break the type's rules (finite, sign, state codes, range).
 
     None (missing) is allowed. Reports each bad index as `field[i]`, at most 20 of them.
@@ -301,7 +315,7 @@ def validate_values(series_type: SeriesType, values: Sequence[float | None],
     for index, value in enumerate(values):
         if value is None:
             continue
-        reason = _value_issue(meta, value)
+        reason = value_issue(meta, value)
         if reason is not None:
             issues.append(FieldIssue(f"{field}[{index}]", reason))
             if len(issues) == _MAX_ISSUES:

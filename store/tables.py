@@ -38,11 +38,14 @@ Micros = BigInteger
 
 
 def _tenant_fk() -> Column:
-    return Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False)
+    return Column(
+        "tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False
+    )
 
 
 tenants = Table(
-    "tenants", metadata,
+    "tenants",
+    metadata,
     Column("id", Integer, primary_key=True),
     Column("name", String(100), nullable=False, unique=True),
     Column("key_hash", String(64), nullable=False, unique=True),
@@ -50,7 +53,8 @@ tenants = Table(
 )
 
 accounts = Table(
-    "accounts", metadata,
+    "accounts",
+    metadata,
     Column("id", Integer, primary_key=True),
     _tenant_fk(),
     # Usernames are global: a basic-auth request names the account before the tenant key is
@@ -62,7 +66,8 @@ accounts = Table(
 )
 
 api_tokens = Table(
-    "api_tokens", metadata,
+    "api_tokens",
+    metadata,
     Column("id", Integer, primary_key=True),
     Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
     Column("token_hash", String(64), nullable=False, unique=True),
@@ -71,7 +76,8 @@ api_tokens = Table(
 )
 
 entities = Table(
-    "entities", metadata,
+    "entities",
+    metadata,
     Column("id", Integer, primary_key=True),
     _tenant_fk(),
     Column("key", Uuid, nullable=False, unique=True),
@@ -88,7 +94,8 @@ entities = Table(
 )
 
 connectors = Table(
-    "connectors", metadata,
+    "connectors",
+    metadata,
     Column("id", Integer, primary_key=True),
     _tenant_fk(),
     Column("parent_id", Integer, ForeignKey("entities.id", ondelete="CASCADE"), nullable=False),
@@ -102,7 +109,8 @@ connectors = Table(
 )
 
 entity_references = Table(
-    "entity_references", metadata,
+    "entity_references",
+    metadata,
     Column("id", Integer, primary_key=True),
     _tenant_fk(),
     Column("entity_id", Integer, ForeignKey("entities.id", ondelete="CASCADE"), nullable=False),
@@ -114,7 +122,8 @@ entity_references = Table(
 )
 
 sources = Table(
-    "sources", metadata,
+    "sources",
+    metadata,
     Column("id", Integer, primary_key=True),
     _tenant_fk(),
     Column("name", String(200), nullable=False),
@@ -122,7 +131,8 @@ sources = Table(
 )
 
 series = Table(
-    "series", metadata,
+    "series",
+    metadata,
     Column("id", Integer, primary_key=True),
     _tenant_fk(),
     Column("entity_id", Integer, ForeignKey("entities.id", ondelete="CASCADE"), nullable=False),
@@ -136,7 +146,8 @@ series = Table(
 )
 
 values = Table(
-    "values", metadata,
+    "values",
+    metadata,
     Column("series_id", Integer, ForeignKey("series.id", ondelete="CASCADE"), primary_key=True),
     Column("start", Micros, primary_key=True),
     Column("source_id", Integer, ForeignKey("sources.id"), primary_key=True),
@@ -148,7 +159,8 @@ values = Table(
 )
 
 peers = Table(
-    "peers", metadata,
+    "peers",
+    metadata,
     Column("id", Integer, primary_key=True),
     _tenant_fk(),
     Column("protocol", String(20), nullable=False),
@@ -168,7 +180,8 @@ peers = Table(
 )
 
 messages = Table(
-    "messages", metadata,
+    "messages",
+    metadata,
     Column("id", Integer, primary_key=True),
     Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=True),
     Column("peer_id", Integer, ForeignKey("peers.id", ondelete="SET NULL"), nullable=True),
@@ -187,7 +200,8 @@ messages = Table(
 )
 
 outbox = Table(
-    "outbox", metadata,
+    "outbox",
+    metadata,
     Column("id", Integer, primary_key=True),
     _tenant_fk(),
     Column("peer_id", Integer, ForeignKey("peers.id", ondelete="CASCADE"), nullable=False),
@@ -212,7 +226,8 @@ outbox = Table(
 )
 
 app_secrets = Table(
-    "app_secrets", metadata,
+    "app_secrets",
+    metadata,
     Column("name", String(100), primary_key=True),
     Column("value", String(500), nullable=False),
 )

@@ -25,7 +25,9 @@ class Tenant:
 
 def _check_name(name: str) -> None:
     if not _NAME.fullmatch(name or ""):
-        raise ValidationError("name", "1-100 letters, digits, '_', '.' or '-', starting with a letter or digit")
+        raise ValidationError(
+            "name", "1-100 letters, digits, '_', '.' or '-', starting with a letter or digit"
+        )
 
 
 async def add_tenant(tx: AsyncConnection, name: str) -> tuple[Tenant, str]:
@@ -34,7 +36,9 @@ async def add_tenant(tx: AsyncConnection, name: str) -> tuple[Tenant, str]:
     key = new_secret()
     try:
         result = await tx.execute(
-            insert(tenants).values(name=name, key_hash=hash_token(key), created_at=to_micros(utcnow()))
+            insert(tenants).values(
+                name=name, key_hash=hash_token(key), created_at=to_micros(utcnow())
+            )
         )
     except IntegrityError:
         raise Conflict(f"tenant {name!r} already exists") from None
@@ -42,7 +46,9 @@ async def add_tenant(tx: AsyncConnection, name: str) -> tuple[Tenant, str]:
 
 
 async def get_tenant(tx: AsyncConnection, name: str) -> Tenant:
-    row = (await tx.execute(select(tenants.c.id, tenants.c.name).where(tenants.c.name == name))).first()
+    row = (
+        await tx.execute(select(tenants.c.id, tenants.c.name).where(tenants.c.name == name))
+    ).first()
     if row is None:
         raise NotFound("tenant", name)
     return Tenant(row.id, row.name)

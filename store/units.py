@@ -76,39 +76,68 @@ AnyUnit = Unit | PriceUnit
 
 # Dimension and power-of-ten exponent relative to the canonical unit of that dimension.
 # Integer exponents keep W -> kW exact (1500 / 1000 == 1.5, whereas 1500 * 0.001 is not).
-_SCALE: MappingProxyType[Unit, tuple[Dimension, int]] = MappingProxyType({
-    Unit.W: (Dimension.POWER, -3),
-    Unit.KW: (Dimension.POWER, 0),
-    Unit.MW: (Dimension.POWER, 3),
-    Unit.WH: (Dimension.ENERGY, -3),
-    Unit.KWH: (Dimension.ENERGY, 0),
-    Unit.MWH: (Dimension.ENERGY, 3),
-    Unit.A: (Dimension.CURRENT, 0),
-    Unit.DEG_C: (Dimension.TEMPERATURE, 0),
-    Unit.PERCENT: (Dimension.RATIO, 0),
-    Unit.DIMENSIONLESS: (Dimension.DIMENSIONLESS, 0),
-})
+_SCALE: MappingProxyType[Unit, tuple[Dimension, int]] = MappingProxyType(
+    {
+        Unit.W: (Dimension.POWER, -3),
+        Unit.KW: (Dimension.POWER, 0),
+        Unit.MW: (Dimension.POWER, 3),
+        Unit.WH: (Dimension.ENERGY, -3),
+        Unit.KWH: (Dimension.ENERGY, 0),
+        Unit.MWH: (Dimension.ENERGY, 3),
+        Unit.A: (Dimension.CURRENT, 0),
+        Unit.DEG_C: (Dimension.TEMPERATURE, 0),
+        Unit.PERCENT: (Dimension.RATIO, 0),
+        Unit.DIMENSIONLESS: (Dimension.DIMENSIONLESS, 0),
+    }
+)
 
 EUR_PER_MWH = PriceUnit("EUR", Unit.MWH)
 
 # Accepted spellings, compared after removing blanks and case-folding. CP-API Table 3 writes
 # Celsius as "C"; OSCP writes "KW"/"KWH"/"WH"; Table 2 writes prices as "Euro/MWh".
-_ALIASES: MappingProxyType[str, Unit] = MappingProxyType({
-    "w": Unit.W, "watt": Unit.W, "watts": Unit.W,
-    "kw": Unit.KW, "kilowatt": Unit.KW, "kilowatts": Unit.KW,
-    "mw": Unit.MW, "megawatt": Unit.MW, "megawatts": Unit.MW,
-    "wh": Unit.WH, "kwh": Unit.KWH, "mwh": Unit.MWH,
-    "a": Unit.A, "amp": Unit.A, "amps": Unit.A, "ampere": Unit.A, "amperes": Unit.A,
-    "c": Unit.DEG_C, "°c": Unit.DEG_C, "degc": Unit.DEG_C, "℃": Unit.DEG_C,
-    "celsius": Unit.DEG_C, "degreescelsius": Unit.DEG_C,
-    "%": Unit.PERCENT, "percent": Unit.PERCENT, "pct": Unit.PERCENT,
-    "1": Unit.DIMENSIONLESS, "-": Unit.DIMENSIONLESS, "none": Unit.DIMENSIONLESS,
-    "dimensionless": Unit.DIMENSIONLESS,
-})
+_ALIASES: MappingProxyType[str, Unit] = MappingProxyType(
+    {
+        "w": Unit.W,
+        "watt": Unit.W,
+        "watts": Unit.W,
+        "kw": Unit.KW,
+        "kilowatt": Unit.KW,
+        "kilowatts": Unit.KW,
+        "mw": Unit.MW,
+        "megawatt": Unit.MW,
+        "megawatts": Unit.MW,
+        "wh": Unit.WH,
+        "kwh": Unit.KWH,
+        "mwh": Unit.MWH,
+        "a": Unit.A,
+        "amp": Unit.A,
+        "amps": Unit.A,
+        "ampere": Unit.A,
+        "amperes": Unit.A,
+        "c": Unit.DEG_C,
+        "°c": Unit.DEG_C,
+        "degc": Unit.DEG_C,
+        "℃": Unit.DEG_C,
+        "celsius": Unit.DEG_C,
+        "degreescelsius": Unit.DEG_C,
+        "%": Unit.PERCENT,
+        "percent": Unit.PERCENT,
+        "pct": Unit.PERCENT,
+        "1": Unit.DIMENSIONLESS,
+        "-": Unit.DIMENSIONLESS,
+        "none": Unit.DIMENSIONLESS,
+        "dimensionless": Unit.DIMENSIONLESS,
+    }
+)
 
-_CURRENCY_ALIASES: MappingProxyType[str, str] = MappingProxyType({
-    "€": "EUR", "euro": "EUR", "euros": "EUR", "£": "GBP",
-})
+_CURRENCY_ALIASES: MappingProxyType[str, str] = MappingProxyType(
+    {
+        "€": "EUR",
+        "euro": "EUR",
+        "euros": "EUR",
+        "£": "GBP",
+    }
+)
 
 
 def parse_unit(text: str, field: str = "unit") -> AnyUnit:
@@ -160,8 +189,13 @@ def _as_unit(unit: AnyUnit | str, field: str) -> AnyUnit:
     return unit if isinstance(unit, Unit | PriceUnit) else parse_unit(unit, field)
 
 
-def convert(values: Sequence[float | None], from_unit: AnyUnit | str, to_unit: AnyUnit | str,
-            *, field: str = "unit") -> list[float | None]:
+def convert(
+    values: Sequence[float | None],
+    from_unit: AnyUnit | str,
+    to_unit: AnyUnit | str,
+    *,
+    field: str = "unit",
+) -> list[float | None]:
     """Convert values between units of one dimension (and, for prices, one currency).
 
     None (a missing value) stays None. NaN and infinities are refused: they would otherwise
@@ -169,12 +203,21 @@ def convert(values: Sequence[float | None], from_unit: AnyUnit | str, to_unit: A
     """
     source, target = _as_unit(from_unit, field), _as_unit(to_unit, field)
     if dimension_of(source) is not dimension_of(target):
-        raise ValidationError(field, f"cannot convert {source} ({dimension_of(source)}) "
-                                     f"to {target} ({dimension_of(target)})")
-    if (isinstance(source, PriceUnit) and isinstance(target, PriceUnit)
-            and source.currency != target.currency):
-        raise ValidationError(field, f"cannot convert {source.currency} to {target.currency}: "
-                                     "exchange rates are not a unit conversion")
+        raise ValidationError(
+            field,
+            f"cannot convert {source} ({dimension_of(source)}) "
+            f"to {target} ({dimension_of(target)})",
+        )
+    if (
+        isinstance(source, PriceUnit)
+        and isinstance(target, PriceUnit)
+        and source.currency != target.currency
+    ):
+        raise ValidationError(
+            field,
+            f"cannot convert {source.currency} to {target.currency}: "
+            "exchange rates are not a unit conversion",
+        )
     for index, value in enumerate(values):
         if value is not None and not math.isfinite(value):
             raise ValidationError(f"values[{index}]", f"not a finite number: {value!r}")
@@ -182,9 +225,9 @@ def convert(values: Sequence[float | None], from_unit: AnyUnit | str, to_unit: A
     if shift == 0:
         return list(values)
     if shift > 0:
-        factor = 10 ** shift
+        factor = 10**shift
         return [None if v is None else v * factor for v in values]
-    divisor = 10 ** -shift
+    divisor = 10**-shift
     return [None if v is None else v / divisor for v in values]
 
 
@@ -205,8 +248,13 @@ def _electrical_factor(voltage: float, phases: int, power_factor: float) -> floa
     return voltage * phases * power_factor / 1000.0
 
 
-def amps_to_kw(amps: float, *, voltage: float = DEFAULT_VOLTAGE, phases: int = DEFAULT_PHASES,
-               power_factor: float = DEFAULT_POWER_FACTOR) -> float:
+def amps_to_kw(
+    amps: float,
+    *,
+    voltage: float = DEFAULT_VOLTAGE,
+    phases: int = DEFAULT_PHASES,
+    power_factor: float = DEFAULT_POWER_FACTOR,
+) -> float:
     """Active power of a per-phase current: P[kW] = I[A] * V * phases * pf / 1000.
 
     `amps` is the current in EACH phase (what OCMP/OSCP and charge points report), `voltage`
@@ -219,8 +267,13 @@ def amps_to_kw(amps: float, *, voltage: float = DEFAULT_VOLTAGE, phases: int = D
     return _check_finite(amps, "amps") * _electrical_factor(voltage, phases, power_factor)
 
 
-def kw_to_amps(kw: float, *, voltage: float = DEFAULT_VOLTAGE, phases: int = DEFAULT_PHASES,
-               power_factor: float = DEFAULT_POWER_FACTOR) -> float:
+def kw_to_amps(
+    kw: float,
+    *,
+    voltage: float = DEFAULT_VOLTAGE,
+    phases: int = DEFAULT_PHASES,
+    power_factor: float = DEFAULT_POWER_FACTOR,
+) -> float:
     """Per-phase current for an active power: I[A] = P[kW] * 1000 / (V * phases * pf).
 
     The inverse of `amps_to_kw`, same conventions (per-phase amps, phase-to-neutral volts):

@@ -64,7 +64,9 @@ def postgres_url() -> Iterator[str | None]:
     try:
         url = asyncio.run(asyncio.wait_for(_create_scratch(admin_url), timeout=30))
     except Exception as exc:  # unreachable, refused, no rights: skip, and say why
-        _pg_state["skip"] = f"PostgreSQL at {make_url(admin_url).render_as_string()} unusable: {exc}"
+        _pg_state["skip"] = (
+            f"PostgreSQL at {make_url(admin_url).render_as_string()} unusable: {exc}"
+        )
         yield None
         return
     _pg_state["used"] = url
@@ -104,5 +106,6 @@ def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untype
     if "used" in _pg_state:
         terminalreporter.write_line("PostgreSQL: store tests ran on SQLite and on PostgreSQL.")
     elif "skip" in _pg_state:
-        terminalreporter.write_line(f"PostgreSQL SKIPPED: {_pg_state['skip']}; store tests ran on SQLite only.",
-                                    yellow=True)
+        terminalreporter.write_line(
+            f"PostgreSQL SKIPPED: {_pg_state['skip']}; store tests ran on SQLite only.", yellow=True
+        )

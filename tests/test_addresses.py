@@ -52,7 +52,7 @@ def test_every_spec_example_parses_and_renders_back_identically(text: str) -> No
 
 
 def test_ea1_parts_of_the_uftp_example() -> None:
-    """"ea1.2013-11.info.usef.test:001:002.090807002a&b#" -- naming authority, then the
+    """ "ea1.2013-11.info.usef.test:001:002.090807002a&b#" -- naming authority, then the
     unique identifier, which "may include colons to separate organization boundaries"."""
     address = parse_entity_address("ea1.2013-11.info.usef.test:001:002.090807002a&b#")
     assert address == EA1Address(2013, 11, "info.usef.test", "001:002.090807002a&b#")
@@ -60,7 +60,7 @@ def test_ea1_parts_of_the_uftp_example() -> None:
 
 
 def test_flexmeasures_example_domain_is_forward() -> None:
-    """"ea1.2021-02.io.flexmeasures.company:30:73 where FlexMeasures runs at
+    """ "ea1.2021-02.io.flexmeasures.company:30:73 where FlexMeasures runs at
     company.flexmeasures.io and the owner ID is 30 and the asset ID is 73"."""
     address = parse_entity_address("ea1.2021-02.io.flexmeasures.company:30:73")
     assert isinstance(address, EA1Address)
@@ -83,23 +83,24 @@ def test_ean_example() -> None:
 
 
 def test_ean_check_digit_is_reported_not_enforced() -> None:
-    """"The protocol does not require the check digit, so at most warn on it." """
+    """ "The protocol does not require the check digit, so at most warn on it." """
     assert EANAddress("871685900012636543").check_digit_ok is True
     assert EANAddress("123123123123123123").check_digit_ok is False
     assert str(parse_entity_address("ean.123123123123123123")) == "ean.123123123123123123"
 
 
 def test_month_must_be_01_to_12() -> None:
-    """"All 4 year digits and 2 month digits are required (01-12)"; the XSD alone lets
+    """ "All 4 year digits and 2 month digits are required (01-12)"; the XSD alone lets
     ea1.2013-13.x:y through."""
     assert reason_for("ea1.2013-13.x:y") == "month 13 is outside 01-12"
     assert reason_for("ea1.2013-00.x:y") == "month 00 is outside 01-12"
 
 
-@pytest.mark.parametrize("text", ["ea1.2013-1.x:y", "ea1.13-11.x:y", "ea1.2013/11.x:y",
-                                  "ea1.201311.x:y", "ea1.:y"])
+@pytest.mark.parametrize(
+    "text", ["ea1.2013-1.x:y", "ea1.13-11.x:y", "ea1.2013/11.x:y", "ea1.201311.x:y", "ea1.:y"]
+)
 def test_date_code_must_be_yyyy_mm(text: str) -> None:
-    """"All 4 year digits and 2 month digits are required ... and the dash is required." """
+    """ "All 4 year digits and 2 month digits are required ... and the dash is required." """
     assert reason_for(text).startswith("date code ")
     assert "is not yyyy-mm" in reason_for(text)
 
@@ -107,7 +108,8 @@ def test_date_code_must_be_yyyy_mm(text: str) -> None:
 def test_no_colon_is_refused() -> None:
     """ea1.2013-11.info.usef.test fails: no colon, no locally unique string."""
     assert reason_for("ea1.2013-11.info.usef.test") == (
-        "no ':' separates the reversed domain from the local part")
+        "no ':' separates the reversed domain from the local part"
+    )
 
 
 def test_local_part_is_empty() -> None:
@@ -119,18 +121,30 @@ def test_reversed_domain_is_missing() -> None:
     assert reason_for("ea1.2013-11.:abc") == "reversed domain is missing after the date code"
 
 
-@pytest.mark.parametrize(("text", "reason"), [
-    ("ea1.2013-11.info..test:x",
-     "domain has an empty label (two dots in a row, or a dot at either end)"),
-    ("ea1.2013-11.info.test.:x",
-     "domain has an empty label (two dots in a row, or a dot at either end)"),
-    ("ea1.2013-11.info.us_ef:x",
-     "domain label 'us_ef' contains '_' (U+005F); only letters, digits and hyphens are allowed"),
-    ("ea1.2013-11.info.-usef:x", "domain label '-usef' starts or ends with a hyphen"),
-    ("ea1.2013-11.info.usef-:x", "domain label 'usef-' starts or ends with a hyphen"),
-    ("ea1.2013-11.info." + "a" * 64 + ":x",
-     "domain label '" + "a" * 64 + "' is 64 characters, at most 63"),
-])
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (
+            "ea1.2013-11.info..test:x",
+            "domain has an empty label (two dots in a row, or a dot at either end)",
+        ),
+        (
+            "ea1.2013-11.info.test.:x",
+            "domain has an empty label (two dots in a row, or a dot at either end)",
+        ),
+        (
+            "ea1.2013-11.info.us_ef:x",
+            "domain label 'us_ef' contains '_' (U+005F); "
+            "only letters, digits and hyphens are allowed",
+        ),
+        ("ea1.2013-11.info.-usef:x", "domain label '-usef' starts or ends with a hyphen"),
+        ("ea1.2013-11.info.usef-:x", "domain label 'usef-' starts or ends with a hyphen"),
+        (
+            "ea1.2013-11.info." + "a" * 64 + ":x",
+            "domain label '" + "a" * 64 + "' is 64 characters, at most 63",
+        ),
+    ],
+)
 def test_domain_label_rules(text: str, reason: str) -> None:
     """Reversed domain = DNS labels: letters, digits, hyphens, 1-63 chars, no edge hyphen."""
     assert reason_for(text) == reason
@@ -142,7 +156,7 @@ def test_63_character_label_is_fine() -> None:
 
 
 def test_address_longer_than_255_is_refused() -> None:
-    """"an EA is a variable-length, 7-bit printable ASCII text string containing up to
+    """ "an EA is a variable-length, 7-bit printable ASCII text string containing up to
     255 characters." """
     head = "ea1.2013-11.info.usef.test:"
     assert str(parse_entity_address(head + "x" * (255 - len(head)))).endswith("x")
@@ -150,21 +164,24 @@ def test_address_longer_than_255_is_refused() -> None:
     assert reason_for(too_long) == "address is 300 characters, at most 255"
 
 
-@pytest.mark.parametrize(("text", "position", "char"), [
-    ("ea1.2013-11.info.usef.test:caf\u00e9", 30, "\u00e9"),
-    ("ea1.2013-11.info.usef.test:a b", 28, " "),
-    ("ea1.2013-11.info.usef.test:a\tb", 28, "\t"),
-    ("ean.871685900012636543\n", 22, "\n"),
-])
+@pytest.mark.parametrize(
+    ("text", "position", "char"),
+    [
+        ("ea1.2013-11.info.usef.test:caf\u00e9", 30, "\u00e9"),
+        ("ea1.2013-11.info.usef.test:a b", 28, " "),
+        ("ea1.2013-11.info.usef.test:a\tb", 28, "\t"),
+        ("ean.871685900012636543\n", 22, "\n"),
+    ],
+)
 def test_only_printable_7bit_ascii(text: str, position: int, char: str) -> None:
-    """"Syntactically, an EA is a variable-length, 7-bit printable ASCII text string"."""
+    """ "Syntactically, an EA is a variable-length, 7-bit printable ASCII text string"."""
     reason = reason_for(text)
     assert f"U+{ord(char):04X}" in reason
     assert f"at position {position}" in reason
 
 
 def test_uppercase_prefix_is_refused() -> None:
-    """"Lowercase prefixes only: EAN./EA1. fail." """
+    """ "Lowercase prefixes only: EAN./EA1. fail." """
     assert reason_for("EAN.871685900012636543") == "prefix 'EAN.' must be lowercase 'ean.'"
     assert reason_for("EA1.2013-11.info.usef.test:x") == "prefix 'EA1.' must be lowercase 'ea1.'"
 
@@ -192,7 +209,8 @@ def test_ean_needs_12_to_34_digits() -> None:
 
 def test_ean_digits_only() -> None:
     assert reason_for("ean.8716859000126365x3") == (
-        "ean part has 'x' (U+0078) at position 16; only digits 0-9 are allowed")
+        "ean part has 'x' (U+0078) at position 16; only digits 0-9 are allowed"
+    )
 
 
 def test_empty_and_non_string_are_refused() -> None:
@@ -215,18 +233,29 @@ def test_build_ea1_lowercases_and_zero_pads() -> None:
     assert str(build_ea1("Usef.INFO", "x", year=995, month=1)) == "ea1.0995-01.info.usef:x"
 
 
-@pytest.mark.parametrize(("kwargs", "field", "reason"), [
-    ({"domain": "a..b"}, "domain",
-     "domain has an empty label (two dots in a row, or a dot at either end)"),
-    ({"domain": ""}, "domain", "domain is empty"),
-    ({"local_part": ""}, "local_part", "local part is empty"),
-    ({"month": 13}, "month", "month 13 is outside 01-12"),
-    ({"year": 10000}, "year", "year 10000 is not 4 digits (0000-9999)"),
-    ({"local_part": "x" * 250}, "entity_address", "address is 272 characters, at most 255"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "field", "reason"),
+    [
+        (
+            {"domain": "a..b"},
+            "domain",
+            "domain has an empty label (two dots in a row, or a dot at either end)",
+        ),
+        ({"domain": ""}, "domain", "domain is empty"),
+        ({"local_part": ""}, "local_part", "local part is empty"),
+        ({"month": 13}, "month", "month 13 is outside 01-12"),
+        ({"year": 10000}, "year", "year 10000 is not 4 digits (0000-9999)"),
+        ({"local_part": "x" * 250}, "entity_address", "address is 272 characters, at most 255"),
+    ],
+)
 def test_build_ea1_refusals(kwargs: dict[str, object], field: str, reason: str) -> None:
-    args: dict[str, object] = {"domain": "usef.info", "local_part": "x", "year": 2020,
-                               "month": 1, **kwargs}
+    args: dict[str, object] = {
+        "domain": "usef.info",
+        "local_part": "x",
+        "year": 2020,
+        "month": 1,
+        **kwargs,
+    }
     with pytest.raises(ValidationError) as info:
         build_ea1(args.pop("domain"), args.pop("local_part"), **args)  # type: ignore[arg-type]
     assert (info.value.field, info.value.reason) == (field, reason)
@@ -244,13 +273,13 @@ def test_dataclasses_are_frozen_and_validated() -> None:
 
 _LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?", fullmatch=True)
 _DOMAIN = st.lists(_LABEL, min_size=1, max_size=4).map(".".join)
-_LOCAL = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E),
-                 min_size=1, max_size=60)
+_LOCAL = st.text(
+    alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=60
+)
 
 
 @given(domain=_DOMAIN, local=_LOCAL, year=st.integers(0, 9999), month=st.integers(1, 12))
-def test_parse_of_built_address_round_trips(domain: str, local: str, year: int,
-                                            month: int) -> None:
+def test_parse_of_built_address_round_trips(domain: str, local: str, year: int, month: int) -> None:
     address = build_ea1(domain, local, year=year, month=month)
     assert address.domain == domain
     assert parse_entity_address(str(address)) == address

@@ -21,8 +21,12 @@ from store.tenants import add_tenant
 
 
 def _settings(tmp_path, **changes) -> Settings:  # type: ignore[no-untyped-def]
-    return replace(Settings(), database_url=f"sqlite+aiosqlite:///{tmp_path / 'app.db'}",
-                   admin_password="admin-pass", **changes)
+    return replace(
+        Settings(),
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'app.db'}",
+        admin_password="admin-pass",
+        **changes,
+    )
 
 
 async def _boom(request: web.Request) -> web.Response:
@@ -151,7 +155,7 @@ async def test_first_start_creates_default_tenant_and_admin_once(aiohttp_client,
 async def _account_with_key(app: web.Application) -> tuple[str, str]:
     async with app[DB].transaction() as tx:
         tenant, key = await add_tenant(tx, "pilot")
-        other, other_key = await add_tenant(tx, "other")
+        _other, other_key = await add_tenant(tx, "other")
         await add_account(tx, tenant, "cpo", Role.PARTICIPANT, "pw")
     return key, other_key
 
@@ -164,15 +168,28 @@ async def test_basic_auth_and_tenant_key_keep_401_and_403_apart(aiohttp_client, 
     good = encode_basic_auth("cpo", "pw")
 
     missing = await client.get("/test/whoami")
-    wrong = await client.get("/test/whoami", headers={"Authorization": encode_basic_auth("cpo", "nope"),
-                                                      "X-Tenant-Key": key})
-    unknown = await client.get("/test/whoami", headers={"Authorization": encode_basic_auth("ghost", "pw"),
-                                                        "X-Tenant-Key": key})
+    wrong = await client.get(
+        "/test/whoami",
+        headers={"Authorization": encode_basic_auth("cpo", "nope"), "X-Tenant-Key": key},
+    )
+    unknown = await client.get(
+        "/test/whoami",
+        headers={"Authorization": encode_basic_auth("ghost", "pw"), "X-Tenant-Key": key},
+    )
     no_key = await client.get("/test/whoami", headers={"Authorization": good})
-    foreign = await client.get("/test/whoami", headers={"Authorization": good, "X-Tenant-Key": other_key})
+    foreign = await client.get(
+        "/test/whoami", headers={"Authorization": good, "X-Tenant-Key": other_key}
+    )
     ok = await client.get("/test/whoami", headers={"Authorization": good, "X-Tenant-Key": key})
 
-    assert [r.status for r in (missing, wrong, unknown, no_key, foreign, ok)] == [401, 401, 401, 401, 403, 200]
+    assert [r.status for r in (missing, wrong, unknown, no_key, foreign, ok)] == [
+        401,
+        401,
+        401,
+        401,
+        403,
+        200,
+    ]
     assert missing.headers["WWW-Authenticate"].startswith("Basic")
     assert "WWW-Authenticate" not in foreign.headers
     assert await ok.json() == {"account": "cpo", "tenant": "pilot"}

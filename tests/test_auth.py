@@ -39,8 +39,9 @@ def b64url(data: bytes) -> str:
 def forge(header: dict[str, object], payload: dict[str, object], key: bytes | None) -> str:
     """A JWT built by hand, signed with HMAC-SHA256 under `key` (or unsigned)."""
     signing_input = b64url(json.dumps(header).encode()) + "." + b64url(json.dumps(payload).encode())
-    signature = b"" if key is None else hmac.new(key, signing_input.encode(),
-                                                 hashlib.sha256).digest()
+    signature = (
+        b"" if key is None else hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
+    )
     return signing_input + "." + b64url(signature)
 
 
@@ -96,19 +97,23 @@ def test_basic_auth_scheme_is_case_insensitive(scheme: str) -> None:
     assert parse_basic_auth(header) == ("Aladdin", "open sesame")
 
 
-@pytest.mark.parametrize("header", [None, "", "   ", "Bearer abc", "Token abc",
-                                    "Basically QWxhZGRpbjpvcGVuIHNlc2FtZQ=="])
+@pytest.mark.parametrize(
+    "header", [None, "", "   ", "Bearer abc", "Token abc", "Basically QWxhZGRpbjpvcGVuIHNlc2FtZQ=="]
+)
 def test_basic_auth_absent_or_other_scheme_is_none(header: str | None) -> None:
     assert parse_basic_auth(header) is None
 
 
-@pytest.mark.parametrize(("header", "reason"), [
-    ("Basic not*base64", "malformed basic credentials: not base64"),
-    ("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ", "malformed basic credentials: not base64"),
-    (basic(b"no-colon-here"), "malformed basic credentials: no ':' after the user id"),
-    ("Basic", "malformed basic credentials: no ':' after the user id"),
-    (basic(b"user:pass\nword"), "malformed basic credentials: control character"),
-])
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        ("Basic not*base64", "malformed basic credentials: not base64"),
+        ("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ", "malformed basic credentials: not base64"),
+        (basic(b"no-colon-here"), "malformed basic credentials: no ':' after the user id"),
+        ("Basic", "malformed basic credentials: no ':' after the user id"),
+        (basic(b"user:pass\nword"), "malformed basic credentials: control character"),
+    ],
+)
 def test_basic_auth_malformed_raises_401_with_basic_challenge(header: str, reason: str) -> None:
     with pytest.raises(AuthError) as info:
         parse_basic_auth(header)
@@ -131,18 +136,22 @@ def test_bearer_token() -> None:
     assert parse_token_auth("bearer eyJ.abc.def", "Bearer") == "eyJ.abc.def"
 
 
-@pytest.mark.parametrize("header", [None, "", "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==",
-                                    "Bearer abc", "Tokens abc"])
+@pytest.mark.parametrize(
+    "header", [None, "", "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==", "Bearer abc", "Tokens abc"]
+)
 def test_token_absent_or_other_scheme_is_none(header: str | None) -> None:
     assert parse_token_auth(header, "Token") is None
 
 
-@pytest.mark.parametrize(("header", "reason"), [
-    ("Token", "empty token"),
-    ("Token    ", "empty token"),
-    ("Token abc def", "malformed token"),
-    ("Token ab\u00e9", "malformed token"),
-])
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        ("Token", "empty token"),
+        ("Token    ", "empty token"),
+        ("Token abc def", "malformed token"),
+        ("Token ab\u00e9", "malformed token"),
+    ],
+)
 def test_token_malformed_raises_401(header: str, reason: str) -> None:
     with pytest.raises(AuthError) as info:
         parse_token_auth(header, "Token")
@@ -163,12 +172,17 @@ def test_bare_token_as_flexmeasures_sends_it() -> None:
 
 
 def test_jwt_round_trip() -> None:
-    token = issue_jwt(SECRET, "alice", "tenant-1", timedelta(hours=1), now=T0,
-                      extra={"role": "scada"})
+    token = issue_jwt(
+        SECRET, "alice", "tenant-1", timedelta(hours=1), now=T0, extra={"role": "scada"}
+    )
     claims = verify_jwt(SECRET, token, now=T0 + timedelta(minutes=5))
-    assert claims == Claims(subject="alice", tenant="tenant-1",
-                            expires_at=T0 + timedelta(hours=1), extra={"role": "scada"},
-                            issued_at=T0)
+    assert claims == Claims(
+        subject="alice",
+        tenant="tenant-1",
+        expires_at=T0 + timedelta(hours=1),
+        extra={"role": "scada"},
+        issued_at=T0,
+    )
     with pytest.raises(TypeError):
         claims.extra["role"] = "admin"  # type: ignore[index]
 
@@ -177,8 +191,12 @@ def test_jwt_carries_iat_exp_sub_tenant_and_is_hs256() -> None:
     token = issue_jwt(SECRET, "alice", "tenant-1", timedelta(hours=1), now=T0)
     assert jwt.get_unverified_header(token)["alg"] == "HS256"
     payload = jwt.decode(token, options={"verify_signature": False})
-    assert payload == {"sub": "alice", "tenant": "tenant-1", "iat": int(T0.timestamp()),
-                       "exp": int((T0 + timedelta(hours=1)).timestamp())}
+    assert payload == {
+        "sub": "alice",
+        "tenant": "tenant-1",
+        "iat": int(T0.timestamp()),
+        "exp": int((T0 + timedelta(hours=1)).timestamp()),
+    }
 
 
 def test_jwt_expiry_with_leeway() -> None:
@@ -196,7 +214,8 @@ def test_jwt_expired_sets_bearer_challenge() -> None:
     with pytest.raises(AuthError) as info:
         verify_jwt(SECRET, token, now=T0 + timedelta(hours=1))
     assert info.value.www_authenticate == (
-        'Bearer realm="flexbridge", error="invalid_token", error_description="token expired"')
+        'Bearer realm="flexbridge", error="invalid_token", error_description="token expired"'
+    )
 
 
 def test_jwt_issued_in_the_future_is_refused() -> None:
@@ -215,9 +234,16 @@ def test_jwt_tampered_signature() -> None:
 def test_jwt_tampered_payload() -> None:
     token = issue_jwt(SECRET, "alice", "tenant-1", timedelta(hours=1), now=T0)
     head, _, signature = token.split(".")
-    forged_body = b64url(json.dumps({"sub": "alice", "tenant": "tenant-2",
-                                     "iat": int(T0.timestamp()),
-                                     "exp": int(T0.timestamp()) + 3600}).encode())
+    forged_body = b64url(
+        json.dumps(
+            {
+                "sub": "alice",
+                "tenant": "tenant-2",
+                "iat": int(T0.timestamp()),
+                "exp": int(T0.timestamp()) + 3600,
+            }
+        ).encode()
+    )
     assert auth_reason(SECRET, f"{head}.{forged_body}.{signature}", now=T0) == "bad signature"
 
 
@@ -229,8 +255,12 @@ def test_jwt_wrong_secret() -> None:
 def test_jwt_alg_none_is_refused() -> None:
     """RFC 8725 section 3.1: libraries MUST let the caller specify the supported algorithms
     and MUST NOT use any other; an unsigned "none" token must never verify."""
-    payload = {"sub": "alice", "tenant": "t", "iat": int(T0.timestamp()),
-               "exp": int(T0.timestamp()) + 3600}
+    payload = {
+        "sub": "alice",
+        "tenant": "t",
+        "iat": int(T0.timestamp()),
+        "exp": int(T0.timestamp()) + 3600,
+    }
     unsigned = forge({"alg": "none", "typ": "JWT"}, payload, None)
     assert auth_reason(SECRET, unsigned, now=T0) == "algorithm not allowed"
     also_unsigned = jwt.encode(payload, None, algorithm="none")
@@ -241,8 +271,12 @@ def test_jwt_alg_none_is_refused() -> None:
 def test_jwt_other_algorithms_are_refused(alg: str) -> None:
     """Algorithm confusion: a token whose header names another algorithm, even if HMAC-signed
     with our secret, is refused because verification pins HS256."""
-    payload = {"sub": "alice", "tenant": "t", "iat": int(T0.timestamp()),
-               "exp": int(T0.timestamp()) + 3600}
+    payload = {
+        "sub": "alice",
+        "tenant": "t",
+        "iat": int(T0.timestamp()),
+        "exp": int(T0.timestamp()) + 3600,
+    }
     token = forge({"alg": alg, "typ": "JWT"}, payload, SECRET.encode())
     assert auth_reason(SECRET, token, now=T0) == "algorithm not allowed"
 
@@ -252,22 +286,36 @@ def test_jwt_malformed(token: str) -> None:
     assert auth_reason(SECRET, token, now=T0) == "malformed token"
 
 
-@pytest.mark.parametrize(("missing", "reason"), [("sub", "missing claim sub"),
-                                                 ("tenant", "missing claim tenant"),
-                                                 ("exp", "missing claim exp")])
+@pytest.mark.parametrize(
+    ("missing", "reason"),
+    [
+        ("sub", "missing claim sub"),
+        ("tenant", "missing claim tenant"),
+        ("exp", "missing claim exp"),
+    ],
+)
 def test_jwt_missing_claims(missing: str, reason: str) -> None:
-    payload = {"sub": "alice", "tenant": "t", "iat": int(T0.timestamp()),
-               "exp": int(T0.timestamp()) + 3600}
+    payload = {
+        "sub": "alice",
+        "tenant": "t",
+        "iat": int(T0.timestamp()),
+        "exp": int(T0.timestamp()) + 3600,
+    }
     del payload[missing]
     token = jwt.encode(payload, SECRET, algorithm="HS256")
     assert auth_reason(SECRET, token, now=T0) == reason
 
 
-@pytest.mark.parametrize(("claim", "value"), [("sub", 42), ("tenant", ""), ("exp", "soon"),
-                                              ("exp", True)])
+@pytest.mark.parametrize(
+    ("claim", "value"), [("sub", 42), ("tenant", ""), ("exp", "soon"), ("exp", True)]
+)
 def test_jwt_malformed_claims(claim: str, value: object) -> None:
-    payload: dict[str, object] = {"sub": "alice", "tenant": "t",
-                                  "exp": int(T0.timestamp()) + 3600, claim: value}
+    payload: dict[str, object] = {
+        "sub": "alice",
+        "tenant": "t",
+        "exp": int(T0.timestamp()) + 3600,
+        claim: value,
+    }
     token = jwt.encode(payload, SECRET, algorithm="HS256")
     assert auth_reason(SECRET, token, now=T0) == f"malformed claim {claim}"
 
@@ -312,7 +360,11 @@ def test_rate_limiter_refills_but_not_beyond_burst() -> None:
     assert limiter.check("acct", now=0.5) == 0.0  # one token back after 1/rate seconds
     assert limiter.check("acct", now=0.5) == pytest.approx(0.5)
     assert [limiter.check("acct", now=1000.0) for _ in range(4)] == [
-        0.0, 0.0, 0.0, pytest.approx(0.5)]
+        0.0,
+        0.0,
+        0.0,
+        pytest.approx(0.5),
+    ]
 
 
 def test_rate_limiter_keeps_keys_separate() -> None:
@@ -335,11 +387,11 @@ def test_rate_limiter_stays_bounded() -> None:
 def test_rate_limiter_drops_full_idle_buckets_first() -> None:
     """A bucket idle long enough to be full again equals no bucket: dropping it is free."""
     limiter = RateLimiter(rate=1.0, burst=2, max_keys=3)
-    limiter.check("idle-1", now=0.0)     # full again at t=1.0
-    limiter.check("idle-2", now=0.1)     # full again at t=1.1
+    limiter.check("idle-1", now=0.0)  # full again at t=1.0
+    limiter.check("idle-2", now=0.1)  # full again at t=1.1
     limiter.check("hot", now=0.5)
-    limiter.check("hot", now=0.5)        # empty; 1.5 tokens by t=2.0
-    limiter.check("new", now=2.0)        # both full buckets go, not just one
+    limiter.check("hot", now=0.5)  # empty; 1.5 tokens by t=2.0
+    limiter.check("new", now=2.0)  # both full buckets go, not just one
     assert len(limiter) == 2
     assert limiter.check("hot", now=2.0) == 0.0
     assert limiter.check("hot", now=2.0) == pytest.approx(0.5)  # its state was kept
@@ -349,8 +401,8 @@ def test_rate_limiter_evicts_least_recently_used_when_all_are_refilling() -> Non
     limiter = RateLimiter(rate=1.0, burst=1, max_keys=2)
     limiter.check("a", now=0.0)
     limiter.check("b", now=0.0)
-    limiter.check("a", now=0.0)          # refused, but "a" is now the most recent
-    limiter.check("c", now=0.0)          # evicts "b"
+    limiter.check("a", now=0.0)  # refused, but "a" is now the most recent
+    limiter.check("c", now=0.0)  # evicts "b"
     assert len(limiter) == 2
     assert limiter.check("a", now=0.0) == pytest.approx(1.0)  # "a" kept its empty bucket
 

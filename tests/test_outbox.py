@@ -24,8 +24,12 @@ from store.tables import outbox
 from store.tenants import add_tenant
 from store.timeutil import utcnow
 
-FAST = replace(Settings(), outbox_backoff_base_seconds=0.0, outbox_backoff_cap_seconds=0.0,
-               outbox_timeout_seconds=2.0)
+FAST = replace(
+    Settings(),
+    outbox_backoff_base_seconds=0.0,
+    outbox_backoff_cap_seconds=0.0,
+    outbox_timeout_seconds=2.0,
+)
 
 
 class Peer:
@@ -50,17 +54,32 @@ class Peer:
 async def _setup(db, base_url: str, auth=OutboundAuth.TOKEN):  # type: ignore[no-untyped-def]
     async with db.transaction() as tx:
         tenant, _ = await add_tenant(tx, "t")
-        peer = await add_peer(tx, tenant, protocol="ocmp", name="cpo", base_url=base_url,
-                              auth=auth, username="us", secret="their-token")
+        peer = await add_peer(
+            tx,
+            tenant,
+            protocol="ocmp",
+            name="cpo",
+            base_url=base_url,
+            auth=auth,
+            username="us",
+            secret="their-token",
+        )
     return tenant, peer
 
 
 async def _enqueue(db, tenant, peer, body=b'{"x": 1}', deadline=timedelta(hours=1)):  # type: ignore[no-untyped-def]
     async with db.transaction() as tx:
-        return await outbox_store.enqueue(tx, tenant, peer, protocol="ocmp", message_type="Ping",
-                                          path="/ocmp/1.0/ping", body=body,
-                                          headers={"Content-Type": "application/json"},
-                                          deadline=deadline)
+        return await outbox_store.enqueue(
+            tx,
+            tenant,
+            peer,
+            protocol="ocmp",
+            message_type="Ping",
+            path="/ocmp/1.0/ping",
+            body=body,
+            headers={"Content-Type": "application/json"},
+            deadline=deadline,
+        )
 
 
 async def _row(db, row_id):  # type: ignore[no-untyped-def]
@@ -92,7 +111,9 @@ async def test_message_is_delivered_with_peer_auth_and_idempotency_id(db, aiohtt
     assert (row.status, row.attempts, row.claimed_by) == ("sent", 1, None)
     async with db.read() as tx:
         logged = await recent_messages(tx, tenant)
-    assert [(m.direction, m.status, m.message_id) for m in logged] == [(Direction.OUT, "sent", row.message_id)]
+    assert [(m.direction, m.status, m.message_id) for m in logged] == [
+        (Direction.OUT, "sent", row.message_id)
+    ]
     assert metrics.deliveries.labels("ocmp", "sent")._value.get() == 1
     assert await worker.deliver_due() == 0  # nothing is sent twice
 
@@ -103,7 +124,10 @@ async def test_basic_auth_toward_the_peer(db, aiohttp_server, http):
     tenant, peer = await _setup(db, str(server.make_url("")), auth=OutboundAuth.BASIC)
     await _enqueue(db, tenant, peer)
     await DeliveryWorker(db, FAST, Metrics(), http).deliver_due()
-    assert peer_endpoint.received[0][1]["Authorization"] == "Basic " + base64.b64encode(b"us:their-token").decode()
+    assert (
+        peer_endpoint.received[0][1]["Authorization"]
+        == "Basic " + base64.b64encode(b"us:their-token").decode()
+    )
 
 
 async def test_server_errors_are_retried_until_delivered(db, aiohttp_server, http):
@@ -175,13 +199,16 @@ async def test_concurrent_workers_never_claim_the_same_row(db, database_url):
     tenant, peer = await _setup(db, "http://127.0.0.1:9")
     async with db.transaction() as tx:
         for _ in range(200):
-            await outbox_store.enqueue(tx, tenant, peer, protocol="ocmp", message_type="Ping",
-                                       path="/p", body=b"{}")
+            await outbox_store.enqueue(
+                tx, tenant, peer, protocol="ocmp", message_type="Ping", path="/p", body=b"{}"
+            )
     engines = [open_database(database_url) for _ in range(4)]
 
     async def drain(worker_db, name):  # type: ignore[no-untyped-def]
         mine = []
-        while batch := await outbox_store.claim_due(worker_db, name, limit=7, lease=timedelta(minutes=5)):
+        while batch := await outbox_store.claim_due(
+            worker_db, name, limit=7, lease=timedelta(minutes=5)
+        ):
             mine.extend(item.id for item in batch)
             await asyncio.sleep(0)
         return mine
@@ -217,6 +244,6 @@ def test_backoff_grows_exponentially_with_jitter_and_is_capped():
     rng = random.Random(7)
     delays = [backoff_seconds(n, 1.0, 60.0, rng) for n in range(10)]
     for attempts, delay in enumerate(delays):
-        ceiling = min(60.0, 2.0 ** attempts)
+        ceiling = min(60.0, 2.0**attempts)
         assert ceiling * 0.5 <= delay <= ceiling
     assert max(delays) <= 60.0

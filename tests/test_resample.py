@@ -43,8 +43,9 @@ def test_energy_sums_when_coarsened() -> None:
     assert result == Regular(T0, HOUR, [10, 26])
 
 
-@pytest.mark.parametrize("quantity", [Quantity.POWER, Quantity.PRICE, Quantity.TEMPERATURE,
-                                      Quantity.CLOUDINESS])
+@pytest.mark.parametrize(
+    "quantity", [Quantity.POWER, Quantity.PRICE, Quantity.TEMPERATURE, Quantity.CLOUDINESS]
+)
 def test_intensive_quantities_average_when_coarsened(quantity: Quantity) -> None:
     """DESIGN.md: "intensive ones (power, price, temperature, capacity) average when
     coarsened"."""
@@ -102,8 +103,7 @@ def test_overflowing_or_non_finite_blocks_are_refused(values: list[float]) -> No
 
 
 def test_empty_series_resamples_to_empty() -> None:
-    assert resample(quarter_hours([], start=at(30)), HOUR, Quantity.ENERGY) == Regular(
-        T0, HOUR, [])
+    assert resample(quarter_hours([], start=at(30)), HOUR, Quantity.ENERGY) == Regular(T0, HOUR, [])
     assert resample(quarter_hours([]), timedelta(minutes=5), Quantity.READING).values == []
 
 
@@ -116,8 +116,9 @@ def test_energy_divides_when_refined() -> None:
     assert result == Regular(T0, MIN15, [1.0] * 4 + [None] * 4 + [2.0] * 4)
 
 
-@pytest.mark.parametrize("quantity", [Quantity.POWER, Quantity.PRICE, Quantity.TEMPERATURE,
-                                      Quantity.STATE])
+@pytest.mark.parametrize(
+    "quantity", [Quantity.POWER, Quantity.PRICE, Quantity.TEMPERATURE, Quantity.STATE]
+)
 def test_intensive_quantities_repeat_when_refined(quantity: Quantity) -> None:
     """DESIGN.md: "intensive ones (power, price, temperature, capacity) ... repeat when
     refined"."""
@@ -132,8 +133,10 @@ def test_same_resolution_is_a_copy() -> None:
     assert result.values is not series.values
 
 
-@pytest.mark.parametrize("to_resolution", [timedelta(minutes=20), timedelta(minutes=10),
-                                           timedelta(0), timedelta(minutes=-15)])
+@pytest.mark.parametrize(
+    "to_resolution",
+    [timedelta(minutes=20), timedelta(minutes=10), timedelta(0), timedelta(minutes=-15)],
+)
 def test_resolution_must_be_a_whole_multiple_or_divisor(to_resolution: timedelta) -> None:
     with pytest.raises(ValidationError) as caught:
         resample(quarter_hours([1.0] * 4), to_resolution, Quantity.ENERGY)
@@ -174,14 +177,14 @@ def test_readings_sample_at_coarse_instants() -> None:
 
 
 def test_readings_interpolate_when_refined_without_extrapolation() -> None:
-    result = resample(Regular(T0, HOUR, [0.0, 3.0, 6.0]), timedelta(minutes=20),
-                      Quantity.READING)
+    result = resample(Regular(T0, HOUR, [0.0, 3.0, 6.0]), timedelta(minutes=20), Quantity.READING)
     assert result.values == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
 
 
 def test_level_interpolation_stops_at_missing_neighbours() -> None:
-    result = resample(Regular(T0, HOUR, [10.0, None, 30.0]), timedelta(minutes=30),
-                      SeriesType.EnergyLevel)
+    result = resample(
+        Regular(T0, HOUR, [10.0, None, 30.0]), timedelta(minutes=30), SeriesType.EnergyLevel
+    )
     assert result.values == [10.0, None, None, None, 30.0]
 
 
@@ -289,11 +292,14 @@ def test_naive_and_non_finite_readings_are_refused_by_index() -> None:
     assert caught.value.field == "readings[0].value"
 
 
-@pytest.mark.parametrize(("start", "end", "field"), [
-    (T0, at(20), "end"),
-    (at(30), T0, "end"),
-    (datetime(2024, 3, 1), at(15), "start"),
-])
+@pytest.mark.parametrize(
+    ("start", "end", "field"),
+    [
+        (T0, at(20), "end"),
+        (at(30), T0, "end"),
+        (datetime(2024, 3, 1), at(15), "start"),
+    ],
+)
 def test_grid_errors_name_the_field(start: datetime, end: datetime, field: str) -> None:
     with pytest.raises(ValidationError) as caught:
         interpolate_readings(READINGS, start, end, MIN15)
@@ -337,8 +343,9 @@ FACTORS = st.sampled_from([2, 3, 4, 6, 12])
 
 
 @given(factor=FACTORS, blocks=st.integers(min_value=0, max_value=8), data=st.data())
-def test_coarsen_then_refine_energy_conserves_totals(factor: int, blocks: int,
-                                                     data: st.DataObject) -> None:
+def test_coarsen_then_refine_energy_conserves_totals(
+    factor: int, blocks: int, data: st.DataObject
+) -> None:
     values = data.draw(st.lists(FINITE, min_size=factor * blocks, max_size=factor * blocks))
     fine = Regular(T0, timedelta(minutes=5), values)
     coarse = resample(fine, timedelta(minutes=5 * factor), Quantity.ENERGY)
@@ -355,7 +362,7 @@ def test_power_mean_within_block_min_and_max(factor: int, data: st.DataObject) -
     series = Regular(T0, timedelta(minutes=5), values)
     coarse = resample(series, timedelta(minutes=5 * factor), Quantity.POWER)
     for index, mean in enumerate(coarse.values):
-        block = values[index * factor:(index + 1) * factor]
+        block = values[index * factor : (index + 1) * factor]
         if len(block) < factor:
             assert mean is None  # partial trailing block
             continue
@@ -379,8 +386,9 @@ def test_refine_then_coarsen_is_identity(factor: int, values: list[float | None]
 
 
 @given(factor=FACTORS, values=st.lists(st.one_of(st.none(), FINITE), max_size=10))
-def test_energy_power_conversion_commutes_with_refinement(factor: int,
-                                                          values: list[float | None]) -> None:
+def test_energy_power_conversion_commutes_with_refinement(
+    factor: int, values: list[float | None]
+) -> None:
     hourly = Regular(T0, HOUR, values)
     a = energy_to_power(resample(hourly, HOUR / factor, Quantity.ENERGY)).values
     b = resample(energy_to_power(hourly), HOUR / factor, Quantity.POWER).values
@@ -390,10 +398,16 @@ def test_energy_power_conversion_commutes_with_refinement(factor: int,
             assert x == pytest.approx(y, rel=1e-12, abs=1e-9)
 
 
-@given(st.lists(st.tuples(st.integers(min_value=0, max_value=600),
-                          st.floats(min_value=0, max_value=100)), min_size=2, max_size=15))
+@given(
+    st.lists(
+        st.tuples(st.integers(min_value=0, max_value=600), st.floats(min_value=0, max_value=100)),
+        min_size=2,
+        max_size=15,
+    )
+)
 def test_monotonic_readings_give_energy_that_sums_to_the_counter_difference(
-        raw: list[tuple[int, float]]) -> None:
+    raw: list[tuple[int, float]],
+) -> None:
     # Build an increasing counter at distinct instants from increments.
     instants = sorted({minute for minute, _ in raw})
     total = 0.0

@@ -51,26 +51,28 @@ def test_changed_parameters_still_verify_and_ask_for_rehash() -> None:
     assert sec.needs_rehash(old, **FAST) is False
 
 
-@pytest.mark.parametrize("encoded", [
-    "",
-    "garbage",
-    "bcrypt$16$8$1$AAAA$AAAA",                      # another scheme
-    "scrypt$16$1$1$AAAA",                            # too few fields
-    "scrypt$16$1$1$AAAA$AAAA$AAAA",                  # too many fields
-    "scrypt$abc$1$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAA",  # n not a number
-    "scrypt$15$1$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAA",   # n not a power of two
-    "scrypt$1073741824$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAA",  # n absurdly large
-    "scrypt$16$0$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAA",   # r zero
-    "scrypt$16$1$1$not*base64$AAAA",                 # bad base64 salt
-    "scrypt$16$1$1$AAAAAAAAAAAAAAAAAAAAAA==$",       # empty hash
-])
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        "",
+        "garbage",
+        "bcrypt$16$8$1$AAAA$AAAA",  # another scheme
+        "scrypt$16$1$1$AAAA",  # too few fields
+        "scrypt$16$1$1$AAAA$AAAA$AAAA",  # too many fields
+        "scrypt$abc$1$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAA",  # n not a number
+        "scrypt$15$1$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAA",  # n not a power of two
+        "scrypt$1073741824$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAA",  # n absurdly large
+        "scrypt$16$0$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAA",  # r zero
+        "scrypt$16$1$1$not*base64$AAAA",  # bad base64 salt
+        "scrypt$16$1$1$AAAAAAAAAAAAAAAAAAAAAA==$",  # empty hash
+    ],
+)
 def test_malformed_encodings_are_false_not_exceptions(encoded: str) -> None:
     assert sec.verify_password("pw", encoded) is False
     assert sec.needs_rehash(encoded) is True
 
 
-def test_unknown_account_is_false_and_still_pays_the_hash(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_account_is_false_and_still_pays_the_hash(monkeypatch: pytest.MonkeyPatch) -> None:
     """encoded=None stands for "no such user": False, after a full-cost scrypt so the
     response time does not tell which user names exist."""
     calls: list[tuple[int, int, int]] = []

@@ -77,10 +77,17 @@ def test_table_2_covers_every_series_type() -> None:
     assert len(SeriesType) == 38
 
 
-@pytest.mark.parametrize("name", [
-    "consumptionmeterreading", "CONSUMPTION METER READING", "Consumption_Meter_Reading",
-    "consumption-meter-reading", "ConsumptionMeterReading", "  consumption  meter\treading ",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "consumptionmeterreading",
+        "CONSUMPTION METER READING",
+        "Consumption_Meter_Reading",
+        "consumption-meter-reading",
+        "ConsumptionMeterReading",
+        "  consumption  meter\treading ",
+    ],
+)
 def test_names_in_any_case_and_spacing(name: str) -> None:
     """Table 2 note: "for time series, names can be supplied in any lower/upper case
     combination, when exported will be pascalcase"."""
@@ -94,13 +101,16 @@ def test_export_name_is_pascal_case() -> None:
     assert str(series_type) == "ChargingPointState"
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("Consumption Meter Reading Phase 1", (SeriesType.ConsumptionMeterReading, 1)),
-    ("Production Meter Reading Phase 3", (SeriesType.ProductionMeterReading, 3)),
-    ("Production Phase 2", (SeriesType.Production, 2)),
-    ("consumption_phase_3", (SeriesType.Consumption, 3)),
-    ("ConsumptionPhase1", (SeriesType.Consumption, 1)),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Consumption Meter Reading Phase 1", (SeriesType.ConsumptionMeterReading, 1)),
+        ("Production Meter Reading Phase 3", (SeriesType.ProductionMeterReading, 3)),
+        ("Production Phase 2", (SeriesType.Production, 2)),
+        ("consumption_phase_3", (SeriesType.Consumption, 3)),
+        ("ConsumptionPhase1", (SeriesType.Consumption, 1)),
+    ],
+)
 def test_phase_variants(name: str, expected: tuple[SeriesType, int]) -> None:
     """Table 2: "Additionally for meters with phases there are 3 series types (Consumption
     Meter Reading Phase n where n = 1..3)"."""
@@ -113,10 +123,16 @@ def test_phase_variant_export_round_trips() -> None:
     assert parse_series_name(name) == (SeriesType.ConsumptionMeterReading, 2)
 
 
-@pytest.mark.parametrize("name", [
-    "Consumption Phase 4", "Consumption Phase 0", "Net Energy Phase 1", "Spot Price Phase 2",
-    "Phase 1",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Consumption Phase 4",
+        "Consumption Phase 0",
+        "Net Energy Phase 1",
+        "Spot Price Phase 2",
+        "Phase 1",
+    ],
+)
 def test_phase_variants_only_where_table_2_has_them(name: str) -> None:
     with pytest.raises(ValidationError) as caught:
         parse_series_name(name)
@@ -158,14 +174,17 @@ def test_every_type_has_info() -> None:
         assert info(series_type).series_type is series_type
 
 
-@pytest.mark.parametrize(("reading", "energy"), [
-    (SeriesType.ConsumptionMeterReading, SeriesType.Consumption),
-    (SeriesType.ProductionMeterReading, SeriesType.Production),
-    (SeriesType.NetEnergyMeterReading, SeriesType.NetEnergy),
-    (SeriesType.ChargingMeterReading, SeriesType.ChargingEnergy),
-    (SeriesType.DischargingMeterReading, SeriesType.DischargingEnergy),
-    (SeriesType.NetMeterReading, SeriesType.NetEnergy),
-])
+@pytest.mark.parametrize(
+    ("reading", "energy"),
+    [
+        (SeriesType.ConsumptionMeterReading, SeriesType.Consumption),
+        (SeriesType.ProductionMeterReading, SeriesType.Production),
+        (SeriesType.NetEnergyMeterReading, SeriesType.NetEnergy),
+        (SeriesType.ChargingMeterReading, SeriesType.ChargingEnergy),
+        (SeriesType.DischargingMeterReading, SeriesType.DischargingEnergy),
+        (SeriesType.NetMeterReading, SeriesType.NetEnergy),
+    ],
+)
 def test_readings_derive_interval_energy(reading: SeriesType, energy: SeriesType) -> None:
     """Table 2, Consumption: "Calculated from Consumption Meter Reading if supplied"."""
     meta = info(reading)
@@ -192,10 +211,15 @@ def test_energy_level_reading_is_a_level_not_a_counter() -> None:
         assert not meta.monotonic
 
 
-@pytest.mark.parametrize("series_type", [
-    SeriesType.NetEnergyMeterReading, SeriesType.NetEnergy, SeriesType.NetInstantPower,
-    SeriesType.NetMeterReading,
-])
+@pytest.mark.parametrize(
+    "series_type",
+    [
+        SeriesType.NetEnergyMeterReading,
+        SeriesType.NetEnergy,
+        SeriesType.NetInstantPower,
+        SeriesType.NetMeterReading,
+    ],
+)
 def test_net_types_are_signed(series_type: SeriesType) -> None:
     """Table 2: "Signed values(+ve, -ve) +ve = Consumption -ve = Production"."""
     assert info(series_type).sign is Sign.SIGNED
@@ -203,14 +227,25 @@ def test_net_types_are_signed(series_type: SeriesType) -> None:
     validate_values(series_type, [-3.5, 0.0, 2.0])
 
 
-@pytest.mark.parametrize("series_type", [
-    SeriesType.ProductionMeterReading, SeriesType.ConsumptionMeterReading,
-    SeriesType.Production, SeriesType.Consumption, SeriesType.ProductionInstantPower,
-    SeriesType.ConsumptionInstantPower, SeriesType.ChargingMeterReading,
-    SeriesType.DischargingMeterReading, SeriesType.ChargingEnergy,
-    SeriesType.DischargingEnergy, SeriesType.EnergyLevelMeterReading, SeriesType.EnergyLevel,
-    SeriesType.MaxCapacity, SeriesType.OptimalCapacityRegulation,
-])
+@pytest.mark.parametrize(
+    "series_type",
+    [
+        SeriesType.ProductionMeterReading,
+        SeriesType.ConsumptionMeterReading,
+        SeriesType.Production,
+        SeriesType.Consumption,
+        SeriesType.ProductionInstantPower,
+        SeriesType.ConsumptionInstantPower,
+        SeriesType.ChargingMeterReading,
+        SeriesType.DischargingMeterReading,
+        SeriesType.ChargingEnergy,
+        SeriesType.DischargingEnergy,
+        SeriesType.EnergyLevelMeterReading,
+        SeriesType.EnergyLevel,
+        SeriesType.MaxCapacity,
+        SeriesType.OptimalCapacityRegulation,
+    ],
+)
 def test_unsigned_values_refuse_negatives(series_type: SeriesType) -> None:
     """Table 2: "Unsigned values"."""
     assert info(series_type).sign is Sign.UNSIGNED
@@ -224,20 +259,23 @@ def test_unsigned_counters_are_monotonic() -> None:
     assert info(SeriesType.ChargingMeterReading).monotonic
 
 
-@pytest.mark.parametrize(("series_type", "unit", "quantity"), [
-    (SeriesType.Consumption, Unit.KWH, Quantity.ENERGY),
-    (SeriesType.NetInstantPower, Unit.KW, Quantity.POWER),
-    (SeriesType.FlexibilityUp, Unit.KW, Quantity.POWER),
-    (SeriesType.MaxCapacity, Unit.KW, Quantity.POWER),
-    (SeriesType.LoadPowerRegulation, Unit.KW, Quantity.POWER),
-    (SeriesType.ChargingCurrent, Unit.A, Quantity.POWER),
-    (SeriesType.DischargingCurrent, Unit.A, Quantity.POWER),
-    (SeriesType.ActualTemperature, Unit.DEG_C, Quantity.TEMPERATURE),
-    (SeriesType.ForecastedCloudiness, Unit.PERCENT, Quantity.CLOUDINESS),
-    (SeriesType.SpotPrice, EUR_PER_MWH, Quantity.PRICE),
-    (SeriesType.ChargingPointState, Unit.DIMENSIONLESS, Quantity.STATE),
-    (SeriesType.ChargingPowerOnOffRegulation, Unit.DIMENSIONLESS, Quantity.STATE),
-])
+@pytest.mark.parametrize(
+    ("series_type", "unit", "quantity"),
+    [
+        (SeriesType.Consumption, Unit.KWH, Quantity.ENERGY),
+        (SeriesType.NetInstantPower, Unit.KW, Quantity.POWER),
+        (SeriesType.FlexibilityUp, Unit.KW, Quantity.POWER),
+        (SeriesType.MaxCapacity, Unit.KW, Quantity.POWER),
+        (SeriesType.LoadPowerRegulation, Unit.KW, Quantity.POWER),
+        (SeriesType.ChargingCurrent, Unit.A, Quantity.POWER),
+        (SeriesType.DischargingCurrent, Unit.A, Quantity.POWER),
+        (SeriesType.ActualTemperature, Unit.DEG_C, Quantity.TEMPERATURE),
+        (SeriesType.ForecastedCloudiness, Unit.PERCENT, Quantity.CLOUDINESS),
+        (SeriesType.SpotPrice, EUR_PER_MWH, Quantity.PRICE),
+        (SeriesType.ChargingPointState, Unit.DIMENSIONLESS, Quantity.STATE),
+        (SeriesType.ChargingPowerOnOffRegulation, Unit.DIMENSIONLESS, Quantity.STATE),
+    ],
+)
 def test_units_and_quantities(series_type: SeriesType, unit: object, quantity: Quantity) -> None:
     """Table 3: "All data that is related to energy should be provided in kWh", "All power
     based values should be supplied in kW", current in amps, temperature in C, cloudiness %."""

@@ -6,8 +6,15 @@ from datetime import timedelta
 
 import pytest
 
-from store.accounts import Role, account_for_token, add_account, get_account, issue_token, parse_role, \
-    password_hash_of
+from store.accounts import (
+    Role,
+    account_for_token,
+    add_account,
+    get_account,
+    issue_token,
+    parse_role,
+    password_hash_of,
+)
 from store.app_secrets import get_or_create_secret
 from store.errors import Conflict, NotFound, ValidationError
 from store.secrets import verify_password
@@ -55,7 +62,7 @@ async def test_password_is_stored_hashed_and_generated_when_absent(db):
         assert "s3cret!" not in stored
         assert verify_password("s3cret!", stored)
         assert not verify_password("wrong", stored)
-        bob, bob_hash = await password_hash_of(tx, "bob")
+        _bob, bob_hash = await password_hash_of(tx, "bob")
         assert verify_password(generated, bob_hash)
         assert await password_hash_of(tx, "carol") is None
 

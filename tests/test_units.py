@@ -25,26 +25,46 @@ from store.units import (
 )
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("kW", Unit.KW), ("kw", Unit.KW), ("KW", Unit.KW), (" kW ", Unit.KW),
-    ("W", Unit.W), ("MW", Unit.MW), ("mw", Unit.MW),
-    ("kWh", Unit.KWH), ("KWH", Unit.KWH), ("WH", Unit.WH), ("MWh", Unit.MWH),
-    ("A", Unit.A), ("amps", Unit.A),
-    ("C", Unit.DEG_C), ("°C", Unit.DEG_C), ("degC", Unit.DEG_C), ("deg C", Unit.DEG_C),
-    ("%", Unit.PERCENT), ("percent", Unit.PERCENT),
-    ("1", Unit.DIMENSIONLESS), ("dimensionless", Unit.DIMENSIONLESS),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("kW", Unit.KW),
+        ("kw", Unit.KW),
+        ("KW", Unit.KW),
+        (" kW ", Unit.KW),
+        ("W", Unit.W),
+        ("MW", Unit.MW),
+        ("mw", Unit.MW),
+        ("kWh", Unit.KWH),
+        ("KWH", Unit.KWH),
+        ("WH", Unit.WH),
+        ("MWh", Unit.MWH),
+        ("A", Unit.A),
+        ("amps", Unit.A),
+        ("C", Unit.DEG_C),
+        ("°C", Unit.DEG_C),
+        ("degC", Unit.DEG_C),
+        ("deg C", Unit.DEG_C),
+        ("%", Unit.PERCENT),
+        ("percent", Unit.PERCENT),
+        ("1", Unit.DIMENSIONLESS),
+        ("dimensionless", Unit.DIMENSIONLESS),
+    ],
+)
 def test_parse_unit_accepts_spellings(text: str, expected: Unit) -> None:
     assert parse_unit(text) is expected
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("EUR/MWh", PriceUnit("EUR", Unit.MWH)),
-    ("Euro/MWh", PriceUnit("EUR", Unit.MWH)),
-    ("€/MWh", PriceUnit("EUR", Unit.MWH)),
-    ("nok/kWh", PriceUnit("NOK", Unit.KWH)),
-    ("KRW / kWh", PriceUnit("KRW", Unit.KWH)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("EUR/MWh", PriceUnit("EUR", Unit.MWH)),
+        ("Euro/MWh", PriceUnit("EUR", Unit.MWH)),
+        ("€/MWh", PriceUnit("EUR", Unit.MWH)),
+        ("nok/kWh", PriceUnit("NOK", Unit.KWH)),
+        ("KRW / kWh", PriceUnit("KRW", Unit.KWH)),
+    ],
+)
 def test_parse_unit_reads_prices_as_currency_per_energy(text: str, expected: PriceUnit) -> None:
     """CP-API Table 2, Spot Price: "e.g. Euro/MWh"; DESIGN.md: canonical "currency/MWh"."""
     assert parse_unit(text) == expected
@@ -116,11 +136,18 @@ def test_convert_identity_returns_a_new_list() -> None:
     assert result is not values
 
 
-@pytest.mark.parametrize(("source", "target"), [
-    (Unit.KW, Unit.KWH), (Unit.A, Unit.KW), (Unit.DEG_C, Unit.PERCENT), (EUR_PER_MWH, Unit.MWH),
-])
-def test_convert_refuses_incompatible_dimensions(source: Unit | PriceUnit,
-                                                 target: Unit | PriceUnit) -> None:
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [
+        (Unit.KW, Unit.KWH),
+        (Unit.A, Unit.KW),
+        (Unit.DEG_C, Unit.PERCENT),
+        (EUR_PER_MWH, Unit.MWH),
+    ],
+)
+def test_convert_refuses_incompatible_dimensions(
+    source: Unit | PriceUnit, target: Unit | PriceUnit
+) -> None:
     with pytest.raises(ValidationError) as caught:
         convert([1.0], source, target, field="Unit")
     assert caught.value.field == "Unit"
@@ -163,20 +190,23 @@ def test_kw_to_amps_inverts() -> None:
     assert kw_to_amps(-7.36, voltage=230.0, phases=2) == pytest.approx(-16.0)
 
 
-@pytest.mark.parametrize(("kwargs", "field"), [
-    ({"voltage": 0.0}, "voltage"),
-    ({"voltage": -230.0}, "voltage"),
-    ({"voltage": math.nan}, "voltage"),
-    ({"voltage": math.inf}, "voltage"),
-    ({"phases": 0}, "phases"),
-    ({"phases": 4}, "phases"),
-    ({"phases": 2.5}, "phases"),
-    ({"phases": True}, "phases"),
-    ({"power_factor": 0.0}, "power_factor"),
-    ({"power_factor": 1.01}, "power_factor"),
-    ({"power_factor": -0.5}, "power_factor"),
-    ({"power_factor": math.nan}, "power_factor"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"voltage": 0.0}, "voltage"),
+        ({"voltage": -230.0}, "voltage"),
+        ({"voltage": math.nan}, "voltage"),
+        ({"voltage": math.inf}, "voltage"),
+        ({"phases": 0}, "phases"),
+        ({"phases": 4}, "phases"),
+        ({"phases": 2.5}, "phases"),
+        ({"phases": True}, "phases"),
+        ({"power_factor": 0.0}, "power_factor"),
+        ({"power_factor": 1.01}, "power_factor"),
+        ({"power_factor": -0.5}, "power_factor"),
+        ({"power_factor": math.nan}, "power_factor"),
+    ],
+)
 def test_electrical_parameters_are_validated(kwargs: dict[str, float], field: str) -> None:
     for function in (amps_to_kw, kw_to_amps):
         with pytest.raises(ValidationError) as caught:
@@ -200,8 +230,7 @@ def test_non_finite_current_or_power_refused(bad: float) -> None:
     phases=st.integers(min_value=1, max_value=3),
     power_factor=st.floats(min_value=0.1, max_value=1.0),
 )
-def test_amps_kw_round_trip(amps: float, voltage: float, phases: int,
-                            power_factor: float) -> None:
+def test_amps_kw_round_trip(amps: float, voltage: float, phases: int, power_factor: float) -> None:
     kw = amps_to_kw(amps, voltage=voltage, phases=phases, power_factor=power_factor)
     back = kw_to_amps(kw, voltage=voltage, phases=phases, power_factor=power_factor)
     assert back == pytest.approx(amps, rel=1e-12, abs=1e-12)
