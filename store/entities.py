@@ -76,12 +76,6 @@ def _columns_from(props: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _check_validity(props: Mapping[str, Any]) -> None:
-    start, end = props.get(_FROM), props.get(_TO)
-    if start is not None and end is not None and end <= start:
-        raise ValidationError(_TO, f"must be after {_FROM} ({_jsonable(start)})")
-
-
 async def create_entity(
     tx: AsyncConnection,
     tenant: Tenant,
@@ -92,7 +86,6 @@ async def create_entity(
 ) -> Entity:
     """Insert an entity; properties are checked against the catalogue and defaults filled in."""
     props = validate_properties(asset_type, asset_subtype, properties, insert=True)
-    _check_validity(props)
     now = to_micros(utcnow())
     key = key or uuid.uuid4()
     columns = _columns_from(props)
@@ -121,13 +114,14 @@ async def create_entity(
 async def update_entity(
     tx: AsyncConnection, tenant: Tenant, entity: Entity, changes: Mapping[str, Any]
 ) -> Entity:
-    """Change some properties; the ones not supplied keep their values."""
+    """Change some properties; the ones not supplied keep their values, a null clears one.
+
+    The merged whole is checked again, so that orderings across old and new values
+    (InstalledMinCapacity <= InstalledMaxCapacity, ValidFromTime <= ValidToTime) still hold.
+    """
     checked = validate_properties(entity.asset_type, entity.asset_subtype, changes, insert=False)
-    merged = {**entity.properties, **checked}
-    for name in (_FROM, _TO):  # stored as text in JSON; compare as datetimes
-        if isinstance(merged.get(name), str):
-            merged[name] = require_utc(datetime.fromisoformat(merged[name]), name)
-    _check_validity(merged)
+    merged = {k: v for k, v in {**entity.properties, **checked}.items() if v is not None}
+    merged = validate_properties(entity.asset_type, entity.asset_subtype, merged, insert=True)
     columns = _columns_from(merged)
     await tx.execute(
         update(entities)
