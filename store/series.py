@@ -283,6 +283,59 @@ def _latest_per_start(rows: Iterable[Any]) -> list[Point]:
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class _BeliefFilter:
+    prior: datetime | None = None
+    horizon: timedelta | None = None
+    sources: Sequence[str] | None = None
+
+
+async def _fetch(
+    tx: AsyncConnection, tenant: Tenant, series: Series, lo: int, hi: int, beliefs: _BeliefFilter
+) -> list[Point]:
+    """The latest belief per start for starts in [lo, hi) (epoch microseconds)."""
+    column = values_table.c
+    query = (
+        select(column.start, column.end, column.value, column.status, column.belief)
+        .where(column.series_id == series.id, column.start >= lo, column.start < hi)
+        .order_by(column.start, column.belief)
+    )
+    if beliefs.prior is not None:
+        query = query.where(column.belief <= to_micros(require_utc(beliefs.prior, "prior")))
+    if beliefs.horizon is not None:
+        ahead = int(beliefs.horizon.total_seconds() * _MICROS_PER_SECOND)
+        query = query.where(column.start - column.belief >= ahead)
+    if beliefs.sources is not None:
+        query = query.join(sources_table, sources_table.c.id == column.source_id).where(
+            sources_table.c.tenant_id == tenant.id, sources_table.c.name.in_(list(beliefs.sources))
+        )
+    return _latest_per_start(await tx.execute(query))
+
+
+async def _readings_around(
+    tx: AsyncConnection,
+    tenant: Tenant,
+    series: Series,
+    start: datetime,
+    end: datetime,
+    beliefs: _BeliefFilter,
+) -> list[tuple[datetime, float]]:
+    """Readings in [start, end] plus the nearest one outside each edge, so that values at
+    the edges can be interpolated rather than left unknown."""
+    lo, hi = to_micros(start), to_micros(end)
+    before = await _neighbour(tx, series, lo, before=True)
+    after = await _neighbour(tx, series, hi, before=False)
+    points = await _fetch(
+        tx,
+        tenant,
+        series,
+        lo if before is None else before,
+        (hi if after is None else after) + 1,
+        beliefs,
+    )
+    return [(p.start, p.value) for p in points if p.value is not None]
+
+
 async def read_values(
     tx: AsyncConnection,
     tenant: Tenant,
@@ -295,40 +348,37 @@ async def read_values(
     horizon: timedelta | None = None,
     sources: Sequence[str] | None = None,
 ) -> list[Point]:
-    """Values with start in [start, end): the latest belief per start, resampled on request."""
+    """Values with start in [start, end): the latest belief per start, resampled on request.
+
+    Irregular series read at a resolution give the value AT each grid instant: meter
+    readings and levels interpolated between the readings around it.
+    """
     start = require_utc(start, "start")
     end = require_utc(end, "end")
     if end <= start:
         raise ValidationError("end", "must be after start")
     await get_series(tx, tenant, series.id)  # tenant check
-    query = (
-        select(
-            values_table.c.start,
-            values_table.c.end,
-            values_table.c.value,
-            values_table.c.status,
-            values_table.c.belief,
-        )
-        .where(
-            values_table.c.series_id == series.id,
-            values_table.c.start >= to_micros(start),
-            values_table.c.start < to_micros(end),
-        )
-        .order_by(values_table.c.start, values_table.c.belief)
-    )
-    if prior is not None:
-        query = query.where(values_table.c.belief <= to_micros(require_utc(prior, "prior")))
-    if horizon is not None:
-        ahead = int(horizon.total_seconds() * _MICROS_PER_SECOND)
-        query = query.where(values_table.c.start - values_table.c.belief >= ahead)
-    if sources is not None:
-        query = query.join(sources_table, sources_table.c.id == values_table.c.source_id).where(
-            sources_table.c.tenant_id == tenant.id, sources_table.c.name.in_(list(sources))
-        )
-    points = _latest_per_start(await tx.execute(query))
+    beliefs = _BeliefFilter(prior, horizon, sources)
     if resolution is None or resolution == series.resolution:
-        return points
-    return _resample_points(series, points, start, end, resolution)
+        return await _fetch(tx, tenant, series, to_micros(start), to_micros(end), beliefs)
+    if series.resolution is None:
+        return _instants(
+            series,
+            await _readings_around(tx, tenant, series, start, end, beliefs),
+            start,
+            end,
+            resolution,
+        )
+    points = await _fetch(tx, tenant, series, to_micros(start), to_micros(end), beliefs)
+    regular = resample(
+        _grid(points, start, end, series.resolution), resolution, info(series.series_type).quantity
+    )
+    return [
+        Point(
+            regular.start + i * regular.resolution, regular.start + (i + 1) * regular.resolution, v
+        )
+        for i, v in enumerate(regular.values)
+    ]
 
 
 def _grid(points: Sequence[Point], start: datetime, end: datetime, step: timedelta) -> Regular:
@@ -344,28 +394,24 @@ def _grid(points: Sequence[Point], start: datetime, end: datetime, step: timedel
     return Regular(start, step, grid)
 
 
-def _resample_points(
-    series: Series, points: Sequence[Point], start: datetime, end: datetime, resolution: timedelta
+def _instants(
+    series: Series,
+    readings: Sequence[tuple[datetime, float]],
+    start: datetime,
+    end: datetime,
+    resolution: timedelta,
 ) -> list[Point]:
-    quantity = info(series.series_type).quantity
-    if series.resolution is None:
-        readings = [(p.start, p.value) for p in points if p.value is not None]
-        if quantity not in (Quantity.READING, Quantity.LEVEL):
-            raise ValidationError(
-                "resolution",
-                f"{series.series_type} is irregular; only meter "
-                "readings and levels can be read at a resolution",
-            )
-        boundaries = interpolate_readings(readings, start, end, resolution)
-        # Readings are instants: the value AT each grid instant in [start, end).
-        instants = [boundaries.start + i * resolution for i in range(len(boundaries.values) - 1)]
-        return [Point(t, t, v) for t, v in zip(instants, boundaries.values, strict=False)]
-    regular = resample(_grid(points, start, end, series.resolution), resolution, quantity)
-    return [
-        Point(
-            regular.start + i * regular.resolution, regular.start + (i + 1) * regular.resolution, v
+    if info(series.series_type).quantity not in (Quantity.READING, Quantity.LEVEL):
+        raise ValidationError(
+            "resolution",
+            f"{series.series_type} is irregular; only meter readings and levels can be read "
+            "at a resolution",
         )
-        for i, v in enumerate(regular.values)
+    boundaries = interpolate_readings(readings, start, end, resolution)
+    # Boundaries include `end`; the window is [start, end).
+    return [
+        Point(boundaries.start + i * resolution, boundaries.start + i * resolution, value)
+        for i, value in enumerate(boundaries.values[:-1])
     ]
 
 
@@ -390,13 +436,7 @@ async def derive_energy(
         raise ValidationError(
             "series_type", f"{readings.series_type} is not an accumulated reading"
         )
-    # One reading on each side of the window lets the edge blocks be interpolated.
-    before = await _neighbour(tx, readings, to_micros(start), before=True)
-    after = await _neighbour(tx, readings, to_micros(end), before=False)
-    window = await read_values(
-        tx, tenant, readings, before or start, (after or end) + timedelta(microseconds=1)
-    )
-    samples = [(p.start, p.value) for p in window if p.value is not None]
+    samples = await _readings_around(tx, tenant, readings, start, end, _BeliefFilter())
     energy = readings_to_energy(
         samples, start, end, resolution, monotonic=info(readings.series_type).monotonic
     )
@@ -412,9 +452,8 @@ async def derive_energy(
     return target
 
 
-async def _neighbour(
-    tx: AsyncConnection, series: Series, at: int, *, before: bool
-) -> datetime | None:
+async def _neighbour(tx: AsyncConnection, series: Series, at: int, *, before: bool) -> int | None:
+    """The start (epoch microseconds) of the nearest value strictly before or after `at`."""
     column = values_table.c.start
     query = select(column).where(values_table.c.series_id == series.id)
     query = (
@@ -422,5 +461,4 @@ async def _neighbour(
         if before
         else query.where(column > at).order_by(column)
     ).limit(1)
-    found = (await tx.execute(query)).scalar_one_or_none()
-    return None if found is None else from_micros(found)
+    return (await tx.execute(query)).scalar_one_or_none()

@@ -28,44 +28,44 @@ from store.units import EUR_PER_MWH, AnyUnit, Unit
 class SeriesType(StrEnum):
     """The series types of CP-API Table 2; the value is the PascalCase export name."""
 
-    NetEnergyMeterReading = "NetEnergyMeterReading"
-    ProductionMeterReading = "ProductionMeterReading"
-    ConsumptionMeterReading = "ConsumptionMeterReading"
-    NetEnergy = "NetEnergy"
-    Production = "Production"
-    Consumption = "Consumption"
-    NetInstantPower = "NetInstantPower"
-    ProductionInstantPower = "ProductionInstantPower"
-    ConsumptionInstantPower = "ConsumptionInstantPower"
-    FlexibilityUp = "FlexibilityUp"
-    FlexibilityDown = "FlexibilityDown"
-    ProductionPowerRegulation = "ProductionPowerRegulation"
-    ProductionOnOffPowerRegulation = "ProductionOnOffPowerRegulation"
-    LoadPowerRegulation = "LoadPowerRegulation"
-    LoadOnOffPowerRegulation = "LoadOnOffPowerRegulation"
-    ChargingCurrent = "ChargingCurrent"
-    ChargingPower = "ChargingPower"
-    DischargingCurrent = "DischargingCurrent"
-    DischargingPower = "DischargingPower"
-    ChargingMeterReading = "ChargingMeterReading"
-    DischargingMeterReading = "DischargingMeterReading"
-    NetMeterReading = "NetMeterReading"
-    ChargingEnergy = "ChargingEnergy"
-    DischargingEnergy = "DischargingEnergy"
-    EnergyLevelMeterReading = "EnergyLevelMeterReading"
-    EnergyLevel = "EnergyLevel"
-    ChargingPowerRegulation = "ChargingPowerRegulation"
-    DischargingPowerRegulation = "DischargingPowerRegulation"
-    ChargingPowerOnOffRegulation = "ChargingPowerOnOffRegulation"
-    ChargingPointState = "ChargingPointState"
-    MaxCapacity = "MaxCapacity"
-    OptimalCapacityRegulation = "OptimalCapacityRegulation"
-    ActualTemperature = "ActualTemperature"
-    ActualCloudiness = "ActualCloudiness"
-    ForecastedTemperature = "ForecastedTemperature"
-    ForecastedCloudiness = "ForecastedCloudiness"
-    SpotPrice = "SpotPrice"
-    ForecastedSpotPrice = "ForecastedSpotPrice"
+    NET_ENERGY_METER_READING = "NetEnergyMeterReading"
+    PRODUCTION_METER_READING = "ProductionMeterReading"
+    CONSUMPTION_METER_READING = "ConsumptionMeterReading"
+    NET_ENERGY = "NetEnergy"
+    PRODUCTION = "Production"
+    CONSUMPTION = "Consumption"
+    NET_INSTANT_POWER = "NetInstantPower"
+    PRODUCTION_INSTANT_POWER = "ProductionInstantPower"
+    CONSUMPTION_INSTANT_POWER = "ConsumptionInstantPower"
+    FLEXIBILITY_UP = "FlexibilityUp"
+    FLEXIBILITY_DOWN = "FlexibilityDown"
+    PRODUCTION_POWER_REGULATION = "ProductionPowerRegulation"
+    PRODUCTION_ON_OFF_POWER_REGULATION = "ProductionOnOffPowerRegulation"
+    LOAD_POWER_REGULATION = "LoadPowerRegulation"
+    LOAD_ON_OFF_POWER_REGULATION = "LoadOnOffPowerRegulation"
+    CHARGING_CURRENT = "ChargingCurrent"
+    CHARGING_POWER = "ChargingPower"
+    DISCHARGING_CURRENT = "DischargingCurrent"
+    DISCHARGING_POWER = "DischargingPower"
+    CHARGING_METER_READING = "ChargingMeterReading"
+    DISCHARGING_METER_READING = "DischargingMeterReading"
+    NET_METER_READING = "NetMeterReading"
+    CHARGING_ENERGY = "ChargingEnergy"
+    DISCHARGING_ENERGY = "DischargingEnergy"
+    ENERGY_LEVEL_METER_READING = "EnergyLevelMeterReading"
+    ENERGY_LEVEL = "EnergyLevel"
+    CHARGING_POWER_REGULATION = "ChargingPowerRegulation"
+    DISCHARGING_POWER_REGULATION = "DischargingPowerRegulation"
+    CHARGING_POWER_ON_OFF_REGULATION = "ChargingPowerOnOffRegulation"
+    CHARGING_POINT_STATE = "ChargingPointState"
+    MAX_CAPACITY = "MaxCapacity"
+    OPTIMAL_CAPACITY_REGULATION = "OptimalCapacityRegulation"
+    ACTUAL_TEMPERATURE = "ActualTemperature"
+    ACTUAL_CLOUDINESS = "ActualCloudiness"
+    FORECASTED_TEMPERATURE = "ForecastedTemperature"
+    FORECASTED_CLOUDINESS = "ForecastedCloudiness"
+    SPOT_PRICE = "SpotPrice"
+    FORECASTED_SPOT_PRICE = "ForecastedSpotPrice"
 
 
 class Quantity(StrEnum):
@@ -190,44 +190,44 @@ _INFO: MappingProxyType[SeriesType, SeriesTypeInfo] = MappingProxyType(
     {
         i.series_type: i
         for i in (
-            _reading(_T.NetEnergyMeterReading, _T.NetEnergy, Sign.SIGNED),
-            _reading(_T.ProductionMeterReading, _T.Production, has_phases=True),
-            _reading(_T.ConsumptionMeterReading, _T.Consumption, has_phases=True),
-            _energy(_T.NetEnergy, Sign.SIGNED),
-            _energy(_T.Production, has_phases=True),
-            _energy(_T.Consumption, has_phases=True),
-            _power(_T.NetInstantPower, Sign.SIGNED),
-            _power(_T.ProductionInstantPower, Sign.UNSIGNED),
-            _power(_T.ConsumptionInstantPower, Sign.UNSIGNED),
-            _power(_T.FlexibilityUp),
-            _power(_T.FlexibilityDown),
-            _power(_T.ProductionPowerRegulation),
-            _state(_T.ProductionOnOffPowerRegulation, _ON_OFF),
-            _power(_T.LoadPowerRegulation),
-            _state(_T.LoadOnOffPowerRegulation, _ON_OFF),
-            SeriesTypeInfo(_T.ChargingCurrent, Unit.A, Quantity.POWER, Sign.FREE),
-            _power(_T.ChargingPower),
-            SeriesTypeInfo(_T.DischargingCurrent, Unit.A, Quantity.POWER, Sign.FREE),
-            _power(_T.DischargingPower),
-            _reading(_T.ChargingMeterReading, _T.ChargingEnergy),
-            _reading(_T.DischargingMeterReading, _T.DischargingEnergy),
-            _reading(_T.NetMeterReading, _T.NetEnergy, Sign.SIGNED),
-            _energy(_T.ChargingEnergy),
-            _energy(_T.DischargingEnergy),
-            SeriesTypeInfo(_T.EnergyLevelMeterReading, Unit.KWH, Quantity.LEVEL, Sign.UNSIGNED),
-            SeriesTypeInfo(_T.EnergyLevel, Unit.KWH, Quantity.LEVEL, Sign.UNSIGNED),
-            _power(_T.ChargingPowerRegulation),
-            _power(_T.DischargingPowerRegulation),
-            _state(_T.ChargingPowerOnOffRegulation, _ON_OFF),
-            _state(_T.ChargingPointState, _CHARGING_POINT_STATES),
-            _power(_T.MaxCapacity, Sign.UNSIGNED),
-            _power(_T.OptimalCapacityRegulation, Sign.UNSIGNED),
-            _weather(_T.ActualTemperature, Quantity.TEMPERATURE),
-            _weather(_T.ActualCloudiness, Quantity.CLOUDINESS),
-            _weather(_T.ForecastedTemperature, Quantity.TEMPERATURE),
-            _weather(_T.ForecastedCloudiness, Quantity.CLOUDINESS),
-            _price(_T.SpotPrice),
-            _price(_T.ForecastedSpotPrice),
+            _reading(_T.NET_ENERGY_METER_READING, _T.NET_ENERGY, Sign.SIGNED),
+            _reading(_T.PRODUCTION_METER_READING, _T.PRODUCTION, has_phases=True),
+            _reading(_T.CONSUMPTION_METER_READING, _T.CONSUMPTION, has_phases=True),
+            _energy(_T.NET_ENERGY, Sign.SIGNED),
+            _energy(_T.PRODUCTION, has_phases=True),
+            _energy(_T.CONSUMPTION, has_phases=True),
+            _power(_T.NET_INSTANT_POWER, Sign.SIGNED),
+            _power(_T.PRODUCTION_INSTANT_POWER, Sign.UNSIGNED),
+            _power(_T.CONSUMPTION_INSTANT_POWER, Sign.UNSIGNED),
+            _power(_T.FLEXIBILITY_UP),
+            _power(_T.FLEXIBILITY_DOWN),
+            _power(_T.PRODUCTION_POWER_REGULATION),
+            _state(_T.PRODUCTION_ON_OFF_POWER_REGULATION, _ON_OFF),
+            _power(_T.LOAD_POWER_REGULATION),
+            _state(_T.LOAD_ON_OFF_POWER_REGULATION, _ON_OFF),
+            SeriesTypeInfo(_T.CHARGING_CURRENT, Unit.A, Quantity.POWER, Sign.FREE),
+            _power(_T.CHARGING_POWER),
+            SeriesTypeInfo(_T.DISCHARGING_CURRENT, Unit.A, Quantity.POWER, Sign.FREE),
+            _power(_T.DISCHARGING_POWER),
+            _reading(_T.CHARGING_METER_READING, _T.CHARGING_ENERGY),
+            _reading(_T.DISCHARGING_METER_READING, _T.DISCHARGING_ENERGY),
+            _reading(_T.NET_METER_READING, _T.NET_ENERGY, Sign.SIGNED),
+            _energy(_T.CHARGING_ENERGY),
+            _energy(_T.DISCHARGING_ENERGY),
+            SeriesTypeInfo(_T.ENERGY_LEVEL_METER_READING, Unit.KWH, Quantity.LEVEL, Sign.UNSIGNED),
+            SeriesTypeInfo(_T.ENERGY_LEVEL, Unit.KWH, Quantity.LEVEL, Sign.UNSIGNED),
+            _power(_T.CHARGING_POWER_REGULATION),
+            _power(_T.DISCHARGING_POWER_REGULATION),
+            _state(_T.CHARGING_POWER_ON_OFF_REGULATION, _ON_OFF),
+            _state(_T.CHARGING_POINT_STATE, _CHARGING_POINT_STATES),
+            _power(_T.MAX_CAPACITY, Sign.UNSIGNED),
+            _power(_T.OPTIMAL_CAPACITY_REGULATION, Sign.UNSIGNED),
+            _weather(_T.ACTUAL_TEMPERATURE, Quantity.TEMPERATURE),
+            _weather(_T.ACTUAL_CLOUDINESS, Quantity.CLOUDINESS),
+            _weather(_T.FORECASTED_TEMPERATURE, Quantity.TEMPERATURE),
+            _weather(_T.FORECASTED_CLOUDINESS, Quantity.CLOUDINESS),
+            _price(_T.SPOT_PRICE),
+            _price(_T.FORECASTED_SPOT_PRICE),
         )
     }
 )

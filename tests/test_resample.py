@@ -55,9 +55,9 @@ def test_intensive_quantities_average_when_coarsened(quantity: Quantity) -> None
 
 def test_series_type_selects_its_rule() -> None:
     series = quarter_hours([1, 2, 3, 4])
-    assert resample(series, HOUR, SeriesType.Consumption).values == [10]
-    assert resample(series, HOUR, SeriesType.MaxCapacity).values == [2.5]
-    assert resample(series, HOUR, SeriesType.SpotPrice).values == [2.5]
+    assert resample(series, HOUR, SeriesType.CONSUMPTION).values == [10]
+    assert resample(series, HOUR, SeriesType.MAX_CAPACITY).values == [2.5]
+    assert resample(series, HOUR, SeriesType.SPOT_PRICE).values == [2.5]
 
 
 def test_state_takes_the_state_at_block_start() -> None:
@@ -183,7 +183,7 @@ def test_readings_interpolate_when_refined_without_extrapolation() -> None:
 
 def test_level_interpolation_stops_at_missing_neighbours() -> None:
     result = resample(
-        Regular(T0, HOUR, [10.0, None, 30.0]), timedelta(minutes=30), SeriesType.EnergyLevel
+        Regular(T0, HOUR, [10.0, None, 30.0]), timedelta(minutes=30), SeriesType.ENERGY_LEVEL
     )
     assert result.values == [10.0, None, None, None, 30.0]
 

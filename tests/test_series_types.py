@@ -20,50 +20,50 @@ from store.units import EUR_PER_MWH, Unit
 
 # Every "Variable (time series)" cell of Table 2, spelled exactly as the table spells it.
 TABLE_2_NAMES: dict[str, SeriesType] = {
-    "Net Energy Meter Reading": SeriesType.NetEnergyMeterReading,
-    "Production Meter Reading": SeriesType.ProductionMeterReading,
-    "Consumption Meter Reading": SeriesType.ConsumptionMeterReading,
-    "Net Energy": SeriesType.NetEnergy,
-    "Production": SeriesType.Production,
-    "Consumption": SeriesType.Consumption,
-    "Net Instant Power": SeriesType.NetInstantPower,
-    "Production Instant Power": SeriesType.ProductionInstantPower,
-    "Consumption Instant Power": SeriesType.ConsumptionInstantPower,
-    "Production Instant power": SeriesType.ProductionInstantPower,
-    "Flexibility Down": SeriesType.FlexibilityDown,
-    "Production Power Regulation": SeriesType.ProductionPowerRegulation,
-    "Production OnOff Power Regulation": SeriesType.ProductionOnOffPowerRegulation,
-    "Consumption Instant power": SeriesType.ConsumptionInstantPower,
-    "Flexibility Up": SeriesType.FlexibilityUp,
-    "Load Power Regulation": SeriesType.LoadPowerRegulation,
-    "Load OnOff Power Regulation": SeriesType.LoadOnOffPowerRegulation,
-    "Charging current": SeriesType.ChargingCurrent,
-    "Charging power": SeriesType.ChargingPower,
-    "Discharging current": SeriesType.DischargingCurrent,
-    "Discharging power": SeriesType.DischargingPower,
-    "Charging Meter Reading": SeriesType.ChargingMeterReading,
-    "Discharging Meter Reading": SeriesType.DischargingMeterReading,
-    "Charging Energy": SeriesType.ChargingEnergy,
-    "Discharging Energy": SeriesType.DischargingEnergy,
-    "Energy Level Meter Reading": SeriesType.EnergyLevelMeterReading,
-    "Energy Level": SeriesType.EnergyLevel,
-    "Charging Power Regulation": SeriesType.ChargingPowerRegulation,
-    "Discharging Power Regulation": SeriesType.DischargingPowerRegulation,
-    "Charging Power": SeriesType.ChargingPower,
-    "Discharging Power": SeriesType.DischargingPower,
-    "ChargingCurrent": SeriesType.ChargingCurrent,
-    "DischargingCurr ent": SeriesType.DischargingCurrent,
-    "Charging point state": SeriesType.ChargingPointState,
-    "Net Meter Reading": SeriesType.NetMeterReading,
-    "Charging Power OnOff Regulation": SeriesType.ChargingPowerOnOffRegulation,
-    "Max Capacity": SeriesType.MaxCapacity,
-    "Optimal Capacity Regulation": SeriesType.OptimalCapacityRegulation,
-    "Actual Temperature": SeriesType.ActualTemperature,
-    "Actual Cloudiness": SeriesType.ActualCloudiness,
-    "Forecasted Temperature": SeriesType.ForecastedTemperature,
-    "Forecasted Cloudiness": SeriesType.ForecastedCloudiness,
-    "Spot Price": SeriesType.SpotPrice,
-    "Forecasted Spot Price": SeriesType.ForecastedSpotPrice,
+    "Net Energy Meter Reading": SeriesType.NET_ENERGY_METER_READING,
+    "Production Meter Reading": SeriesType.PRODUCTION_METER_READING,
+    "Consumption Meter Reading": SeriesType.CONSUMPTION_METER_READING,
+    "Net Energy": SeriesType.NET_ENERGY,
+    "Production": SeriesType.PRODUCTION,
+    "Consumption": SeriesType.CONSUMPTION,
+    "Net Instant Power": SeriesType.NET_INSTANT_POWER,
+    "Production Instant Power": SeriesType.PRODUCTION_INSTANT_POWER,
+    "Consumption Instant Power": SeriesType.CONSUMPTION_INSTANT_POWER,
+    "Production Instant power": SeriesType.PRODUCTION_INSTANT_POWER,
+    "Flexibility Down": SeriesType.FLEXIBILITY_DOWN,
+    "Production Power Regulation": SeriesType.PRODUCTION_POWER_REGULATION,
+    "Production OnOff Power Regulation": SeriesType.PRODUCTION_ON_OFF_POWER_REGULATION,
+    "Consumption Instant power": SeriesType.CONSUMPTION_INSTANT_POWER,
+    "Flexibility Up": SeriesType.FLEXIBILITY_UP,
+    "Load Power Regulation": SeriesType.LOAD_POWER_REGULATION,
+    "Load OnOff Power Regulation": SeriesType.LOAD_ON_OFF_POWER_REGULATION,
+    "Charging current": SeriesType.CHARGING_CURRENT,
+    "Charging power": SeriesType.CHARGING_POWER,
+    "Discharging current": SeriesType.DISCHARGING_CURRENT,
+    "Discharging power": SeriesType.DISCHARGING_POWER,
+    "Charging Meter Reading": SeriesType.CHARGING_METER_READING,
+    "Discharging Meter Reading": SeriesType.DISCHARGING_METER_READING,
+    "Charging Energy": SeriesType.CHARGING_ENERGY,
+    "Discharging Energy": SeriesType.DISCHARGING_ENERGY,
+    "Energy Level Meter Reading": SeriesType.ENERGY_LEVEL_METER_READING,
+    "Energy Level": SeriesType.ENERGY_LEVEL,
+    "Charging Power Regulation": SeriesType.CHARGING_POWER_REGULATION,
+    "Discharging Power Regulation": SeriesType.DISCHARGING_POWER_REGULATION,
+    "Charging Power": SeriesType.CHARGING_POWER,
+    "Discharging Power": SeriesType.DISCHARGING_POWER,
+    "ChargingCurrent": SeriesType.CHARGING_CURRENT,
+    "DischargingCurr ent": SeriesType.DISCHARGING_CURRENT,
+    "Charging point state": SeriesType.CHARGING_POINT_STATE,
+    "Net Meter Reading": SeriesType.NET_METER_READING,
+    "Charging Power OnOff Regulation": SeriesType.CHARGING_POWER_ON_OFF_REGULATION,
+    "Max Capacity": SeriesType.MAX_CAPACITY,
+    "Optimal Capacity Regulation": SeriesType.OPTIMAL_CAPACITY_REGULATION,
+    "Actual Temperature": SeriesType.ACTUAL_TEMPERATURE,
+    "Actual Cloudiness": SeriesType.ACTUAL_CLOUDINESS,
+    "Forecasted Temperature": SeriesType.FORECASTED_TEMPERATURE,
+    "Forecasted Cloudiness": SeriesType.FORECASTED_CLOUDINESS,
+    "Spot Price": SeriesType.SPOT_PRICE,
+    "Forecasted Spot Price": SeriesType.FORECASTED_SPOT_PRICE,
 }
 
 
@@ -91,7 +91,7 @@ def test_table_2_covers_every_series_type() -> None:
 def test_names_in_any_case_and_spacing(name: str) -> None:
     """Table 2 note: "for time series, names can be supplied in any lower/upper case
     combination, when exported will be pascalcase"."""
-    assert parse_series_name(name) == (SeriesType.ConsumptionMeterReading, None)
+    assert parse_series_name(name) == (SeriesType.CONSUMPTION_METER_READING, None)
 
 
 def test_export_name_is_pascal_case() -> None:
@@ -104,11 +104,11 @@ def test_export_name_is_pascal_case() -> None:
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("Consumption Meter Reading Phase 1", (SeriesType.ConsumptionMeterReading, 1)),
-        ("Production Meter Reading Phase 3", (SeriesType.ProductionMeterReading, 3)),
-        ("Production Phase 2", (SeriesType.Production, 2)),
-        ("consumption_phase_3", (SeriesType.Consumption, 3)),
-        ("ConsumptionPhase1", (SeriesType.Consumption, 1)),
+        ("Consumption Meter Reading Phase 1", (SeriesType.CONSUMPTION_METER_READING, 1)),
+        ("Production Meter Reading Phase 3", (SeriesType.PRODUCTION_METER_READING, 3)),
+        ("Production Phase 2", (SeriesType.PRODUCTION, 2)),
+        ("consumption_phase_3", (SeriesType.CONSUMPTION, 3)),
+        ("ConsumptionPhase1", (SeriesType.CONSUMPTION, 1)),
     ],
 )
 def test_phase_variants(name: str, expected: tuple[SeriesType, int]) -> None:
@@ -118,9 +118,9 @@ def test_phase_variants(name: str, expected: tuple[SeriesType, int]) -> None:
 
 
 def test_phase_variant_export_round_trips() -> None:
-    name = format_series_name(SeriesType.ConsumptionMeterReading, 2)
+    name = format_series_name(SeriesType.CONSUMPTION_METER_READING, 2)
     assert name == "ConsumptionMeterReadingPhase2"
-    assert parse_series_name(name) == (SeriesType.ConsumptionMeterReading, 2)
+    assert parse_series_name(name) == (SeriesType.CONSUMPTION_METER_READING, 2)
 
 
 @pytest.mark.parametrize(
@@ -141,10 +141,10 @@ def test_phase_variants_only_where_table_2_has_them(name: str) -> None:
 
 def test_format_refuses_bad_phase() -> None:
     with pytest.raises(ValidationError) as caught:
-        format_series_name(SeriesType.NetEnergy, 1)
+        format_series_name(SeriesType.NET_ENERGY, 1)
     assert caught.value.field == "phase"
     with pytest.raises(ValidationError) as caught:
-        format_series_name(SeriesType.Consumption, 4)
+        format_series_name(SeriesType.CONSUMPTION, 4)
     assert caught.value.field == "phase"
 
 
@@ -177,12 +177,12 @@ def test_every_type_has_info() -> None:
 @pytest.mark.parametrize(
     ("reading", "energy"),
     [
-        (SeriesType.ConsumptionMeterReading, SeriesType.Consumption),
-        (SeriesType.ProductionMeterReading, SeriesType.Production),
-        (SeriesType.NetEnergyMeterReading, SeriesType.NetEnergy),
-        (SeriesType.ChargingMeterReading, SeriesType.ChargingEnergy),
-        (SeriesType.DischargingMeterReading, SeriesType.DischargingEnergy),
-        (SeriesType.NetMeterReading, SeriesType.NetEnergy),
+        (SeriesType.CONSUMPTION_METER_READING, SeriesType.CONSUMPTION),
+        (SeriesType.PRODUCTION_METER_READING, SeriesType.PRODUCTION),
+        (SeriesType.NET_ENERGY_METER_READING, SeriesType.NET_ENERGY),
+        (SeriesType.CHARGING_METER_READING, SeriesType.CHARGING_ENERGY),
+        (SeriesType.DISCHARGING_METER_READING, SeriesType.DISCHARGING_ENERGY),
+        (SeriesType.NET_METER_READING, SeriesType.NET_ENERGY),
     ],
 )
 def test_readings_derive_interval_energy(reading: SeriesType, energy: SeriesType) -> None:
@@ -203,7 +203,7 @@ def test_only_readings_derive() -> None:
 def test_energy_level_reading_is_a_level_not_a_counter() -> None:
     """EnergyLevelMeterReading is interpolated like a reading but its differences are not
     consumption: it derives nothing."""
-    for series_type in (SeriesType.EnergyLevelMeterReading, SeriesType.EnergyLevel):
+    for series_type in (SeriesType.ENERGY_LEVEL_METER_READING, SeriesType.ENERGY_LEVEL):
         meta = info(series_type)
         assert meta.quantity is Quantity.LEVEL
         assert meta.derives is None
@@ -214,10 +214,10 @@ def test_energy_level_reading_is_a_level_not_a_counter() -> None:
 @pytest.mark.parametrize(
     "series_type",
     [
-        SeriesType.NetEnergyMeterReading,
-        SeriesType.NetEnergy,
-        SeriesType.NetInstantPower,
-        SeriesType.NetMeterReading,
+        SeriesType.NET_ENERGY_METER_READING,
+        SeriesType.NET_ENERGY,
+        SeriesType.NET_INSTANT_POWER,
+        SeriesType.NET_METER_READING,
     ],
 )
 def test_net_types_are_signed(series_type: SeriesType) -> None:
@@ -230,20 +230,20 @@ def test_net_types_are_signed(series_type: SeriesType) -> None:
 @pytest.mark.parametrize(
     "series_type",
     [
-        SeriesType.ProductionMeterReading,
-        SeriesType.ConsumptionMeterReading,
-        SeriesType.Production,
-        SeriesType.Consumption,
-        SeriesType.ProductionInstantPower,
-        SeriesType.ConsumptionInstantPower,
-        SeriesType.ChargingMeterReading,
-        SeriesType.DischargingMeterReading,
-        SeriesType.ChargingEnergy,
-        SeriesType.DischargingEnergy,
-        SeriesType.EnergyLevelMeterReading,
-        SeriesType.EnergyLevel,
-        SeriesType.MaxCapacity,
-        SeriesType.OptimalCapacityRegulation,
+        SeriesType.PRODUCTION_METER_READING,
+        SeriesType.CONSUMPTION_METER_READING,
+        SeriesType.PRODUCTION,
+        SeriesType.CONSUMPTION,
+        SeriesType.PRODUCTION_INSTANT_POWER,
+        SeriesType.CONSUMPTION_INSTANT_POWER,
+        SeriesType.CHARGING_METER_READING,
+        SeriesType.DISCHARGING_METER_READING,
+        SeriesType.CHARGING_ENERGY,
+        SeriesType.DISCHARGING_ENERGY,
+        SeriesType.ENERGY_LEVEL_METER_READING,
+        SeriesType.ENERGY_LEVEL,
+        SeriesType.MAX_CAPACITY,
+        SeriesType.OPTIMAL_CAPACITY_REGULATION,
     ],
 )
 def test_unsigned_values_refuse_negatives(series_type: SeriesType) -> None:
@@ -255,25 +255,25 @@ def test_unsigned_values_refuse_negatives(series_type: SeriesType) -> None:
 
 
 def test_unsigned_counters_are_monotonic() -> None:
-    assert info(SeriesType.ConsumptionMeterReading).monotonic
-    assert info(SeriesType.ChargingMeterReading).monotonic
+    assert info(SeriesType.CONSUMPTION_METER_READING).monotonic
+    assert info(SeriesType.CHARGING_METER_READING).monotonic
 
 
 @pytest.mark.parametrize(
     ("series_type", "unit", "quantity"),
     [
-        (SeriesType.Consumption, Unit.KWH, Quantity.ENERGY),
-        (SeriesType.NetInstantPower, Unit.KW, Quantity.POWER),
-        (SeriesType.FlexibilityUp, Unit.KW, Quantity.POWER),
-        (SeriesType.MaxCapacity, Unit.KW, Quantity.POWER),
-        (SeriesType.LoadPowerRegulation, Unit.KW, Quantity.POWER),
-        (SeriesType.ChargingCurrent, Unit.A, Quantity.POWER),
-        (SeriesType.DischargingCurrent, Unit.A, Quantity.POWER),
-        (SeriesType.ActualTemperature, Unit.DEG_C, Quantity.TEMPERATURE),
-        (SeriesType.ForecastedCloudiness, Unit.PERCENT, Quantity.CLOUDINESS),
-        (SeriesType.SpotPrice, EUR_PER_MWH, Quantity.PRICE),
-        (SeriesType.ChargingPointState, Unit.DIMENSIONLESS, Quantity.STATE),
-        (SeriesType.ChargingPowerOnOffRegulation, Unit.DIMENSIONLESS, Quantity.STATE),
+        (SeriesType.CONSUMPTION, Unit.KWH, Quantity.ENERGY),
+        (SeriesType.NET_INSTANT_POWER, Unit.KW, Quantity.POWER),
+        (SeriesType.FLEXIBILITY_UP, Unit.KW, Quantity.POWER),
+        (SeriesType.MAX_CAPACITY, Unit.KW, Quantity.POWER),
+        (SeriesType.LOAD_POWER_REGULATION, Unit.KW, Quantity.POWER),
+        (SeriesType.CHARGING_CURRENT, Unit.A, Quantity.POWER),
+        (SeriesType.DISCHARGING_CURRENT, Unit.A, Quantity.POWER),
+        (SeriesType.ACTUAL_TEMPERATURE, Unit.DEG_C, Quantity.TEMPERATURE),
+        (SeriesType.FORECASTED_CLOUDINESS, Unit.PERCENT, Quantity.CLOUDINESS),
+        (SeriesType.SPOT_PRICE, EUR_PER_MWH, Quantity.PRICE),
+        (SeriesType.CHARGING_POINT_STATE, Unit.DIMENSIONLESS, Quantity.STATE),
+        (SeriesType.CHARGING_POWER_ON_OFF_REGULATION, Unit.DIMENSIONLESS, Quantity.STATE),
     ],
 )
 def test_units_and_quantities(series_type: SeriesType, unit: object, quantity: Quantity) -> None:
@@ -286,40 +286,40 @@ def test_units_and_quantities(series_type: SeriesType, unit: object, quantity: Q
 def test_charging_point_states() -> None:
     """Table 2: "Charging point state - possible values: 0- suspended/out of order, 1-
     available/not connected, 2- charging"."""
-    validate_values(SeriesType.ChargingPointState, [0, 1, 2, 2.0, None])
+    validate_values(SeriesType.CHARGING_POINT_STATE, [0, 1, 2, 2.0, None])
     with pytest.raises(ValidationError) as caught:
-        validate_values(SeriesType.ChargingPointState, [0, 3, 1.5])
+        validate_values(SeriesType.CHARGING_POINT_STATE, [0, 3, 1.5])
     assert [issue.field for issue in caught.value.issues] == ["values[1]", "values[2]"]
 
 
 def test_on_off_regulation_is_zero_or_one() -> None:
-    validate_values(SeriesType.LoadOnOffPowerRegulation, [0, 1])
+    validate_values(SeriesType.LOAD_ON_OFF_POWER_REGULATION, [0, 1])
     with pytest.raises(ValidationError) as caught:
-        validate_values(SeriesType.LoadOnOffPowerRegulation, [2])
+        validate_values(SeriesType.LOAD_ON_OFF_POWER_REGULATION, [2])
     assert caught.value.field == "values[0]"
 
 
 def test_cloudiness_is_zero_to_hundred() -> None:
     """Table 3: "Cloudiness % 0-100"."""
-    validate_values(SeriesType.ActualCloudiness, [0.0, 55.5, 100.0])
+    validate_values(SeriesType.ACTUAL_CLOUDINESS, [0.0, 55.5, 100.0])
     with pytest.raises(ValidationError) as caught:
-        validate_values(SeriesType.ActualCloudiness, [100.5])
+        validate_values(SeriesType.ACTUAL_CLOUDINESS, [100.5])
     assert caught.value.field == "values[0]"
 
 
 def test_temperature_and_price_may_be_negative() -> None:
-    validate_values(SeriesType.ActualTemperature, [-20.0])
-    validate_values(SeriesType.SpotPrice, [-12.3])
+    validate_values(SeriesType.ACTUAL_TEMPERATURE, [-20.0])
+    validate_values(SeriesType.SPOT_PRICE, [-12.3])
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, "1", True])
 def test_non_finite_or_non_numeric_values_refused(bad: object) -> None:
     with pytest.raises(ValidationError) as caught:
-        validate_values(SeriesType.NetEnergy, [1.0, bad])  # type: ignore[list-item]
+        validate_values(SeriesType.NET_ENERGY, [1.0, bad])  # type: ignore[list-item]
     assert caught.value.field == "values[1]"
 
 
 def test_validate_values_caps_the_issue_list() -> None:
     with pytest.raises(ValidationError) as caught:
-        validate_values(SeriesType.Consumption, [-1.0] * 100)
+        validate_values(SeriesType.CONSUMPTION, [-1.0] * 100)
     assert len(caught.value.issues) == 20

@@ -1,0 +1,210 @@
+"""Series values in the store: merge, beliefs, filters, resampling, derivation, bad input."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from store.catalogue import AssetSubType, AssetType
+from store.entities import create_entity
+from store.errors import NotFound, ValidationError
+from store.series import Point, derive_energy, ensure_series, find_series, read_values, write_values
+from store.series_types import SeriesType
+from store.tables import values
+from store.tenants import add_tenant
+from store.units import Unit
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+Q = timedelta(minutes=15)
+H = timedelta(hours=1)
+
+
+def _blocks(start: datetime, step: timedelta, numbers) -> list[Point]:  # type: ignore[no-untyped-def]
+    return [Point(start + i * step, start + (i + 1) * step, v) for i, v in enumerate(numbers)]
+
+
+@pytest.fixture
+async def meter(db):  # type: ignore[no-untyped-def]
+    async with db.transaction() as tx:
+        tenant, _ = await add_tenant(tx, "t")
+        entity = await create_entity(
+            tx, tenant, AssetType.RESOURCE, AssetSubType.METER, {"Name": "M"}
+        )
+    return tenant, entity
+
+
+async def _count(db) -> int:  # type: ignore[no-untyped-def]
+    async with db.read() as tx:
+        return (await tx.execute(select(func.count()).select_from(values))).scalar_one()
+
+
+async def test_series_is_one_per_entity_type_and_phase(db, meter):
+    tenant, entity = meter
+    async with db.transaction() as tx:
+        first = await ensure_series(tx, tenant, entity, SeriesType.CONSUMPTION, resolution=Q)
+        again = await ensure_series(tx, tenant, entity, SeriesType.CONSUMPTION, resolution=Q)
+        phase2 = await ensure_series(
+            tx, tenant, entity, SeriesType.CONSUMPTION, phase=2, resolution=Q
+        )
+        assert first == again and phase2.id != first.id and phase2.phase == 2
+        assert first.unit is Unit.KWH
+        assert await find_series(tx, tenant, entity, SeriesType.CONSUMPTION, phase=2) == phase2
+        with pytest.raises(ValidationError, match="stored at 0:15:00"):
+            await ensure_series(tx, tenant, entity, SeriesType.CONSUMPTION, resolution=H)
+        with pytest.raises(ValidationError, match="no per-phase variants"):
+            await ensure_series(tx, tenant, entity, SeriesType.MAX_CAPACITY, phase=1, resolution=Q)
+
+
+async def test_newer_belief_replaces_older_and_late_older_belief_is_ignored(db, meter):
+    """DESIGN 3: "Writing the same (series, start, source) again merges: the newer belief wins."""
+    tenant, entity = meter
+    async with db.transaction() as tx:
+        power = await ensure_series(tx, tenant, entity, SeriesType.NET_INSTANT_POWER, resolution=Q)
+        await write_values(
+            tx, tenant, power, _blocks(T0, Q, [1.0, 2.0]), source="cpo", belief=T0 - H
+        )
+        await write_values(tx, tenant, power, _blocks(T0, Q, [5.0]), source="cpo", belief=T0 - Q)
+        await write_values(
+            tx, tenant, power, _blocks(T0, Q, [9.0, 9.0]), source="cpo", belief=T0 - 2 * H
+        )
+        got = await read_values(tx, tenant, power, T0, T0 + H)
+    assert [p.value for p in got] == [5.0, 2.0]
+    assert await _count(db) == 2
+
+
+async def test_reads_take_the_latest_belief_across_sources_unless_filtered(db, meter):
+    tenant, entity = meter
+    async with db.transaction() as tx:
+        power = await ensure_series(tx, tenant, entity, SeriesType.NET_INSTANT_POWER, resolution=Q)
+        await write_values(
+            tx, tenant, power, _blocks(T0, Q, [1.0]), source="forecaster", belief=T0 - 2 * H
+        )
+        await write_values(tx, tenant, power, _blocks(T0, Q, [2.0]), source="meter", belief=T0 + Q)
+        latest = await read_values(tx, tenant, power, T0, T0 + Q)
+        prior = await read_values(tx, tenant, power, T0, T0 + Q, prior=T0)
+        ahead = await read_values(tx, tenant, power, T0, T0 + Q, horizon=H)
+        meter_only = await read_values(tx, tenant, power, T0, T0 + Q, sources=["forecaster"])
+    assert [p.value for p in latest] == [2.0]
+    assert [p.value for p in prior] == [1.0]  # what was believed at T0
+    assert [p.value for p in ahead] == [1.0]  # beliefs made at least an hour ahead
+    assert [p.value for p in meter_only] == [1.0]
+
+
+async def test_read_resamples_energy_by_sum_and_power_by_mean(db, meter):
+    tenant, entity = meter
+    async with db.transaction() as tx:
+        energy = await ensure_series(tx, tenant, entity, SeriesType.CONSUMPTION, resolution=Q)
+        power = await ensure_series(
+            tx, tenant, entity, SeriesType.CONSUMPTION_INSTANT_POWER, resolution=Q
+        )
+        await write_values(
+            tx, tenant, energy, _blocks(T0, Q, [1, 2, 3, 4, 5, 6, 7, None]), source="m"
+        )
+        await write_values(tx, tenant, power, _blocks(T0, Q, [4, 8, 4, 8]), source="m")
+        hourly_energy = await read_values(tx, tenant, energy, T0, T0 + 2 * H, resolution=H)
+        hourly_power = await read_values(tx, tenant, power, T0, T0 + H, resolution=H)
+        fine_energy = await read_values(tx, tenant, energy, T0, T0 + Q, resolution=Q / 3)
+    assert [p.value for p in hourly_energy] == [10.0, None]  # a missing block is not undercounted
+    assert [(p.start, p.end) for p in hourly_energy] == [(T0, T0 + H), (T0 + H, T0 + 2 * H)]
+    assert [p.value for p in hourly_power] == [6.0]
+    assert [p.value for p in fine_energy] == pytest.approx([1 / 3] * 3)
+
+
+async def test_unit_is_converted_on_write(db, meter):
+    tenant, entity = meter
+    async with db.transaction() as tx:
+        power = await ensure_series(
+            tx, tenant, entity, SeriesType.CONSUMPTION_INSTANT_POWER, resolution=Q
+        )
+        await write_values(tx, tenant, power, _blocks(T0, Q, [1500.0]), source="m", unit=Unit.W)
+        assert [p.value for p in await read_values(tx, tenant, power, T0, T0 + Q)] == [1.5]
+
+
+@pytest.mark.parametrize(
+    ("point", "field", "reason"),
+    [
+        (Point(datetime(2026, 3, 1), datetime(2026, 3, 1, 0, 15), 1.0), "values[1].start", "naive"),
+        (Point(T0 + Q, T0, 1.0), "values[1].end", "after start"),
+        (Point(T0 + Q, T0 + 2 * H, 1.0), "values[1].end", "block of"),
+        (Point(T0 + Q, T0 + 2 * Q, math.nan), "values[1].value", "finite"),
+        (Point(T0 + Q, T0 + 2 * Q, math.inf), "values[1].value", "finite"),
+        (Point(T0 + Q, T0 + 2 * Q, -1.0), "values[1].value", "unsigned"),
+        (Point(T0 + Q, T0 + 2 * Q, "7"), "values[1].value", "finite number"),
+    ],
+)
+async def test_bad_values_are_refused_whole_naming_field_and_reason(
+    db, meter, point, field, reason
+):
+    tenant, entity = meter
+    async with db.transaction() as tx:
+        energy = await ensure_series(tx, tenant, entity, SeriesType.CONSUMPTION, resolution=Q)
+    with pytest.raises(ValidationError) as refused:
+        async with db.transaction() as tx:
+            await write_values(tx, tenant, energy, [*_blocks(T0, Q, [1.0]), point], source="m")
+    assert refused.value.field == field
+    assert reason in refused.value.reason
+    assert await _count(db) == 0
+
+
+async def test_every_bad_value_is_reported_at_once(db, meter):
+    tenant, entity = meter
+    async with db.transaction() as tx:
+        energy = await ensure_series(tx, tenant, entity, SeriesType.CONSUMPTION, resolution=Q)
+        with pytest.raises(ValidationError) as refused:
+            await write_values(
+                tx, tenant, energy, _blocks(T0, Q, [-1.0, 2.0, math.nan]), source="m"
+            )
+    assert [i.field for i in refused.value.issues] == ["values[0].value", "values[2].value"]
+
+
+async def test_read_refuses_naive_and_reversed_windows(db, meter):
+    tenant, entity = meter
+    async with db.transaction() as tx:
+        energy = await ensure_series(tx, tenant, entity, SeriesType.CONSUMPTION, resolution=Q)
+        with pytest.raises(ValidationError) as naive:
+            await read_values(tx, tenant, energy, datetime(2026, 3, 1), T0 + H)
+        with pytest.raises(ValidationError) as reversed_window:
+            await read_values(tx, tenant, energy, T0 + H, T0)
+    assert naive.value.field == "start" and reversed_window.value.field == "end"
+
+
+async def test_accumulated_readings_derive_interval_energy(db, meter):
+    """CP-API Table 2: Consumption is "Calculated from Consumption Meter Reading if supplied"."""
+    tenant, entity = meter
+    readings = [
+        Point(T0 - timedelta(minutes=5), T0 - timedelta(minutes=5), 99.0),
+        Point(T0 + timedelta(minutes=10), T0 + timedelta(minutes=10), 102.0),
+        Point(T0 + timedelta(minutes=40), T0 + timedelta(minutes=40), 110.0),
+        Point(T0 + timedelta(minutes=65), T0 + timedelta(minutes=65), 113.0),
+    ]
+    async with db.transaction() as tx:
+        counter = await ensure_series(tx, tenant, entity, SeriesType.CONSUMPTION_METER_READING)
+        await write_values(tx, tenant, counter, readings, source="cpo")
+        derived = await derive_energy(tx, tenant, entity, counter, T0, T0 + H, Q)
+        energy = await read_values(tx, tenant, derived, T0, T0 + H)
+        at_grid = await read_values(tx, tenant, counter, T0, T0 + 2 * Q, resolution=Q)
+    assert derived.series_type is SeriesType.CONSUMPTION
+    # Interpolated: T0 99 + 3 * 5/15 = 100; :15 102 + 8 * 5/30 = 103.33; :30 107.33;
+    # :45 110 + 3 * 5/25 = 110.6; :60 112.4.
+    assert [p.value for p in energy] == pytest.approx([10 / 3, 4.0, 3.2667, 1.8], abs=1e-3)
+    assert [(p.start, p.value) for p in at_grid] == [
+        (T0, pytest.approx(100.0)),
+        (T0 + Q, pytest.approx(103.3333, abs=1e-3)),
+    ]
+
+
+async def test_other_tenants_cannot_read_or_write_a_series(db, meter):
+    tenant, entity = meter
+    async with db.transaction() as tx:
+        other, _ = await add_tenant(tx, "intruder")
+        energy = await ensure_series(tx, tenant, entity, SeriesType.CONSUMPTION, resolution=Q)
+        await write_values(tx, tenant, energy, _blocks(T0, Q, [1.0]), source="m")
+    async with db.transaction() as tx:
+        with pytest.raises(NotFound):
+            await read_values(tx, other, energy, T0, T0 + H)
+        with pytest.raises(NotFound):
+            await write_values(tx, other, energy, _blocks(T0, Q, [2.0]), source="m")
+    assert await _count(db) == 1
