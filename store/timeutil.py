@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from store.errors import ValidationError
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICRO = timedelta(microseconds=1)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
 
 
 def require_utc(value: datetime, field: str) -> datetime:
@@ -21,12 +21,12 @@ def require_utc(value: datetime, field: str) -> datetime:
 
 def to_micros(value: datetime) -> int:
     """Aware datetime -> integer microseconds since the Unix epoch."""
-    return (value - _EPOCH) // _MICRO
+    return (value - EPOCH) // MICROSECOND
 
 
 def from_micros(micros: int) -> datetime:
     """Integer microseconds since the Unix epoch -> aware UTC datetime."""
-    return _EPOCH + timedelta(microseconds=micros)
+    return EPOCH + timedelta(microseconds=micros)
 
 
 def utcnow() -> datetime:

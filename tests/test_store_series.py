@@ -11,11 +11,12 @@ from sqlalchemy import func, select
 from store.catalogue import AssetSubType, AssetType
 from store.entities import create_entity
 from store.errors import NotFound, ValidationError
-from store.series import Point, derive_energy, ensure_series, find_series, read_values, write_values
+from store.series import ensure_series, find_series
 from store.series_types import SeriesType
 from store.tables import values
 from store.tenants import add_tenant
 from store.units import Unit
+from store.values import Point, derive_energy, read_values, write_values
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 Q = timedelta(minutes=15)
@@ -132,7 +133,7 @@ async def test_unit_is_converted_on_write(db, meter):
         (Point(T0 + Q, T0 + 2 * Q, math.nan), "values[1].value", "finite"),
         (Point(T0 + Q, T0 + 2 * Q, math.inf), "values[1].value", "finite"),
         (Point(T0 + Q, T0 + 2 * Q, -1.0), "values[1].value", "unsigned"),
-        (Point(T0 + Q, T0 + 2 * Q, "7"), "values[1].value", "finite number"),
+        (Point(T0 + Q, T0 + 2 * Q, "7"), "values[1].value", "expected a number"),
     ],
 )
 async def test_bad_values_are_refused_whole_naming_field_and_reason(
@@ -208,3 +209,13 @@ async def test_other_tenants_cannot_read_or_write_a_series(db, meter):
         with pytest.raises(NotFound):
             await write_values(tx, other, energy, _blocks(T0, Q, [2.0]), source="m")
     assert await _count(db) == 1
+
+
+def test_rows_follow_the_upsert_parameter_order():
+    """The hot path builds tuples positionally; they must match the compiled statement."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from store.values import ROW_ORDER, _upsert_sql
+
+    for dialect in (sqlite.dialect(), postgresql.asyncpg.dialect()):
+        assert _upsert_sql(dialect)[1] == ROW_ORDER

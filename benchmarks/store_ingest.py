@@ -1,0 +1,185 @@
+"""Store ingest: N series x M values written through the repository API, then read back
+resampled, against the rate of a raw driver-level executemany into the same table.
+
+    .venv/bin/python benchmarks/store_ingest.py [--series 1000] [--values 1000] [--postgres URL]
+
+Each series is written in its own transaction (one message per series, as a peer would
+send). The raw floor inserts the same rows with the driver's executemany and a plain
+INSERT (no validation, no merge), in transactions of the same size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from machine import describe
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from store.catalogue import AssetSubType, AssetType
+from store.db import Database, open_database
+from store.entities import create_entity
+from store.migrate import upgrade
+from store.series import ensure_series, source_id
+from store.series_types import SeriesType
+from store.tenants import add_tenant
+from store.timeutil import to_micros, utcnow
+from store.values import Point, read_values, write_values
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+STEP = timedelta(minutes=15)
+
+
+def _points(count: int, offset: float) -> list[Point]:
+    return [
+        Point(START + i * STEP, START + (i + 1) * STEP, offset + (i % 96) * 0.25)
+        for i in range(count)
+    ]
+
+
+async def _make_series(db: Database, count: int):  # type: ignore[no-untyped-def]
+    async with db.transaction() as tx:
+        tenant, _ = await add_tenant(tx, f"bench-{uuid.uuid4().hex[:8]}")
+        made = []
+        for n in range(count):
+            entity = await create_entity(
+                tx, tenant, AssetType.RESOURCE, AssetSubType.METER, {"Name": f"meter {n}"}
+            )
+            made.append(
+                await ensure_series(tx, tenant, entity, SeriesType.CONSUMPTION, resolution=STEP)
+            )
+    return tenant, made
+
+
+async def _repository_write(db: Database, tenant, all_series, values: int) -> float:  # type: ignore[no-untyped-def]
+    batches = [_points(values, float(n % 7)) for n in range(len(all_series))]
+    started = time.perf_counter()
+    for series, points in zip(all_series, batches, strict=True):
+        async with db.transaction() as tx:
+            await write_values(tx, tenant, series, points, source="bench")
+    return time.perf_counter() - started
+
+
+async def _repository_read(db: Database, tenant, all_series, values: int) -> float:  # type: ignore[no-untyped-def]
+    end = START + values * STEP
+    started = time.perf_counter()
+    for series in all_series:
+        async with db.read() as tx:
+            hourly = await read_values(
+                tx, tenant, series, START, end, resolution=timedelta(hours=1)
+            )
+        assert len(hourly) == values // 4
+    return time.perf_counter() - started
+
+
+async def _raw_write(db: Database, tenant, all_series, values: int) -> float:  # type: ignore[no-untyped-def]
+    """Plain executemany at the driver, same table, same transaction sizes."""
+    async with db.transaction() as tx:
+        source = await source_id(tx, tenant, "raw")
+    marker = "?" if db.dialect == "sqlite" else "$"
+    placeholders = ", ".join("?" * 7) if marker == "?" else ", ".join(f"${i}" for i in range(1, 8))
+    sql = (
+        'INSERT INTO "values" (series_id, start, source_id, "end", value, belief, status) '
+        f"VALUES ({placeholders})"
+    )
+    belief = to_micros(utcnow())
+    step = int(STEP.total_seconds() * 1_000_000)
+    origin = to_micros(START)
+    batches = [
+        [
+            (s.id, origin + i * step, source, origin + (i + 1) * step, float(i % 96), belief, None)
+            for i in range(values)
+        ]
+        for s in all_series
+    ]
+    started = time.perf_counter()
+    for rows in batches:
+        async with db.transaction() as tx:
+            await tx.exec_driver_sql(sql, rows)
+    return time.perf_counter() - started
+
+
+async def run(url: str, series: int, values: int) -> dict[str, float]:
+    db = open_database(url)
+    try:
+        await upgrade(db)
+        tenant, made = await _make_series(db, series)
+        written = await _repository_write(db, tenant, made, values)
+        read = await _repository_read(db, tenant, made, values)
+        raw = await _raw_write(db, tenant, made, values)
+    finally:
+        await db.close()
+    total = series * values
+    return {"write": total / written, "read": total / read, "raw": total / raw}
+
+
+async def _scratch_postgres(admin_url: str) -> tuple[str, str]:
+    name = f"flexbridge_bench_{uuid.uuid4().hex[:8]}"
+    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    await engine.dispose()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False), name
+
+
+async def _drop_postgres(admin_url: str, name: str) -> None:
+    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await engine.dispose()
+
+
+def _report(label: str, figures: dict[str, float]) -> None:
+    print(
+        f"{label:<10} write {figures['write']:>10,.0f} values/s | raw executemany "
+        f"{figures['raw']:>10,.0f} values/s | ratio {figures['write'] / figures['raw']:.0%} | "
+        f"read resampled 15min->1h {figures['read']:>10,.0f} values/s",
+        flush=True,
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--series", type=int, default=1000)
+    parser.add_argument("--values", type=int, default=1000)
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get(
+            "FLEXBRIDGE_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+        ),
+        help="admin URL of a PostgreSQL to create a scratch database in ('' to skip)",
+    )
+    args = parser.parse_args()
+    print(describe())
+    print(f"{args.series} series x {args.values} values = {args.series * args.values:,} values")
+    with tempfile.TemporaryDirectory() as folder:
+        _report(
+            "SQLite", await run(f"sqlite+aiosqlite:///{folder}/bench.db", args.series, args.values)
+        )
+    if not args.postgres:
+        return
+    try:
+        url, name = await _scratch_postgres(args.postgres)
+    except Exception as exc:  # the figure is optional; say why it is missing
+        print(f"PostgreSQL skipped: {exc}")
+        return
+    try:
+        _report("PostgreSQL", await run(url, args.series, args.values))
+    finally:
+        await _drop_postgres(args.postgres, name)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

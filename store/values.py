@@ -1,0 +1,385 @@
+"""Values of series: merge on write, latest belief on read, resampling on request.
+
+A value is (series, start, end, value or null, belief time, source, status). Writing the same
+(series, start, source) again merges: the newer belief replaces the older one, and an older
+belief arriving late is ignored. Reads return the latest belief per start, optionally only
+beliefs held at `prior`, made at least `horizon` ahead of their start, or from some sources.
+
+The write path is the store's hot path (a million values a minute is ordinary): the loop
+over points does only cheap checks and builds driver-ready tuples; a point that fails a
+cheap check is looked at again by `_point_issue`, which says precisely what is wrong.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from store.entities import Entity
+from store.errors import FieldIssue, NotFound, ValidationError
+from store.resample import Regular, interpolate_readings, readings_to_energy, resample
+from store.series import Series, ensure_series, get_series, source_id
+from store.series_types import Quantity, SeriesTypeInfo, Sign, info, value_issue
+from store.tables import series as series_table
+from store.tables import sources as sources_table
+from store.tables import values as values_table
+from store.tenants import Tenant
+from store.timeutil import EPOCH, MICROSECOND, from_micros, require_utc, to_micros, utcnow
+from store.units import AnyUnit, convert
+
+_MICROS_PER_SECOND = 1_000_000
+_MAX_ISSUES = 20  # enough to fix a batch; a million identical complaints helps nobody
+_LARGEST = sys.float_info.max
+
+
+class Point(NamedTuple):
+    start: datetime
+    end: datetime
+    value: float | None
+    status: str | None = None
+
+
+def _upsert_sql(dialect: Dialect) -> tuple[str, tuple[str, ...]]:
+    """INSERT ... ON CONFLICT (series, start, source) DO UPDATE when the new belief is not
+    older, compiled for `dialect`, with the order of its positional parameters."""
+    statement = (sqlite.insert if dialect.name == "sqlite" else postgresql.insert)(values_table)
+    new = statement.excluded
+    statement = statement.on_conflict_do_update(
+        index_elements=[values_table.c.series_id, values_table.c.start, values_table.c.source_id],
+        set_={"end": new.end, "value": new.value, "belief": new.belief, "status": new.status},
+        where=new.belief >= values_table.c.belief,
+    )
+    compiled = statement.compile(dialect=dialect)
+    return compiled.string, tuple(compiled.positiontup or ())
+
+
+def _point_issue(index: int, point: Any, res_us: int, meta: SeriesTypeInfo) -> FieldIssue:
+    """Why point `index` was refused by the cheap checks of `_rows`, in words."""
+    where = f"values[{index}]"
+    try:
+        start, end, value = point[0], point[1], point[2]
+    except (TypeError, IndexError, KeyError):
+        return FieldIssue(where, "expected (start, end, value[, status])")
+    for name, moment in (("start", start), ("end", end)):
+        if not isinstance(moment, datetime):
+            return FieldIssue(f"{where}.{name}", "expected a datetime")
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            return FieldIssue(f"{where}.{name}", "naive timestamp: a UTC offset or 'Z' is required")
+    length = to_micros(end) - to_micros(start)
+    if length < 0 or (length == 0 and res_us):
+        return FieldIssue(f"{where}.end", "must be after start")
+    if res_us and length != res_us:
+        return FieldIssue(
+            f"{where}.end",
+            f"block of {timedelta(microseconds=length)} in a series "
+            f"at {timedelta(microseconds=res_us)}",
+        )
+    if isinstance(value, bool) or not isinstance(value, int | float | None):
+        return FieldIssue(
+            f"{where}.value", f"expected a number or null, got {type(value).__name__}"
+        )
+    status = point[3] if len(point) > 3 else None
+    if status is not None and (not isinstance(status, str) or len(status) > 20):
+        return FieldIssue(f"{where}.status", "expected text of at most 20 characters")
+    reason = value_issue(meta, value) if value is not None else None
+    return FieldIssue(f"{where}.value", reason or "refused")
+
+
+def _value_bounds(meta: SeriesTypeInfo) -> tuple[float, float] | None:
+    """Inclusive bounds a value may take, or None when only `value_issue` can tell (states).
+
+    NaN fails every comparison and infinities lie outside, so a bounds check refuses both.
+    """
+    if meta.states is not None:
+        return None
+    low = 0.0 if meta.sign is Sign.UNSIGNED else -_LARGEST
+    high = _LARGEST if meta.maximum is None else float(meta.maximum)
+    return low, high
+
+
+ROW_ORDER = ("series_id", "start", "source_id", "end", "value", "belief", "status")
+
+
+def _rows(series: Series, points: Sequence[Any], source: int, belief: int) -> list[tuple[Any, ...]]:
+    """Driver-ready rows in ROW_ORDER (the upsert's parameter order) for `points`.
+
+    Every point is checked; all problems (up to _MAX_ISSUES) are reported together.
+    """
+    res_us = int(series.resolution.total_seconds()) * _MICROS_PER_SECOND if series.resolution else 0
+    meta = info(series.series_type)
+    bounds = _value_bounds(meta)
+    low, high = bounds or (0.0, 0.0)
+    sid = series.id
+    epoch, micro = EPOCH, MICROSECOND
+    rows: list[tuple[Any, ...]] = []
+    append = rows.append
+    issues: list[FieldIssue] = []
+    for index, point in enumerate(points):
+        try:
+            start, end, value = point[0], point[1], point[2]
+            status = point[3] if len(point) > 3 else None
+            # Exact integer microseconds in two C operations; a naive datetime raises here.
+            start_us = (start - epoch) // micro
+            end_us = (end - epoch) // micro
+            length = end_us - start_us
+            if (length != res_us) if res_us else (length < 0):
+                raise ValueError
+            if value is not None:
+                if value.__class__ is int:  # bool is not: its __class__ is bool
+                    value = float(value)
+                elif value.__class__ is not float:
+                    raise ValueError
+                if not (low <= value <= high if bounds else value in meta.states):  # type: ignore[operator]
+                    raise ValueError
+            if status is not None and (status.__class__ is not str or len(status) > 20):
+                raise ValueError
+        except Exception:  # any malformed point: find out precisely what, off the happy path
+            issues.append(_point_issue(index, point, res_us, meta))
+            if len(issues) >= _MAX_ISSUES:
+                break
+            continue
+        append((sid, start_us, source, end_us, value, belief, status))
+    if issues:
+        raise ValidationError(issues=issues)
+    return rows
+
+
+async def _checked_source(tx: AsyncConnection, tenant: Tenant, series: Series, source: str) -> int:
+    """The source id, after checking in the same round trip that `series` is this tenant's."""
+    query = (
+        select(series_table.c.id, sources_table.c.id.label("source_id"))
+        .outerjoin(
+            sources_table,
+            (sources_table.c.tenant_id == series_table.c.tenant_id)
+            & (sources_table.c.name == source),
+        )
+        .where(series_table.c.id == series.id, series_table.c.tenant_id == tenant.id)
+    )
+    row = (await tx.execute(query)).first()
+    if row is None:
+        raise NotFound("series", f"#{series.id}")
+    return row.source_id if row.source_id is not None else await source_id(tx, tenant, source)
+
+
+async def write_values(
+    tx: AsyncConnection,
+    tenant: Tenant,
+    series: Series,
+    points: Sequence[Point],
+    *,
+    source: str,
+    belief: datetime | None = None,
+    unit: AnyUnit | None = None,
+) -> int:
+    """Merge `points` into `series`; returns how many. Nothing is written if any is bad."""
+    source_key = await _checked_source(tx, tenant, series, source)
+    if unit is not None and unit != series.unit:
+        converted = convert([p[2] for p in points], unit, series.unit)
+        points = [
+            Point(p[0], p[1], v, p[3] if len(p) > 3 else None)
+            for p, v in zip(points, converted, strict=True)
+        ]
+    belief_us = to_micros(require_utc(belief, "belief") if belief is not None else utcnow())
+    rows = _rows(series, points, source_key, belief_us)
+    if rows:
+        await tx.exec_driver_sql(_upsert_sql(tx.dialect)[0], rows)
+    return len(rows)
+
+
+def _latest_per_start(rows: Iterable[Any]) -> list[Point]:
+    """Rows ordered by (start, belief): keep the last, i.e. the newest belief, of each start."""
+    latest: dict[int, Any] = {}
+    for row in rows:
+        latest[row.start] = row
+    return [
+        Point(from_micros(r.start), from_micros(r.end), r.value, r.status) for r in latest.values()
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class _BeliefFilter:
+    prior: datetime | None = None
+    horizon: timedelta | None = None
+    sources: Sequence[str] | None = None
+
+
+async def _fetch(
+    tx: AsyncConnection, tenant: Tenant, series: Series, lo: int, hi: int, beliefs: _BeliefFilter
+) -> list[Point]:
+    """The latest belief per start for starts in [lo, hi) (epoch microseconds)."""
+    column = values_table.c
+    query = (
+        select(column.start, column.end, column.value, column.status, column.belief)
+        .where(column.series_id == series.id, column.start >= lo, column.start < hi)
+        .order_by(column.start, column.belief)
+    )
+    if beliefs.prior is not None:
+        query = query.where(column.belief <= to_micros(require_utc(beliefs.prior, "prior")))
+    if beliefs.horizon is not None:
+        ahead = int(beliefs.horizon.total_seconds() * _MICROS_PER_SECOND)
+        query = query.where(column.start - column.belief >= ahead)
+    if beliefs.sources is not None:
+        query = query.join(sources_table, sources_table.c.id == column.source_id).where(
+            sources_table.c.tenant_id == tenant.id, sources_table.c.name.in_(list(beliefs.sources))
+        )
+    return _latest_per_start(await tx.execute(query))
+
+
+async def _readings_around(
+    tx: AsyncConnection,
+    tenant: Tenant,
+    series: Series,
+    start: datetime,
+    end: datetime,
+    beliefs: _BeliefFilter,
+) -> list[tuple[datetime, float]]:
+    """Readings in [start, end] plus the nearest one outside each edge, so that values at
+    the edges can be interpolated rather than left unknown."""
+    lo, hi = to_micros(start), to_micros(end)
+    before = await _neighbour(tx, series, lo, before=True)
+    after = await _neighbour(tx, series, hi, before=False)
+    points = await _fetch(
+        tx,
+        tenant,
+        series,
+        lo if before is None else before,
+        (hi if after is None else after) + 1,
+        beliefs,
+    )
+    return [(p.start, p.value) for p in points if p.value is not None]
+
+
+async def read_values(
+    tx: AsyncConnection,
+    tenant: Tenant,
+    series: Series,
+    start: datetime,
+    end: datetime,
+    *,
+    resolution: timedelta | None = None,
+    prior: datetime | None = None,
+    horizon: timedelta | None = None,
+    sources: Sequence[str] | None = None,
+) -> list[Point]:
+    """Values with start in [start, end): the latest belief per start, resampled on request.
+
+    Irregular series read at a resolution give the value AT each grid instant: meter
+    readings and levels interpolated between the readings around it.
+    """
+    start = require_utc(start, "start")
+    end = require_utc(end, "end")
+    if end <= start:
+        raise ValidationError("end", "must be after start")
+    await get_series(tx, tenant, series.id)  # tenant check
+    beliefs = _BeliefFilter(prior, horizon, sources)
+    if resolution is None or resolution == series.resolution:
+        return await _fetch(tx, tenant, series, to_micros(start), to_micros(end), beliefs)
+    if series.resolution is None:
+        return _instants(
+            series,
+            await _readings_around(tx, tenant, series, start, end, beliefs),
+            start,
+            end,
+            resolution,
+        )
+    points = await _fetch(tx, tenant, series, to_micros(start), to_micros(end), beliefs)
+    regular = resample(
+        _grid(points, start, end, series.resolution), resolution, info(series.series_type).quantity
+    )
+    return [
+        Point(
+            regular.start + i * regular.resolution, regular.start + (i + 1) * regular.resolution, v
+        )
+        for i, v in enumerate(regular.values)
+    ]
+
+
+def _grid(points: Sequence[Point], start: datetime, end: datetime, step: timedelta) -> Regular:
+    """Lay regular points on the grid start, start+step, ... < end; gaps become None."""
+    count = int((end - start) / step)
+    grid: list[float | None] = [None] * count
+    step_us = int(step.total_seconds() * _MICROS_PER_SECOND)
+    origin = to_micros(start)
+    for point in points:
+        offset = to_micros(point.start) - origin
+        if offset % step_us == 0 and 0 <= offset // step_us < count:
+            grid[offset // step_us] = point.value
+    return Regular(start, step, grid)
+
+
+def _instants(
+    series: Series,
+    readings: Sequence[tuple[datetime, float]],
+    start: datetime,
+    end: datetime,
+    resolution: timedelta,
+) -> list[Point]:
+    if info(series.series_type).quantity not in (Quantity.READING, Quantity.LEVEL):
+        raise ValidationError(
+            "resolution",
+            f"{series.series_type} is irregular; only meter readings and levels can be read "
+            "at a resolution",
+        )
+    boundaries = interpolate_readings(readings, start, end, resolution)
+    # Boundaries include `end`; the window is [start, end).
+    return [
+        Point(boundaries.start + i * resolution, boundaries.start + i * resolution, value)
+        for i, value in enumerate(boundaries.values[:-1])
+    ]
+
+
+async def derive_energy(
+    tx: AsyncConnection,
+    tenant: Tenant,
+    entity: Entity,
+    readings: Series,
+    start: datetime,
+    end: datetime,
+    resolution: timedelta,
+    *,
+    source: str = "derived",
+) -> Series:
+    """CP-API Table 2: interval energy 'calculated from ... Meter Reading if supplied'.
+
+    Reads the accumulated readings around [start, end), derives the energy of each block and
+    merges it into the derived series (e.g. ConsumptionMeterReading -> Consumption).
+    """
+    target_type = info(readings.series_type).derives
+    if target_type is None:
+        raise ValidationError(
+            "series_type", f"{readings.series_type} is not an accumulated reading"
+        )
+    samples = await _readings_around(tx, tenant, readings, start, end, _BeliefFilter())
+    energy = readings_to_energy(
+        samples, start, end, resolution, monotonic=info(readings.series_type).monotonic
+    )
+    target = await ensure_series(
+        tx, tenant, entity, target_type, phase=readings.phase, resolution=resolution
+    )
+    points = [
+        Point(energy.start + i * resolution, energy.start + (i + 1) * resolution, value)
+        for i, value in enumerate(energy.values)
+        if value is not None
+    ]
+    await write_values(tx, tenant, target, points, source=source)
+    return target
+
+
+async def _neighbour(tx: AsyncConnection, series: Series, at: int, *, before: bool) -> int | None:
+    """The start (epoch microseconds) of the nearest value strictly before or after `at`."""
+    column = values_table.c.start
+    query = select(column).where(values_table.c.series_id == series.id)
+    query = (
+        query.where(column < at).order_by(column.desc())
+        if before
+        else query.where(column > at).order_by(column)
+    ).limit(1)
+    return (await tx.execute(query)).scalar_one_or_none()
