@@ -63,12 +63,17 @@ async def _make_series(db: Database, count: int):  # type: ignore[no-untyped-def
     return tenant, made
 
 
-async def _repository_write(db: Database, tenant, all_series, values: int) -> float:  # type: ignore[no-untyped-def]
-    batches = [_points(values, float(n % 7)) for n in range(len(all_series))]
+def _groups(items: list, size: int) -> list[list]:  # type: ignore[type-arg]
+    return [items[first : first + size] for first in range(0, len(items), size)]
+
+
+async def _repository_write(db: Database, tenant, all_series, values: int, per_tx: int) -> float:  # type: ignore[no-untyped-def]
+    work = [(s, _points(values, float(n % 7))) for n, s in enumerate(all_series)]
     started = time.perf_counter()
-    for series, points in zip(all_series, batches, strict=True):
+    for group in _groups(work, per_tx):
         async with db.transaction() as tx:
-            await write_values(tx, tenant, series, points, source="bench")
+            for series, points in group:
+                await write_values(tx, tenant, series, points, source="bench")
     return time.perf_counter() - started
 
 
@@ -84,7 +89,7 @@ async def _repository_read(db: Database, tenant, all_series, values: int) -> flo
     return time.perf_counter() - started
 
 
-async def _raw_write(db: Database, tenant, all_series, values: int) -> float:  # type: ignore[no-untyped-def]
+async def _raw_write(db: Database, tenant, all_series, values: int, per_tx: int) -> float:  # type: ignore[no-untyped-def]
     """Plain executemany at the driver, same table, same transaction sizes."""
     async with db.transaction() as tx:
         source = await source_id(tx, tenant, "raw")
@@ -105,20 +110,21 @@ async def _raw_write(db: Database, tenant, all_series, values: int) -> float:  #
         for s in all_series
     ]
     started = time.perf_counter()
-    for rows in batches:
+    for group in _groups(batches, per_tx):
         async with db.transaction() as tx:
-            await tx.exec_driver_sql(sql, rows)
+            for rows in group:
+                await tx.exec_driver_sql(sql, rows)
     return time.perf_counter() - started
 
 
-async def run(url: str, series: int, values: int) -> dict[str, float]:
+async def run(url: str, series: int, values: int, per_tx: int) -> dict[str, float]:
     db = open_database(url)
     try:
         await upgrade(db)
         tenant, made = await _make_series(db, series)
-        written = await _repository_write(db, tenant, made, values)
+        written = await _repository_write(db, tenant, made, values, per_tx)
         read = await _repository_read(db, tenant, made, values)
-        raw = await _raw_write(db, tenant, made, values)
+        raw = await _raw_write(db, tenant, made, values, per_tx)
     finally:
         await db.close()
     total = series * values
@@ -143,17 +149,35 @@ async def _drop_postgres(admin_url: str, name: str) -> None:
 
 def _report(label: str, figures: dict[str, float]) -> None:
     print(
-        f"{label:<10} write {figures['write']:>10,.0f} values/s | raw executemany "
+        f"{label:<32} write {figures['write']:>10,.0f} values/s | raw executemany "
         f"{figures['raw']:>10,.0f} values/s | ratio {figures['write'] / figures['raw']:.0%} | "
         f"read resampled 15min->1h {figures['read']:>10,.0f} values/s",
         flush=True,
     )
 
 
+async def _scenarios(label: str, url_for, args) -> None:  # type: ignore[no-untyped-def]
+    """One fresh database per transaction size, so neither run warms the other."""
+    for per_tx in args.per_tx:
+        url, done = await url_for()
+        try:
+            figures = await run(url, args.series, args.values, per_tx)
+        finally:
+            await done()
+        _report(f"{label}, {per_tx * args.values:,} values/tx", figures)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", type=int, default=1000)
     parser.add_argument("--values", type=int, default=1000)
+    parser.add_argument(
+        "--per-tx",
+        type=int,
+        nargs="+",
+        default=[1, 10],
+        help="series written per transaction (one run each; default 1 and 10)",
+    )
     parser.add_argument(
         "--postgres",
         default=os.environ.get(
@@ -165,20 +189,26 @@ async def main() -> None:
     print(describe())
     print(f"{args.series} series x {args.values} values = {args.series * args.values:,} values")
     with tempfile.TemporaryDirectory() as folder:
-        _report(
-            "SQLite", await run(f"sqlite+aiosqlite:///{folder}/bench.db", args.series, args.values)
-        )
+        counter = iter(range(1_000_000))
+
+        async def sqlite_db():  # type: ignore[no-untyped-def]
+            async def nothing() -> None:
+                return None
+
+            return f"sqlite+aiosqlite:///{folder}/bench{next(counter)}.db", nothing
+
+        await _scenarios("SQLite", sqlite_db, args)
     if not args.postgres:
         return
-    try:
+
+    async def postgres_db():  # type: ignore[no-untyped-def]
         url, name = await _scratch_postgres(args.postgres)
-    except Exception as exc:  # the figure is optional; say why it is missing
-        print(f"PostgreSQL skipped: {exc}")
-        return
+        return url, lambda: _drop_postgres(args.postgres, name)
+
     try:
-        _report("PostgreSQL", await run(url, args.series, args.values))
-    finally:
-        await _drop_postgres(args.postgres, name)
+        await _scenarios("PostgreSQL", postgres_db, args)
+    except OSError as exc:  # the figure is optional; say why it is missing
+        print(f"PostgreSQL skipped: {exc}")
 
 
 if __name__ == "__main__":

@@ -73,7 +73,12 @@ def open_database(url: str, *, echo: bool = False) -> Database:
     """Create the engine for `url` (sqlite+aiosqlite or postgresql+asyncpg)."""
     parsed = make_url(url)
     engine = create_async_engine(
-        parsed, echo=echo, pool_pre_ping=parsed.get_backend_name() != "sqlite"
+        parsed,
+        echo=echo,
+        pool_pre_ping=parsed.get_backend_name() != "sqlite",
+        # Every connection is used inside transaction() or read(), which always commit or
+        # roll back; a reset on return would be one more driver round trip for nothing.
+        pool_reset_on_return=None,
     )
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)

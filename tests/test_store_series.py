@@ -215,7 +215,7 @@ def test_rows_follow_the_upsert_parameter_order():
     """The hot path builds tuples positionally; they must match the compiled statement."""
     from sqlalchemy.dialects import postgresql, sqlite
 
-    from store.values import ROW_ORDER, _upsert_sql
+    from store.values import ROW_ORDER, _upsert_statement
 
     for dialect in (sqlite.dialect(), postgresql.asyncpg.dialect()):
-        assert _upsert_sql(dialect)[1] == ROW_ORDER
+        assert _upsert_statement(dialect)[1] == ROW_ORDER
