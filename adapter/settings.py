@@ -128,4 +128,15 @@ def load_settings(
         layered.update(_from_toml(config_path))
     layered.update(env)
     layered.update(_from_mapping(given, "command line"))
-    return replace(Settings(), **layered)
+    return _checked(replace(Settings(), **layered))
+
+
+def _checked(settings: Settings) -> Settings:
+    """Refuse settings that would only fail later, far from where they were given."""
+    if settings.jwt_secret is not None and len(settings.jwt_secret.encode()) < 32:
+        raise SettingsError("setting 'jwt_secret': at least 32 bytes (RFC 7518 section 3.2)")
+    if not 0 < settings.port < 65536:
+        raise SettingsError(f"setting 'port': {settings.port} is not a TCP port")
+    if settings.max_body_bytes <= 0 or settings.outbox_batch <= 0:
+        raise SettingsError("settings 'max_body_bytes' and 'outbox_batch' must be positive")
+    return settings
