@@ -6,8 +6,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from store.db import Database
@@ -27,8 +27,13 @@ def head_revision() -> str | None:
 
 
 async def current_revision(db: Database) -> str | None:
+    """The applied revision, or None on an empty database (read directly: it is polled by
+    /health, and Alembic's migration context logs every time it is made)."""
     async with db.read() as conn:
-        return await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
+        exists = await conn.run_sync(lambda c: inspect(c).has_table("alembic_version"))
+        if not exists:
+            return None
+        return (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
 
 
 async def upgrade(db: Database, revision: str = "head") -> str | None:
