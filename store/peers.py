@@ -167,7 +167,9 @@ async def update_peer(
     """Change what is given; `state` is merged key by key into the stored state."""
     changes: dict[str, Any] = {}
     if state is not None:
-        changes["state"] = {**peer.state, **state}
+        # Merge into what is stored now, not into the caller's possibly older copy.
+        stored = await get_peer(tx, tenant, peer.id)
+        changes["state"] = {**stored.state, **state}
     if base_url is not None:
         changes["base_url"] = check_base_url(base_url)
     if auth is not None:
