@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from store.catalogue import AssetSubType, AssetType, EntityStatus, validate_properties
@@ -25,6 +26,7 @@ _KIND_PROPERTIES = ("AssetType", "AssetSubType")
 @dataclass(frozen=True, slots=True)
 class Entity:
     id: int
+    tenant_id: int
     key: uuid.UUID
     asset_type: AssetType
     asset_subtype: AssetSubType
@@ -44,6 +46,14 @@ class Connector:
     status: EntityStatus
 
 
+def require_own(tenant: Tenant, *owned: Entity) -> None:
+    """Refuse an entity of another tenant as if it did not exist (a protocol bug must not
+    become a way to reach another tenant's data)."""
+    for entity in owned:
+        if entity.tenant_id != tenant.id:
+            raise NotFound("entity", str(entity.key))
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat().replace("+00:00", "Z")
@@ -57,6 +67,7 @@ def _micros_or_none(value: Any) -> int | None:
 def _entity(row: Any) -> Entity:
     return Entity(
         row.id,
+        row.tenant_id,
         row.key,
         AssetType(row.asset_type),
         AssetSubType(row.asset_subtype),
@@ -89,19 +100,25 @@ async def create_entity(
     now = to_micros(utcnow())
     key = key or uuid.uuid4()
     columns = _columns_from(props)
-    result = await tx.execute(
-        insert(entities).values(
-            tenant_id=tenant.id,
-            key=key,
-            asset_type=str(asset_type),
-            asset_subtype=str(asset_subtype),
-            created_at=now,
-            updated_at=now,
-            **columns,
-        )
-    )
+    try:
+        async with tx.begin_nested():
+            result = await tx.execute(
+                insert(entities).values(
+                    tenant_id=tenant.id,
+                    key=key,
+                    asset_type=str(asset_type),
+                    asset_subtype=str(asset_subtype),
+                    created_at=now,
+                    updated_at=now,
+                    **columns,
+                )
+            )
+    except IntegrityError:
+        # Keys are unique across tenants; say "taken" without saying by whom.
+        raise Conflict(f"platform key {key} is already in use") from None
     return Entity(
         result.inserted_primary_key[0],
+        tenant.id,
         key,
         asset_type,
         asset_subtype,
@@ -119,6 +136,7 @@ async def update_entity(
     The merged whole is checked again, so that orderings across old and new values
     (InstalledMinCapacity <= InstalledMaxCapacity, ValidFromTime <= ValidToTime) still hold.
     """
+    require_own(tenant, entity)
     checked = validate_properties(entity.asset_type, entity.asset_subtype, changes, insert=False)
     merged = {k: v for k, v in {**entity.properties, **checked}.items() if v is not None}
     merged = validate_properties(entity.asset_type, entity.asset_subtype, merged, insert=True)
@@ -130,6 +148,7 @@ async def update_entity(
     )
     return Entity(
         entity.id,
+        entity.tenant_id,
         entity.key,
         entity.asset_type,
         entity.asset_subtype,
@@ -199,6 +218,7 @@ async def add_connector(
     site or site asset group over any period of time" - so an active connector may not overlap
     another active connector of the same type on the same child.
     """
+    require_own(tenant, parent, child)
     if parent.id == child.id:
         raise ValidationError("AssetReferenceKey", "an asset cannot be connected to itself")
     start = None if valid_from is None else to_micros(require_utc(valid_from, "ValidFromTime"))
@@ -206,9 +226,12 @@ async def add_connector(
     if start is not None and end is not None and end <= start:
         raise ValidationError("ValidToTime", "must be after ValidFromTime")
     if status == EntityStatus.ACTIVE:
+        # Serialise connector changes of one child: the overlap check and the insert must
+        # not interleave with another transaction's (SQLite's BEGIN IMMEDIATE already does).
+        await tx.execute(select(entities.c.id).where(entities.c.id == child.id).with_for_update())
         clash = (
             await tx.execute(
-                select(connectors.c.parent_id).where(
+                select(connectors).where(
                     connectors.c.tenant_id == tenant.id,
                     connectors.c.child_id == child.id,
                     connectors.c.connector_type == connector_type,
@@ -217,16 +240,13 @@ async def add_connector(
                 )
             )
         ).first()
-        if clash is not None and clash.parent_id != parent.id:
-            raise Conflict(
-                f"{child.name!r} already has an active {connector_type} parent in that period"
-            )
-        if clash is not None:  # the same link again: nothing to add
-            return (
-                await connectors_of(
-                    tx, tenant, child, direction="parent", connector_type=connector_type
+        if clash is not None:
+            if (clash.parent_id, clash.valid_from, clash.valid_to) != (parent.id, start, end):
+                raise Conflict(
+                    f"{child.name!r} already has an active {connector_type} parent in that period"
                 )
-            )[0]
+            # The same link again: nothing to add.
+            return Connector(clash.id, parent, child, connector_type, valid_from, valid_to, status)
     result = await tx.execute(
         insert(connectors).values(
             tenant_id=tenant.id,
@@ -254,6 +274,7 @@ async def connectors_of(
 ) -> list[Connector]:
     """Connectors where `entity` is the child (direction 'parent': its parents), the parent
     ('child': its children), or either (None). `at` keeps those active at that instant."""
+    require_own(tenant, entity)
     query = select(connectors).where(connectors.c.tenant_id == tenant.id)
     if direction == "parent":
         query = query.where(connectors.c.child_id == entity.id)

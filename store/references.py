@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from store.addresses import EA1Address, EANAddress, parse_entity_address
-from store.entities import Entity, get_entity, get_entity_by_id
+from store.entities import Entity, get_entity, get_entity_by_id, require_own
 from store.errors import Conflict, NotFound, ValidationError
 from store.tables import entity_references
 from store.tenants import Tenant
@@ -140,6 +140,7 @@ async def add_reference(
     ref: ExternalRef | ProtocolId | EA1Address | EANAddress,
 ) -> ExternalRef:
     """Record that `ref` names `entity`. Naming another entity already is a Conflict."""
+    require_own(tenant, entity)
     triple = _triple(ref)
     if not triple.system or not triple.reference_type or not triple.external_key:
         raise ValidationError(
@@ -170,6 +171,7 @@ async def references_of(
     tx: AsyncConnection, tenant: Tenant, entity: Entity, system: str | None = None
 ) -> list[ExternalRef]:
     """How the outside names `entity` (optionally in one system), oldest first."""
+    require_own(tenant, entity)
     query = select(entity_references).where(
         entity_references.c.tenant_id == tenant.id, entity_references.c.entity_id == entity.id
     )

@@ -13,13 +13,13 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from store.entities import Entity
+from store.entities import Entity, require_own
 from store.errors import NotFound, ValidationError
 from store.series_types import SeriesType, info
 from store.tables import series as series_table
 from store.tables import sources as sources_table
 from store.tenants import Tenant
-from store.units import AnyUnit, parse_unit
+from store.units import AnyUnit, dimension_of, parse_unit
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,41 +67,62 @@ async def ensure_series(
 ) -> Series:
     """The (entity, type, phase) series, created at `resolution` and `unit` if new.
 
-    An existing series keeps its resolution: writing another one is refused rather than mixed,
-    so that every value of a series covers blocks of one size.
+    An existing series keeps its resolution and unit: writing another one is refused rather
+    than mixed, so that every value of a series covers blocks of one size in one unit.
     """
+    require_own(tenant, entity)
     if phase not in (None, 1, 2, 3):
         raise ValidationError("phase", f"must be 1, 2 or 3 (or none), got {phase}")
     if phase is not None and not info(series_type).has_phases:
         raise ValidationError("phase", f"{series_type} has no per-phase variants")
     seconds = _resolution_seconds(resolution)
-    found = await find_series(tx, tenant, entity, series_type, phase=phase)
-    if found is not None:
-        if _resolution_seconds(found.resolution) != seconds:
-            raise ValidationError(
-                "resolution",
-                f"{series_type} of {entity.name!r} is stored at "
-                f"{found.resolution or 'irregular instants'}, not {resolution or 'irregular'}",
-            )
-        return found
-    unit = unit or info(series_type).unit
-    try:
-        async with tx.begin_nested():
-            result = await tx.execute(
-                insert(series_table).values(
-                    tenant_id=tenant.id,
-                    entity_id=entity.id,
-                    series_type=str(series_type),
-                    phase=phase or 0,
-                    unit=str(unit),
-                    resolution_s=seconds,
+    canonical = info(series_type).unit
+    if unit is not None and dimension_of(unit) != dimension_of(canonical):
+        raise ValidationError("unit", f"{unit} is not a unit of {series_type} (like {canonical})")
+    for attempt in range(2):
+        found = await find_series(tx, tenant, entity, series_type, phase=phase)
+        if found is not None:
+            _check_same_shape(found, entity, seconds, unit)
+            return found
+        if attempt:
+            break
+        try:
+            async with tx.begin_nested():
+                result = await tx.execute(
+                    insert(series_table).values(
+                        tenant_id=tenant.id,
+                        entity_id=entity.id,
+                        series_type=str(series_type),
+                        phase=phase or 0,
+                        unit=str(unit or canonical),
+                        resolution_s=seconds,
+                    )
                 )
-            )
-    except IntegrityError:  # created concurrently: use that one
-        return await ensure_series(
-            tx, tenant, entity, series_type, phase=phase, resolution=resolution, unit=unit
+        except IntegrityError:
+            continue  # created concurrently: the second look finds it
+        return Series(
+            result.inserted_primary_key[0],
+            entity.id,
+            series_type,
+            phase,
+            unit or canonical,
+            resolution,
         )
-    return Series(result.inserted_primary_key[0], entity.id, series_type, phase, unit, resolution)
+    raise NotFound("entity", str(entity.key))  # the insert failed and nothing is there
+
+
+def _check_same_shape(found: Series, entity: Entity, seconds: int, unit: AnyUnit | None) -> None:
+    if _resolution_seconds(found.resolution) != seconds:
+        raise ValidationError(
+            "resolution",
+            f"{found.series_type} of {entity.name!r} is stored at "
+            f"{found.resolution or 'irregular instants'}, not "
+            f"{timedelta(seconds=seconds) if seconds else 'irregular'}",
+        )
+    if unit is not None and str(unit) != str(found.unit):
+        raise ValidationError(
+            "unit", f"{found.series_type} of {entity.name!r} is stored in {found.unit}, not {unit}"
+        )
 
 
 async def find_series(
@@ -133,6 +154,7 @@ async def get_series(tx: AsyncConnection, tenant: Tenant, series_id: int) -> Ser
 
 
 async def list_series(tx: AsyncConnection, tenant: Tenant, entity: Entity) -> list[Series]:
+    require_own(tenant, entity)
     query = select(series_table).where(
         series_table.c.tenant_id == tenant.id, series_table.c.entity_id == entity.id
     )
@@ -152,6 +174,9 @@ async def source_id(tx: AsyncConnection, tenant: Tenant, name: str) -> int:
     try:
         async with tx.begin_nested():
             result = await tx.execute(insert(sources_table).values(tenant_id=tenant.id, name=name))
-    except IntegrityError:
-        return (await tx.execute(query)).scalar_one()
+    except IntegrityError:  # made concurrently: take that one
+        found = (await tx.execute(query)).scalar_one_or_none()
+        if found is None:
+            raise
+        return found
     return result.inserted_primary_key[0]

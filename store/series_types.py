@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
-from store.errors import FieldIssue, ValidationError
+from store.errors import ValidationError
 from store.units import EUR_PER_MWH, AnyUnit, Unit
 
 
@@ -286,7 +285,6 @@ def format_series_name(series_type: SeriesType, phase: int | None = None) -> str
     return f"{series_type.value}Phase{phase}"
 
 
-_MAX_ISSUES = 20
 
 
 def value_issue(meta: SeriesTypeInfo, value: float) -> str | None:
@@ -300,25 +298,3 @@ def value_issue(meta: SeriesTypeInfo, value: float) -> str | None:
     if meta.maximum is not None and value > meta.maximum:
         return f"{meta.series_type} values are at most {meta.maximum:g}, got {value!r}"
     return None
-
-
-def validate_values(
-    series_type: SeriesType, values: Sequence[float | None], field: str = "values"
-) -> None:
-    """Refuse values that break the type's rules (finite, sign, state codes, range).
-
-    None (missing) is allowed. Reports each bad index as `field[i]`, at most 20 of them.
-    Values must already be in the canonical unit (cloudiness in %, not a 0-1 fraction).
-    """
-    meta = _INFO[series_type]
-    issues: list[FieldIssue] = []
-    for index, value in enumerate(values):
-        if value is None:
-            continue
-        reason = value_issue(meta, value)
-        if reason is not None:
-            issues.append(FieldIssue(f"{field}[{index}]", reason))
-            if len(issues) == _MAX_ISSUES:
-                break
-    if issues:
-        raise ValidationError(issues=issues)

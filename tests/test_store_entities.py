@@ -246,3 +246,43 @@ async def test_tenants_never_see_each_others_entities(db):
             await resolve(tx, second, site.key)
         with pytest.raises(NotFound):
             await resolve(tx, second, ExternalRef("S", "Site", "1"))
+
+
+async def test_no_function_accepts_another_tenants_entity(db):
+    first, second = await _tenants(db)
+    async with db.transaction() as tx:
+        site, battery = await _site_and_battery(tx, first)
+        own_site = await create_entity(tx, second, AssetType.AREA, AssetSubType.SITE, {"Name": "S"})
+        for attempt in (
+            update_entity(tx, second, battery, {"Name": "hijack"}),
+            add_connector(tx, second, own_site, battery, ConnectorType.SITE),
+            add_reference(tx, second, battery, ExternalRef("S", "Resource", "1")),
+            references_of(tx, second, battery),
+            connectors_of(tx, second, site),
+        ):
+            with pytest.raises(NotFound):
+                await attempt
+    async with db.read() as tx:
+        assert (await resolve(tx, first, battery.key)).name == "Battery"
+
+
+async def test_a_platform_key_in_use_is_a_conflict_not_a_crash(db):
+    first, second = await _tenants(db)
+    key = uuid.uuid4()
+    async with db.transaction() as tx:
+        await create_entity(tx, first, AssetType.AREA, AssetSubType.SITE, {"Name": "A"}, key=key)
+        with pytest.raises(Conflict, match="already in use"):
+            await create_entity(
+                tx, second, AssetType.AREA, AssetSubType.SITE, {"Name": "B"}, key=key
+            )
+
+
+async def test_relinking_the_same_parent_with_another_period_is_a_conflict(db):
+    tenant, _ = await _tenants(db)
+    async with db.transaction() as tx:
+        site, battery = await _site_and_battery(tx, tenant)
+        first = await add_connector(tx, tenant, site, battery, ConnectorType.SITE, valid_to=T1)
+        again = await add_connector(tx, tenant, site, battery, ConnectorType.SITE, valid_to=T1)
+        assert again.id == first.id
+        with pytest.raises(Conflict):
+            await add_connector(tx, tenant, site, battery, ConnectorType.SITE)

@@ -219,3 +219,67 @@ def test_rows_follow_the_upsert_parameter_order():
 
     for dialect in (sqlite.dialect(), postgresql.asyncpg.dialect()):
         assert _upsert_statement(dialect)[1] == ROW_ORDER
+
+
+async def test_blocks_start_on_the_series_grid(db, meter):
+    """Blocks of up to an hour start at whole multiples of the resolution from 00:00 UTC, so
+    two writers can never store overlapping blocks."""
+    tenant, entity = meter
+    async with db.transaction() as tx:
+        energy = await ensure_series(tx, tenant, entity, SeriesType.CONSUMPTION, resolution=Q)
+    off_grid = T0 + timedelta(minutes=7)
+    with pytest.raises(ValidationError) as refused:
+        async with db.transaction() as tx:
+            await write_values(tx, tenant, energy, _blocks(off_grid, Q, [1.0]), source="m")
+    assert refused.value.field == "values[0].start" and "grid" in refused.value.reason
+    async with db.transaction() as tx:
+        with pytest.raises(ValidationError) as partial:
+            await read_values(tx, tenant, energy, T0, T0 + timedelta(minutes=50), resolution=H)
+        with pytest.raises(ValidationError) as misaligned:
+            await read_values(tx, tenant, energy, off_grid, off_grid + H, resolution=H)
+    assert (partial.value.field, misaligned.value.field) == ("end", "start")
+
+
+async def test_values_are_checked_before_their_unit_is_converted(db, meter):
+    tenant, entity = meter
+    async with db.transaction() as tx:
+        power = await ensure_series(
+            tx, tenant, entity, SeriesType.CONSUMPTION_INSTANT_POWER, resolution=Q
+        )
+        with pytest.raises(ValidationError) as refused:
+            await write_values(
+                tx, tenant, power, [Point(T0, T0 + Q, "7"), (T0 + Q,)], source="m", unit=Unit.W
+            )
+    assert [i.field for i in refused.value.issues] == ["values[0].value", "values[1]"]
+
+
+async def test_a_series_keeps_its_unit(db, meter):
+    tenant, entity = meter
+    async with db.transaction() as tx:
+        with pytest.raises(ValidationError, match="A is not a unit of Consumption"):
+            await ensure_series(tx, tenant, entity, SeriesType.CONSUMPTION, unit=Unit.A)
+        await ensure_series(tx, tenant, entity, SeriesType.CONSUMPTION, unit=Unit.MWH)
+        with pytest.raises(ValidationError, match="stored in MWh, not kWh"):
+            await ensure_series(tx, tenant, entity, SeriesType.CONSUMPTION, unit=Unit.KWH)
+
+
+async def test_another_tenants_entity_or_series_is_not_found(db, meter):
+    tenant, entity = meter
+    async with db.transaction() as tx:
+        other, _ = await add_tenant(tx, "other")
+        counter = await ensure_series(tx, tenant, entity, SeriesType.CONSUMPTION_METER_READING)
+        await write_values(
+            tx, tenant, counter, [Point(T0, T0, 1.0), Point(T0 + H, T0 + H, 2.0)], source="m"
+        )
+        theirs = await create_entity(
+            tx, other, AssetType.RESOURCE, AssetSubType.METER, {"Name": "X"}
+        )
+        with pytest.raises(NotFound):
+            await ensure_series(tx, other, entity, SeriesType.CONSUMPTION, resolution=Q)
+        with pytest.raises(NotFound):
+            await derive_energy(tx, other, theirs, counter, T0, T0 + H, Q)
+        mine_too = await create_entity(
+            tx, tenant, AssetType.RESOURCE, AssetSubType.METER, {"Name": "Y"}
+        )
+        with pytest.raises(ValidationError, match="not a series of"):
+            await derive_energy(tx, tenant, mine_too, counter, T0, T0 + H, Q)
