@@ -35,7 +35,7 @@ class FirstStart:
 
 async def first_start(db: Database, admin_password: str | None) -> FirstStart | None:
     """Create the default tenant and admin when there is no tenant at all; else None."""
-    async with db.transaction() as tx:
+    async with db.startup() as tx:
         if await count_tenants(tx):
             return None
         tenant, key = await add_tenant(tx, DEFAULT_TENANT)

@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 _WRITE_OPTION = "flexbridge_write"
+_STARTUP_LOCK = 0x666C6578  # "flex": the advisory lock id of startup work
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +39,20 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read-only transaction (a consistent snapshot; never takes the write lock)."""
-        async with self.engine.connect() as conn, conn.begin():
+        async with self.engine.connect() as conn:
+            if self.dialect == "postgresql":
+                conn = await conn.execution_options(postgresql_readonly=True)
+            async with conn.begin():
+                yield conn
+
+    @asynccontextmanager
+    async def startup(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction that one process at a time may hold (migrations, first-start
+        seeding): several processes starting on one PostgreSQL would otherwise race."""
+        async with self.transaction() as conn:
+            if self.dialect == "postgresql":
+                lock = text("SELECT pg_advisory_xact_lock(:key)")
+                await conn.execute(lock, {"key": _STARTUP_LOCK})
             yield conn
 
     async def ping(self) -> None:

@@ -38,6 +38,6 @@ async def current_revision(db: Database) -> str | None:
 
 async def upgrade(db: Database, revision: str = "head") -> str | None:
     """Bring the schema to `revision`; returns the revision now in place."""
-    async with db.transaction() as conn:
+    async with db.startup() as conn:
         await conn.run_sync(lambda c: command.upgrade(_config(c), revision))
     return await current_revision(db)

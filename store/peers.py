@@ -115,8 +115,12 @@ async def add_peer(
     )
 
 
-async def get_peer(tx: AsyncConnection, tenant: Tenant, peer_id: int) -> Peer:
+async def get_peer(
+    tx: AsyncConnection, tenant: Tenant, peer_id: int, *, for_update: bool = False
+) -> Peer:
     query = select(peers).where(peers.c.id == peer_id, peers.c.tenant_id == tenant.id)
+    if for_update:
+        query = query.with_for_update()
     row = (await tx.execute(query)).first()
     if row is None:
         raise NotFound("peer", f"#{peer_id}")
@@ -168,7 +172,7 @@ async def update_peer(
     changes: dict[str, Any] = {}
     if state is not None:
         # Merge into what is stored now, not into the caller's possibly older copy.
-        stored = await get_peer(tx, tenant, peer.id)
+        stored = await get_peer(tx, tenant, peer.id, for_update=True)
         changes["state"] = {**stored.state, **state}
     if base_url is not None:
         changes["base_url"] = check_base_url(base_url)

@@ -285,8 +285,6 @@ def format_series_name(series_type: SeriesType, phase: int | None = None) -> str
     return f"{series_type.value}Phase{phase}"
 
 
-
-
 def value_issue(meta: SeriesTypeInfo, value: float) -> str | None:
     """Why `value` breaks the type's rules (finite, state codes, sign, range), or None."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from store.errors import Conflict, ValidationError
 from store.messages import Direction, claim_message, log_message, recent_messages
@@ -31,7 +32,7 @@ async def test_peer_state_merges_and_peers_are_per_tenant(db):
         changed = await update_peer(tx, tenant, peer, state={"online": True}, seen=seen)
         assert changed.state == {"registered": True, "online": True}
         assert changed.base_url == "http://cpo.example/oscp"
-        assert changed.last_seen_at == seen.replace(microsecond=seen.microsecond)
+        assert changed.last_seen_at == seen
         assert await find_peer(tx, tenant, "oscp", "cpo") == changed
         assert await find_peer(tx, other, "oscp", "cpo") is None
         assert await list_peers(tx, other) == []
@@ -93,7 +94,7 @@ async def test_concurrent_repeats_apply_once(db, database_url):
                     message_id="same",
                     message_type="Forecast",
                 )
-        except Exception:  # losing a race at commit is also "not applied"
+        except (IntegrityError, DBAPIError):  # losing the race at commit: not applied
             return False
 
     try:
@@ -120,3 +121,22 @@ async def test_the_log_keeps_direction_status_and_detail(db):
     assert [(m.protocol, m.direction, m.status, m.detail) for m in logged] == [
         ("cpapi", Direction.IN, "rejected", "values[3].start: naive")
     ]
+
+
+async def test_processes_starting_together_seed_the_database_once(db, database_url):
+    """Several flexbridge processes may start on one database at the same moment."""
+    from adapter.bootstrap import first_start
+    from store.db import open_database
+    from store.migrate import upgrade
+    from store.tenants import list_tenants
+
+    engines = [open_database(database_url) for _ in range(3)]
+    try:
+        await asyncio.gather(*(upgrade(engine) for engine in engines))
+        seeded = await asyncio.gather(*(first_start(engine, "pw") for engine in engines))
+    finally:
+        for engine in engines:
+            await engine.close()
+    assert sum(result is not None for result in seeded) == 1
+    async with db.read() as tx:
+        assert [t.name for t in await list_tenants(tx)] == ["default"]

@@ -87,11 +87,11 @@ async def test_reads_take_the_latest_belief_across_sources_unless_filtered(db, m
         latest = await read_values(tx, tenant, power, T0, T0 + Q)
         prior = await read_values(tx, tenant, power, T0, T0 + Q, prior=T0)
         ahead = await read_values(tx, tenant, power, T0, T0 + Q, horizon=H)
-        meter_only = await read_values(tx, tenant, power, T0, T0 + Q, sources=["forecaster"])
+        forecaster_only = await read_values(tx, tenant, power, T0, T0 + Q, sources=["forecaster"])
     assert [p.value for p in latest] == [2.0]
     assert [p.value for p in prior] == [1.0]  # what was believed at T0
     assert [p.value for p in ahead] == [1.0]  # beliefs made at least an hour ahead
-    assert [p.value for p in meter_only] == [1.0]
+    assert [p.value for p in forecaster_only] == [1.0]
 
 
 async def test_read_resamples_energy_by_sum_and_power_by_mean(db, meter):
