@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import ssl
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from adapter.app import create_app
 from adapter.settings import Settings, SettingsError, load_settings
@@ -19,6 +21,37 @@ from store.db import Database, open_database
 from store.errors import StoreError
 from store.migrate import upgrade
 from store.tenants import add_tenant, get_tenant
+
+
+def _ttl_days(text: str) -> float:
+    """A token lifetime in days: positive (a token born expired is no token) and one whose
+    expiry still falls within the calendar."""
+    try:
+        days = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days") from None
+    if not (days > 0 and math.isfinite(days)):
+        raise argparse.ArgumentTypeError(f"{text} must be a positive number of days")
+    try:
+        datetime.now(UTC) + timedelta(days=days)
+    except OverflowError:
+        raise argparse.ArgumentTypeError(f"{text} days is beyond the year 9999") from None
+    return days
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as one line: a driver's own error rather than SQLAlchemy's wrapping of it
+    (whose text spans lines and links to a help page)."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        exc = exc.orig
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+# What a command can meet that is the environment's fault, not a bug: an unreachable or
+# refusing database, unreadable or mismatched TLS files (ssl.SSLError is an OSError), a port
+# in use, a date past the calendar.
+_ENVIRONMENT_ERRORS = (OSError, SQLAlchemyError, OverflowError, ValueError)
 
 
 def _settings_flags(parser: argparse.ArgumentParser) -> None:
@@ -74,7 +107,9 @@ def _parser() -> argparse.ArgumentParser:
     token_issue = token.add_parser("issue", help="issue an opaque API token and print it")
     token_issue.add_argument("--tenant", required=True)
     token_issue.add_argument("--username", required=True)
-    token_issue.add_argument("--ttl-days", type=float, help="expiry; never when omitted")
+    token_issue.add_argument(
+        "--ttl-days", type=_ttl_days, help="expiry, in days (> 0); never when omitted"
+    )
     _settings_flags(token_issue)
     return parser
 
@@ -86,19 +121,27 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             print("error: --tls-cert and --tls-key go together", file=sys.stderr)
             return 2
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        tls.load_cert_chain(args.tls_cert, args.tls_key)
+        try:
+            tls.load_cert_chain(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            print(f"error: --tls-cert/--tls-key: {_one_line(exc)}", file=sys.stderr)
+            return 2
     scheme = "https" if tls else "http"
-    web.run_app(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        ssl_context=tls,
-        shutdown_timeout=settings.shutdown_timeout,
-        access_log=None,
-        print=lambda _: print(
-            f"flexbridge serving on {scheme}://{settings.host}:{settings.port}", flush=True
-        ),
-    )
+    try:
+        web.run_app(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            ssl_context=tls,
+            shutdown_timeout=settings.shutdown_timeout,
+            access_log=None,
+            print=lambda _: print(
+                f"flexbridge serving on {scheme}://{settings.host}:{settings.port}", flush=True
+            ),
+        )
+    except (OSError, SQLAlchemyError) as exc:  # the database or the port, at start-up
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -162,6 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(asyncio.run(_with_database(settings, _admin_command(args))))
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except _ENVIRONMENT_ERRORS as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
     return 0
 

@@ -134,10 +134,6 @@ def enforce_rate_limit(request: web.Request, account: Account) -> None:
         )
 
 
-def auth_error_response_headers(exc: AuthError) -> dict[str, str]:
-    return {"WWW-Authenticate": exc.www_authenticate} if exc.www_authenticate else {}
-
-
 __all__ = [
     "AuthError",
     "CredentialCache",

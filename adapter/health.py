@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 
 from adapter.keys import DB, METRICS
 from adapter.metrics import CONTENT_TYPE
 from store.migrate import current_revision
 from store.outbox import outbox_depth
+
+log = logging.getLogger("flexbridge.health")
 
 routes = web.RouteTableDef()
 
@@ -41,9 +45,15 @@ async def health(request: web.Request) -> web.Response:
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
+    """The in-process counters always; the outbox gauge is refreshed when the database answers,
+    so that a scrape during a database outage still shows what the process saw."""
     registry = request.app[METRICS]
-    async with request.app[DB].read() as tx:
-        depth = await outbox_depth(tx)
-    for status, count in depth.items():
-        registry.outbox_depth.labels(status).set(count)
+    try:
+        async with request.app[DB].read() as tx:
+            depth = await outbox_depth(tx)
+    except (SQLAlchemyError, OSError) as exc:  # OSError covers timeouts and refused connections
+        log.warning("/metrics: outbox depth not refreshed, database unreachable: %r", exc)
+    else:
+        for status, count in depth.items():
+            registry.outbox_depth.labels(status).set(count)
     return web.Response(body=registry.render(), headers={"Content-Type": CONTENT_TYPE})

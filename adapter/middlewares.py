@@ -10,6 +10,7 @@ import uuid
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from adapter.auth import AuthError
 from adapter.errors import error_response, http_code, store_error_status
 from adapter.keys import METRICS, SETTINGS
 from store.errors import StoreError
@@ -92,6 +93,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         }
         message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
         return error_response(exc.status, http_code(exc.status), message, rid, headers=headers)
+    except AuthError as exc:  # Forbidden too: 401 carries its challenge, 403 none
+        challenge = {"WWW-Authenticate": exc.www_authenticate} if exc.www_authenticate else None
+        return error_response(exc.status, http_code(exc.status), exc.reason, rid, headers=challenge)
     except StoreError as exc:
         issues = getattr(exc, "issues", ())
         return error_response(store_error_status(exc), exc.code, str(exc), rid, issues)

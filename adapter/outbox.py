@@ -4,8 +4,9 @@ A 2xx answer marks the row sent. A network error, a timeout, 408, 425, 429 or a 
 retried after min(cap, base * 2**attempts) seconds, scaled by a random factor in [0.5, 1]
 so that many rows failing together do not retry together. Any other 4xx means the peer
 refuses this message: retrying cannot help, so the row is dead-lettered at once, as is a
-row whose next try would fall after its deadline. Every attempt is in the message log and
-the metrics.
+row whose next try would fall after its deadline. A row claimed when its deadline has
+already passed is dead-lettered without being sent: the peer no longer expects it. Every
+attempt and every dead letter is in the message log and the metrics.
 """
 
 from __future__ import annotations
@@ -108,7 +109,20 @@ class DeliveryWorker:
             limit=self.settings.outbox_batch,
             lease=timedelta(seconds=self.settings.outbox_lease_seconds),
         )
-        await asyncio.gather(*(self._deliver(item) for item in items))
+        # Every send is awaited here, and one failing (say, the database refusing mark_sent)
+        # neither abandons nor cancels its siblings: their rows are finished as usual, and the
+        # failed row keeps its claim until the lease expires, then is tried again.
+        results = await asyncio.gather(
+            *(self._deliver(item) for item in items), return_exceptions=True
+        )
+        for item, result in zip(items, results, strict=True):
+            if isinstance(result, BaseException):
+                log.error(
+                    "outbox message %s to %s: delivery failed",
+                    item.message_id,
+                    item.peer_name,
+                    exc_info=result,
+                )
         return len(items)
 
     async def _send(self, item: OutboxItem) -> tuple[int | None, str]:
@@ -124,6 +138,9 @@ class DeliveryWorker:
             return None, f"{type(exc).__name__}: {exc}"
 
     async def _deliver(self, item: OutboxItem) -> None:
+        if from_micros(item.deadline_at) <= utcnow():
+            await self._bury(item, "deadline passed before delivery", attempted=False)
+            return
         status, detail = await self._send(item)
         if status is not None and 200 <= status < 300:
             await outbox_store.mark_sent(self.db, item, self.name)
@@ -142,11 +159,14 @@ class DeliveryWorker:
             await outbox_store.reschedule(self.db, item, self.name, error, next_at)
             await self._record(item, "retry", error)
         else:
-            await outbox_store.bury(self.db, item, self.name, error)
-            await self._record(item, "dead", error)
-            log.warning(
-                "outbox message %s to %s dead-lettered: %s", item.message_id, item.peer_name, error
-            )
+            await self._bury(item, error)
+
+    async def _bury(self, item: OutboxItem, error: str, *, attempted: bool = True) -> None:
+        await outbox_store.bury(self.db, item, self.name, error, attempted=attempted)
+        await self._record(item, "dead", error)
+        log.warning(
+            "outbox message %s to %s dead-lettered: %s", item.message_id, item.peer_name, error
+        )
 
     async def _record(self, item: OutboxItem, result: str, detail: str) -> None:
         self.metrics.deliveries.labels(item.protocol, result).inc()

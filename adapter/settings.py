@@ -7,6 +7,8 @@ because a misspelt setting silently ignored is worse than a refusal to start.
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -52,6 +54,10 @@ class Settings:
     outbox_lease_seconds: float = 60.0
 
 
+def _is_optional(text_type: str) -> bool:
+    return "None" in (part.strip() for part in text_type.split("|"))
+
+
 def _coerce(name: str, raw: Any, target: Any, source: str) -> Any:
     """Turn a TOML or environment value into the field's type, or say which setting is wrong."""
     kind = target if isinstance(target, type) else None
@@ -74,7 +80,13 @@ def _coerce(name: str, raw: Any, target: Any, source: str) -> Any:
             if isinstance(raw, bool):
                 raise ValueError("expected a number")
             return float(raw)
-        return None if raw in (None, "") else str(raw)
+        if raw is None or raw == "":
+            # Only an optional setting may be unset; an empty host would listen on every
+            # interface and an empty log level would fail at start-up, far from the cause.
+            if _is_optional(text_type):
+                return None
+            raise ValueError("must not be empty")
+        return str(raw)
     except ValueError as exc:
         raise SettingsError(f"{source}: setting {name!r}: {exc}") from None
 
@@ -131,12 +143,49 @@ def load_settings(
     return _checked(replace(Settings(), **layered))
 
 
+# (setting, lowest allowed value, whether that value itself is allowed)
+_LOWER_BOUNDS: tuple[tuple[str, float, bool], ...] = (
+    ("max_body_bytes", 0, False),
+    ("shutdown_timeout", 0, True),
+    ("jwt_ttl_seconds", 0, False),
+    ("rate_limit_per_second", 0, False),
+    ("rate_limit_burst", 1, True),
+    ("outbox_poll_seconds", 0, False),
+    ("outbox_batch", 0, False),
+    ("outbox_timeout_seconds", 0, False),
+    ("outbox_backoff_base_seconds", 0, True),
+    ("outbox_backoff_cap_seconds", 0, True),
+    ("outbox_deadline_seconds", 0, False),
+    ("outbox_lease_seconds", 0, False),
+)
+
+
 def _checked(settings: Settings) -> Settings:
     """Refuse settings that would only fail later, far from where they were given."""
     if settings.jwt_secret is not None and len(settings.jwt_secret.encode()) < 32:
         raise SettingsError("setting 'jwt_secret': at least 32 bytes (RFC 7518 section 3.2)")
     if not 0 < settings.port < 65536:
         raise SettingsError(f"setting 'port': {settings.port} is not a TCP port")
-    if settings.max_body_bytes <= 0 or settings.outbox_batch <= 0:
-        raise SettingsError("settings 'max_body_bytes' and 'outbox_batch' must be positive")
+    if settings.log_level.upper() not in logging.getLevelNamesMapping():
+        known = ", ".join(sorted(logging.getLevelNamesMapping()))
+        raise SettingsError(
+            f"setting 'log_level': {settings.log_level!r} is not a logging level ({known})"
+        )
+    for name, lowest, inclusive in _LOWER_BOUNDS:
+        value = getattr(settings, name)
+        # Written so that NaN fails too; infinity is no duration, rate or size either.
+        if not (value >= lowest if inclusive else value > lowest) or not math.isfinite(value):
+            bound = f"at least {lowest}" if inclusive else f"greater than {lowest}"
+            raise SettingsError(f"setting {name!r}: {value} must be {bound}")
+    if settings.outbox_backoff_cap_seconds < settings.outbox_backoff_base_seconds:
+        raise SettingsError(
+            f"setting 'outbox_backoff_cap_seconds': {settings.outbox_backoff_cap_seconds} is "
+            f"below outbox_backoff_base_seconds ({settings.outbox_backoff_base_seconds})"
+        )
+    if settings.outbox_lease_seconds <= settings.outbox_timeout_seconds:
+        raise SettingsError(
+            f"setting 'outbox_lease_seconds': {settings.outbox_lease_seconds} must exceed "
+            f"outbox_timeout_seconds ({settings.outbox_timeout_seconds}), or a slow send is "
+            "claimed again by another process and sent twice"
+        )
     return settings

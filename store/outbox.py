@@ -22,7 +22,7 @@ from store.db import Database
 from store.peers import OutboundAuth, Peer
 from store.tables import outbox, peers
 from store.tenants import Tenant
-from store.timeutil import to_micros, utcnow
+from store.timeutil import MICROSECOND, to_micros, utcnow
 
 
 class OutboxStatus(StrEnum):
@@ -87,6 +87,11 @@ async def enqueue(
         )
     )
     return result.inserted_primary_key[0]
+
+
+def to_micros_delta(delta: timedelta) -> int:
+    """A duration in whole microseconds, exactly (no float rounding on long leases)."""
+    return delta // MICROSECOND
 
 
 def _join_url(base: str | None, path: str) -> str:
@@ -163,10 +168,6 @@ async def claim_due(
         return [_item(row) for row in rows]
 
 
-def to_micros_delta(delta: timedelta) -> int:
-    return int(delta.total_seconds() * 1_000_000)
-
-
 async def _finish(db: Database, item: OutboxItem, worker: str, **changes: Any) -> bool:
     """Apply `changes` only while we still hold the claim (a lease that expired is not ours)."""
     async with db.transaction() as tx:
@@ -207,13 +208,16 @@ async def reschedule(db: Database, item: OutboxItem, worker: str, error: str, at
     )
 
 
-async def bury(db: Database, item: OutboxItem, worker: str, error: str) -> bool:
+async def bury(
+    db: Database, item: OutboxItem, worker: str, error: str, *, attempted: bool = True
+) -> bool:
+    """Dead-letter a row; `attempted=False` when it was given up without being sent."""
     return await _finish(
         db,
         item,
         worker,
         status=str(OutboxStatus.DEAD),
-        attempts=item.attempts + 1,
+        attempts=item.attempts + (1 if attempted else 0),
         last_error=error[:2000],
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import replace
 
@@ -11,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from adapter.app import create_app
-from adapter.auth import AuthError, encode_basic_auth
+from adapter.auth import encode_basic_auth
 from adapter.guards import basic_account, enforce_rate_limit, tenant_of
 from adapter.keys import DB
 from adapter.settings import Settings
@@ -42,12 +43,9 @@ async def _echo(request: web.Request) -> web.Response:
 
 
 async def _whoami(request: web.Request) -> web.Response:
-    try:
-        account = await basic_account(request)
-        tenant = await tenant_of(request, account)
-    except AuthError as exc:
-        headers = {"WWW-Authenticate": exc.www_authenticate} if exc.www_authenticate else None
-        return web.json_response({"reason": exc.reason}, status=exc.status, headers=headers)
+    # AuthError and Forbidden escape: the root error middleware answers 401/403.
+    account = await basic_account(request)
+    tenant = await tenant_of(request, account)
     enforce_rate_limit(request, account)
     return web.json_response({"account": account.username, "tenant": tenant.name})
 
@@ -79,6 +77,21 @@ async def test_health_says_unavailable_when_the_database_is_gone(aiohttp_client,
     response = await client.get("/health")
     assert response.status == 503
     assert (await response.json())["status"] == "unavailable"
+
+
+async def test_metrics_still_answer_when_the_database_is_gone(aiohttp_client, tmp_path, caplog):
+    app = _app(tmp_path)
+    client = await aiohttp_client(app)
+    assert (await client.get("/health")).status == 200
+    await app[DB].engine.dispose()
+    (tmp_path / "app.db").unlink()
+    (tmp_path / "app.db").mkdir()  # a directory where the file was: unopenable
+    with caplog.at_level(logging.WARNING, logger="flexbridge.health"):
+        response = await client.get("/metrics")
+    text = await response.text()
+    assert response.status == 200
+    assert 'flexbridge_http_requests_total{method="GET",route="/health",status="200"} 1.0' in text
+    assert "database unreachable" in caplog.text
 
 
 async def test_unknown_route_gets_the_json_envelope_with_the_request_id(aiohttp_client, tmp_path):
@@ -192,6 +205,17 @@ async def test_basic_auth_and_tenant_key_keep_401_and_403_apart(aiohttp_client, 
     ]
     assert missing.headers["WWW-Authenticate"].startswith("Basic")
     assert "WWW-Authenticate" not in foreign.headers
+    assert (await missing.json())["error"] == {
+        "code": "unauthorized",
+        "message": "basic authentication required",
+        "request_id": missing.headers["X-Request-ID"],
+    }
+    assert (await wrong.json())["error"]["message"] == "unknown user or wrong password"
+    assert (await no_key.json())["error"]["message"] == "header X-Tenant-Key (tenant key) required"
+    assert (await foreign.json())["error"]["code"] == "forbidden"
+    assert (await foreign.json())["error"]["message"] == (
+        "the tenant key in X-Tenant-Key is not this account's"
+    )
     assert await ok.json() == {"account": "cpo", "tenant": "pilot"}
 
 
@@ -206,8 +230,35 @@ async def test_rate_limit_per_account_answers_429_with_retry_after(aiohttp_clien
     assert (await statuses[2].json())["error"]["code"] == "rate_limited"
 
 
+async def _refuses_connections(port: int) -> bool:
+    """True when a new TCP connection to `port` on localhost is refused."""
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except ConnectionRefusedError:
+        return True
+    except ConnectionResetError:  # accepted into the backlog just as the listener closed
+        return False
+    writer.close()
+    with contextlib.suppress(ConnectionError):
+        await writer.wait_closed()
+    return False
+
+
+async def _until_refused(port: int, interval: float = 0.05) -> None:
+    """Poll, one check per `interval`, until a new connection to `port` is refused."""
+    while True:
+        await asyncio.sleep(interval)
+        if await _refuses_connections(port):
+            return
+
+
 async def test_shutdown_lets_in_flight_requests_finish(tmp_path, unused_tcp_port):
-    """Graceful shutdown: a request being handled when shutdown starts still gets its answer."""
+    """Graceful shutdown: a request being handled when shutdown starts still gets its answer.
+
+    The handler is released only once shutdown is visibly under way (the port refuses new
+    connections, seen by a poll at least one interval after shutdown began), so a shutdown
+    timeout shorter than that (0.001 s) cancels the handler and this test fails.
+    """
     app = _app(tmp_path)
     entered, release = asyncio.Event(), asyncio.Event()
 
@@ -221,11 +272,15 @@ async def test_shutdown_lets_in_flight_requests_finish(tmp_path, unused_tcp_port
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", unused_tcp_port).start()
     async with aiohttp.ClientSession() as session:
+        assert not await _refuses_connections(unused_tcp_port)
         request = asyncio.create_task(session.get(f"http://127.0.0.1:{unused_tcp_port}/test/slow"))
         await asyncio.wait_for(entered.wait(), timeout=10)
         shutdown = asyncio.create_task(runner.cleanup())
-        await asyncio.sleep(0)  # let shutdown begin while the handler is still waiting
-        release.set()
+        try:
+            await asyncio.wait_for(_until_refused(unused_tcp_port), timeout=10)
+            assert not request.done()  # still in flight after the server stopped listening
+        finally:
+            release.set()
+            await asyncio.wait_for(shutdown, timeout=10)
         response = await asyncio.wait_for(request, timeout=10)
         assert response.status == 200 and await response.text() == "finished"
-        await asyncio.wait_for(shutdown, timeout=10)

@@ -94,6 +94,79 @@ def test_bad_config_is_refused_naming_the_setting(env, tmp_path):
     assert result.returncode == 2 and "unknown setting(s) prot" in result.stderr
 
 
+def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+UNREACHABLE = "postgresql+asyncpg://nobody@127.0.0.1:1/x"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["db", "upgrade"],
+        ["tenant", "add", "pilot"],
+        ["token", "issue", "--tenant", "pilot", "--username", "cpo", "--ttl-days", "1"],
+    ],
+)
+def test_an_unreachable_database_is_one_line_and_exit_2(command, env):
+    line = _one_error_line(_run(*command, "--database-url", UNREACHABLE, env=env))
+    assert "Connect call failed" in line or "refused" in line.lower()
+
+
+def test_serve_with_an_unreachable_database_is_one_line_and_exit_2(env):
+    env = {**env, "FLEXBRIDGE_PORT": str(_free_port())}
+    line = _one_error_line(_run("serve", "--database-url", UNREACHABLE, env=env))
+    assert "Connect call failed" in line or "refused" in line.lower()
+
+
+def test_an_unopenable_sqlite_file_is_one_line_and_exit_2(env, tmp_path):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'missing-dir' / 'x.db'}"
+    line = _one_error_line(_run("db", "upgrade", "--database-url", url, env=env))
+    assert "unable to open database file" in line
+
+
+def test_bad_tls_files_are_one_line_and_exit_2(env, tmp_path):
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    missing = _run(
+        "serve", "--tls-cert", str(tmp_path / "nope.pem"), "--tls-key", str(garbage), env=env
+    )
+    assert "FileNotFoundError" in _one_error_line(missing)
+    unreadable = _run("serve", "--tls-cert", str(garbage), "--tls-key", str(garbage), env=env)
+    assert "SSLError" in _one_error_line(unreadable)
+
+
+@pytest.mark.parametrize(
+    ("ttl", "reason"),
+    [
+        ("0", "must be a positive number of days"),
+        ("-1", "must be a positive number of days"),
+        ("nan", "must be a positive number of days"),
+        ("1e12", "beyond the year 9999"),
+        ("3000000", "beyond the year 9999"),
+    ],
+)
+def test_token_lifetimes_must_be_positive_and_within_the_calendar(ttl, reason, env):
+    """Refused while parsing, before any database work: a token born expired is no token."""
+    refused = _run("token", "issue", "--tenant", "t", "--username", "u", "--ttl-days", ttl, env=env)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert f"argument --ttl-days: {ttl} " in refused.stderr and reason in refused.stderr
+    assert refused.stdout == ""
+
+
+def test_a_token_with_a_lifetime_is_issued(env):
+    assert _run("tenant", "add", "pilot", env=env).returncode == 0
+    account = ["--tenant", "pilot", "--username", "cpo"]
+    assert _run("account", "add", *account, "--role", "participant", env=env).returncode == 0
+    issued = _run("token", "issue", *account, "--ttl-days", "0.5", env=env)
+    assert issued.returncode == 0 and len(issued.stdout.strip()) >= 40
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import random
 from dataclasses import replace
 from datetime import timedelta
@@ -11,7 +12,7 @@ from datetime import timedelta
 import aiohttp
 import pytest
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from adapter.metrics import Metrics
 from adapter.outbox import DeliveryWorker, backoff_seconds
@@ -22,7 +23,7 @@ from store.messages import Direction, recent_messages
 from store.peers import OutboundAuth, add_peer
 from store.tables import outbox
 from store.tenants import add_tenant
-from store.timeutil import utcnow
+from store.timeutil import to_micros, utcnow
 
 FAST = replace(
     Settings(),
@@ -150,20 +151,103 @@ async def test_server_errors_are_retried_until_delivered(db, aiohttp_server, htt
     assert len({headers["X-Request-ID"] for _, headers, _ in peer_endpoint.received}) == 1
 
 
+class _MaxJitter(random.Random):
+    """Jitter pinned at its top, so that each backoff is exactly min(cap, base * 2**n)."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
 async def test_unreachable_peer_is_dead_lettered_at_the_deadline(db, unused_tcp_port, http):
     tenant, peer = await _setup(db, f"http://127.0.0.1:{unused_tcp_port}")
-    soon = await _enqueue(db, tenant, peer, deadline=timedelta(0))
+    expired = await _enqueue(db, tenant, peer, deadline=timedelta(0))
+    soon = await _enqueue(db, tenant, peer, deadline=timedelta(seconds=30))
     later = await _enqueue(db, tenant, peer, deadline=timedelta(hours=1))
+    # Backoffs of 20 s, then 40 s: the first retry of `soon` fits before its deadline,
+    # the second would not.
+    slow_backoff = replace(FAST, outbox_backoff_base_seconds=20.0, outbox_backoff_cap_seconds=300)
     metrics = Metrics()
+    worker = DeliveryWorker(db, slow_backoff, metrics, http, rng=_MaxJitter())
 
-    await DeliveryWorker(db, FAST, metrics, http).deliver_due()
+    await worker.deliver_due()
+
+    buried = await _row(db, expired)
+    assert (buried.status, buried.attempts) == ("dead", 0)  # never sent
+    assert buried.last_error == "deadline passed before delivery"
+    first = await _row(db, soon)
+    assert (first.status, first.attempts) == ("pending", 1)
+    assert "ClientConnectorError" in first.last_error
+    assert metrics.deliveries.labels("ocmp", "dead")._value.get() == 1
+    assert metrics.deliveries.labels("ocmp", "retry")._value.get() == 2
+
+    async with db.transaction() as tx:  # the retry of `soon` is due now
+        await tx.execute(
+            update(outbox).where(outbox.c.id == soon).values(next_attempt_at=to_micros(utcnow()))
+        )
+    assert await worker.deliver_due() == 1
 
     dead, waiting = await _row(db, soon), await _row(db, later)
-    assert dead.status == "dead" and "ClientConnectorError" in dead.last_error
-    assert waiting.status == "pending" and waiting.attempts == 1
+    assert (dead.status, dead.attempts) == ("dead", 2)
+    assert "ClientConnectorError" in dead.last_error
+    assert (waiting.status, waiting.attempts) == ("pending", 1)
+    assert metrics.deliveries.labels("ocmp", "dead")._value.get() == 2
+    async with db.read() as tx:
+        logged = await recent_messages(tx, tenant)
+    assert sorted(m.status for m in logged) == ["dead", "dead", "retry", "retry"]
+
+
+async def test_a_message_past_its_deadline_is_buried_without_being_sent(db, aiohttp_server, http):
+    peer_endpoint = Peer()
+    server = await aiohttp_server(peer_endpoint.app())
+    tenant, peer = await _setup(db, str(server.make_url("")))
+    row_id = await _enqueue(db, tenant, peer, deadline=timedelta(0))
+    metrics = Metrics()
+
+    assert await DeliveryWorker(db, FAST, metrics, http).deliver_due() == 1
+
+    row = await _row(db, row_id)
+    assert peer_endpoint.received == []
+    assert (row.status, row.attempts, row.claimed_by) == ("dead", 0, None)
+    assert row.last_error == "deadline passed before delivery"
     assert metrics.deliveries.labels("ocmp", "dead")._value.get() == 1
     async with db.read() as tx:
-        assert {m.status for m in await recent_messages(tx, tenant)} == {"dead", "retry"}
+        logged = await recent_messages(tx, tenant)
+    assert [(m.status, m.message_id) for m in logged] == [("dead", row.message_id)]
+
+
+async def test_one_failing_delivery_does_not_abandon_the_others(
+    db, aiohttp_server, http, monkeypatch, caplog
+):
+    peer_endpoint = Peer()
+    server = await aiohttp_server(peer_endpoint.app())
+    tenant, peer = await _setup(db, str(server.make_url("")))
+    row_ids = [await _enqueue(db, tenant, peer) for _ in range(3)]
+    broken = row_ids[1]
+    real_mark_sent = outbox_store.mark_sent
+
+    async def mark_sent(db, item, worker, now=None):  # type: ignore[no-untyped-def]
+        if item.id == broken:
+            raise ConnectionResetError("database went away")
+        return await real_mark_sent(db, item, worker, now)
+
+    monkeypatch.setattr(outbox_store, "mark_sent", mark_sent)
+    worker = DeliveryWorker(db, FAST, Metrics(), http)
+
+    with caplog.at_level(logging.ERROR, logger="flexbridge.outbox"):
+        assert await asyncio.wait_for(worker.deliver_due(), timeout=10) == 3
+
+    rows = {row_id: await _row(db, row_id) for row_id in row_ids}
+    assert [rows[i].status for i in row_ids] == ["sent", "pending", "sent"]
+    assert rows[broken].claimed_by == worker.name  # kept until the lease expires, then retried
+    assert len(peer_endpoint.received) == 3
+    assert rows[broken].message_id in caplog.text and "database went away" in caplog.text
+
+
+def test_durations_convert_to_microseconds_exactly():
+    assert outbox_store.to_micros_delta(timedelta(days=100_000, microseconds=1)) == (
+        8_640_000_000_000_001
+    )
+    assert outbox_store.to_micros_delta(timedelta(seconds=60)) == 60_000_000
 
 
 async def test_a_refusal_from_the_peer_is_not_retried(db, aiohttp_server, http):
