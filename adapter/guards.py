@@ -61,7 +61,7 @@ async def basic_account(request: web.Request, realm: str = "flexbridge") -> Acco
     if credentials is None:
         raise AuthError("basic authentication required", www_authenticate=basic_challenge(realm))
     username, password = credentials
-    async with request.app[DB].read() as tx:
+    async with request.config_dict[DB].read() as tx:
         found = await password_hash_of(tx, username)
     loop = asyncio.get_running_loop()
     if found is None:
@@ -69,7 +69,7 @@ async def basic_account(request: web.Request, realm: str = "flexbridge") -> Acco
         await loop.run_in_executor(None, verify_password, password, None)
         raise AuthError("unknown user or wrong password", www_authenticate=basic_challenge(realm))
     account, stored = found
-    cache = request.app[CREDENTIAL_CACHE]
+    cache = request.config_dict[CREDENTIAL_CACHE]
     key = cache.key(username, password, stored)
     if key not in cache:
         if not await loop.run_in_executor(None, verify_password, password, stored):
@@ -87,7 +87,7 @@ async def token_account(
     token = parse_token_auth(request.headers.get("Authorization"), scheme, realm=realm)
     if token is None:
         raise AuthError(f"{scheme} token required", www_authenticate=token_challenge(scheme, realm))
-    async with request.app[DB].read() as tx:
+    async with request.config_dict[DB].read() as tx:
         account = await account_for_token(tx, token)
     if account is None:
         raise AuthError(
@@ -102,7 +102,7 @@ def jwt_claims(request: web.Request, realm: str = "flexbridge") -> Claims:
     token = parse_token_auth(request.headers.get("Authorization"), "Bearer", realm=realm)
     if token is None:
         raise AuthError("bearer token required", www_authenticate=token_challenge("Bearer", realm))
-    return verify_jwt(request.app[JWT_SECRET], token)
+    return verify_jwt(request.config_dict[JWT_SECRET], token)
 
 
 async def tenant_of(request: web.Request, account: Account) -> Tenant:
@@ -111,13 +111,13 @@ async def tenant_of(request: web.Request, account: Account) -> Tenant:
     Missing -> 401 (the credentials are incomplete); a key that is not the account's tenant's
     -> 403 (the caller is known but may not reach that tenant).
     """
-    header = request.app[SETTINGS].tenant_key_header
+    header = request.config_dict[SETTINGS].tenant_key_header
     key = request.headers.get(header)
     if not key:
         raise AuthError(
             f"header {header} (tenant key) required", www_authenticate=basic_challenge()
         )
-    async with request.app[DB].read() as tx:
+    async with request.config_dict[DB].read() as tx:
         tenant = await tenant_for_key(tx, key)
     if tenant is None or tenant.id != account.tenant.id:
         raise Forbidden(f"the tenant key in {header} is not this account's")
@@ -126,7 +126,7 @@ async def tenant_of(request: web.Request, account: Account) -> Tenant:
 
 def enforce_rate_limit(request: web.Request, account: Account) -> None:
     """Per-account budget; 429 with Retry-After when spent."""
-    wait = request.app[RATE_LIMITER].check(f"account:{account.id}")
+    wait = request.config_dict[RATE_LIMITER].check(f"account:{account.id}")
     if wait > 0:
         raise web.HTTPTooManyRequests(
             text=f"rate limit of account {account.username!r} reached",

@@ -47,7 +47,7 @@ def _route_label(request: web.Request) -> str:
 
 @web.middleware
 async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    metrics = request.app[METRICS]
+    metrics = request.config_dict[METRICS]
     started = time.perf_counter()
     status = 500
     try:
@@ -66,7 +66,7 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
 @web.middleware
 async def body_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse a declared oversize body before reading a byte of it."""
-    limit = request.app[SETTINGS].max_body_bytes
+    limit = request.config_dict[SETTINGS].max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         return error_response(
             413,
