@@ -17,6 +17,8 @@ from adapter.metrics import Metrics
 from adapter.middlewares import ROOT_MIDDLEWARES
 from adapter.outbox import DeliveryWorker
 from adapter.settings import Settings
+from adapter.surfaces import mount
+from protocols.cpapi import v1 as cpapi_v1
 from store.app_secrets import get_or_create_secret
 from store.db import open_database
 from store.migrate import upgrade
@@ -62,4 +64,5 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_delivery)
     app.add_routes(health_routes)
+    mount(app, settings.cpapi_prefix, cpapi_v1.SURFACE)
     return app

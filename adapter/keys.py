@@ -6,16 +6,16 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from protocols.common.context import DB as DB  # one key object, shared with protocols
+
 if TYPE_CHECKING:
     from adapter.auth import RateLimiter
     from adapter.guards import CredentialCache
     from adapter.metrics import Metrics
     from adapter.outbox import DeliveryWorker
     from adapter.settings import Settings
-    from store.db import Database
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
-DB: web.AppKey[Database] = web.AppKey("db")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
 CREDENTIAL_CACHE: web.AppKey[CredentialCache] = web.AppKey("credential_cache")

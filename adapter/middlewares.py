@@ -13,19 +13,14 @@ from aiohttp.typedefs import Handler
 from adapter.auth import AuthError
 from adapter.errors import error_response, http_code, store_error_status
 from adapter.keys import METRICS, SETTINGS
+from protocols.common.context import REQUEST_ID as REQUEST_ID_KEY
+from protocols.common.context import request_id_of
 from store.errors import StoreError
 
 log = logging.getLogger("flexbridge.http")
 
 REQUEST_ID = "X-Request-ID"
 _ACCEPTABLE_ID = re.compile(r"[\x21-\x7e]{1,200}")
-
-
-REQUEST_ID_KEY = web.RequestKey("request_id", str)
-
-
-def request_id_of(request: web.Request) -> str | None:
-    return request.get(REQUEST_ID_KEY)
 
 
 @web.middleware

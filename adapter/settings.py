@@ -38,6 +38,8 @@ class Settings:
     admin_password: str | None = None
     # Header carrying the tenant key (CP-API section 4.1.3.4, OCMP).
     tenant_key_header: str = "X-Tenant-Key"
+    # Where the INVADE CP-API is mounted: <prefix>/Asset/..., <prefix>/TimeSeries/...
+    cpapi_prefix: str = "/api"
     # HS256 signing key for JWTs; generated once and kept in the database when empty.
     jwt_secret: str | None = None
     jwt_ttl_seconds: int = 3600

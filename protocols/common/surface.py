@@ -1,0 +1,53 @@
+"""How a protocol describes itself to the adapter that mounts it.
+
+A protocol version exports one `Surface`: its routes, how its peers authenticate (the
+adapter runs that), which roles may call it, and how its errors look on the wire (the
+adapter calls `render_error` for anything a handler raises, so every failure is answered in
+the protocol's own envelope).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from aiohttp import web
+
+from store.accounts import Role
+from store.errors import FieldIssue
+
+
+class Auth(StrEnum):
+    """Authentication schemes the adapter knows (DESIGN.md section 7)."""
+
+    BASIC_AND_TENANT_KEY = "basic+tenant-key"  # CP-API 4.1.3, OCMP
+
+
+class ProtocolError(Exception):
+    """A refusal in the protocol's own terms: HTTP status, protocol code, words, fields."""
+
+    def __init__(
+        self, status: int, code: str, message: str, issues: Sequence[FieldIssue] = ()
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.issues = tuple(issues)
+
+
+# (status, code, message, request id, issues, extra headers) -> the protocol's error answer
+ErrorRenderer = Callable[
+    [int, str, str, str | None, Sequence[FieldIssue], dict[str, str] | None], web.Response
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Surface:
+    name: str
+    routes: tuple[web.AbstractRouteDef, ...]
+    auth: Auth
+    roles: frozenset[Role]
+    realm: str
+    render_error: ErrorRenderer

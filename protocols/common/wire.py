@@ -1,0 +1,73 @@
+"""Shared wire helpers: JSON decoding and case-insensitive field names.
+
+Some specs print their own examples in several spellings (the CP-API writes `AssetKey`,
+`assetKey` and even `assetReferencKey`). Schemas built on `CaseInsensitiveSchema` accept any
+letter case of a declared wire name (and the aliases a schema lists) by table lookup, not by
+converting case algorithmically, and ignore surrounding blanks in keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import orjson
+from aiohttp import web
+from marshmallow import EXCLUDE, Schema, pre_load
+
+from store.errors import FieldIssue, ValidationError
+
+
+class CaseInsensitiveSchema(Schema):
+    """Loads keys in any letter case; unknown keys are ignored, as the specs' examples carry
+    fields their tables do not list."""
+
+    # Extra accepted spellings: {alias: declared wire name}.
+    ALIASES: ClassVar[Mapping[str, str]] = {}
+
+    class Meta:
+        unknown = EXCLUDE
+
+    @pre_load(pass_collection=False)
+    def _canonical_keys(self, data: Any, **_: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        names = {(f.data_key or n).casefold(): f.data_key or n for n, f in self.load_fields.items()}
+        names.update({alias.casefold(): wire for alias, wire in self.ALIASES.items()})
+        canonical: dict[str, Any] = {}
+        for key, value in data.items():
+            name = names.get(str(key).strip().casefold(), key)
+            canonical.setdefault(name, value)
+        return canonical
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request body as JSON, or a ValidationError naming the body and the reason."""
+    body = await request.read()
+    if not body.strip():
+        raise ValidationError("body", "a JSON body is required")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationError("body", f"not valid JSON: {exc}") from None
+
+
+def marshmallow_issues(messages: Any, prefix: str = "") -> list[FieldIssue]:
+    """Flatten marshmallow's nested error dict into field paths and reasons."""
+    if isinstance(messages, Mapping):
+        issues: list[FieldIssue] = []
+        for key, value in messages.items():
+            path = (
+                f"{prefix}[{key}]"
+                if isinstance(key, int)
+                else f"{prefix}.{key}"
+                if prefix
+                else str(key)
+            )
+            issues.extend(marshmallow_issues(value, path))
+        return issues
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return [FieldIssue(prefix or "body", "; ".join(messages))]
+    if isinstance(messages, list):
+        return [issue for m in messages for issue in marshmallow_issues(m, prefix)]
+    return [FieldIssue(prefix or "body", str(messages))]
