@@ -1,0 +1,141 @@
+"""Protocol surfaces as the adapter mounts them: authentication, roles, and every failure
+answered in the protocol's own envelope."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import pytest
+from aiohttp import web
+from marshmallow import Schema, fields
+
+from adapter.app import create_app
+from adapter.auth import encode_basic_auth
+from adapter.keys import DB
+from adapter.settings import Settings
+from adapter.surfaces import mount
+from protocols.common.context import caller_of
+from protocols.common.surface import Auth, ProtocolError, Surface
+from store.accounts import Role, add_account
+from store.errors import FieldIssue, NotFound
+from store.tenants import add_tenant
+
+routes = web.RouteTableDef()
+
+
+class _Body(Schema):
+    when = fields.AwareDateTime(required=True, data_key="When")
+
+
+@routes.get("/whoami")
+async def whoami(request: web.Request) -> web.Response:
+    caller = caller_of(request)
+    return web.json_response({"user": caller.account.username, "tenant": caller.tenant.name})
+
+
+@routes.post("/schema")
+async def schema(request: web.Request) -> web.Response:
+    _Body().load(await request.json())
+    return web.json_response({})
+
+
+@routes.get("/refuse")
+async def refuse(request: web.Request) -> web.Response:
+    raise ProtocolError(422, "E-77", "no capacity", [FieldIssue("group_id", "unknown")])
+
+
+@routes.get("/missing")
+async def missing(request: web.Request) -> web.Response:
+    raise NotFound("entity", "System 9/Resource/42")
+
+
+@routes.get("/crash")
+async def crash(request: web.Request) -> web.Response:
+    raise KeyError("internal detail")
+
+
+def _render(
+    status: int,
+    code: str,
+    message: str,
+    request_id: str | None,
+    issues: Sequence[FieldIssue],
+    headers: dict[str, str] | None,
+) -> web.Response:
+    body = {
+        "proto_code": code,
+        "proto_message": message,
+        "rid": request_id,
+        "fields": [i.field for i in issues],
+    }
+    return web.json_response(body, status=status, headers=headers)
+
+
+SURFACE = Surface(
+    name="Test",
+    routes=tuple(routes),
+    auth=Auth.BASIC_AND_TENANT_KEY,
+    roles=frozenset({Role.PARTICIPANT}),
+    realm="Test",
+    render_error=_render,
+)
+
+
+@pytest.fixture
+async def client(aiohttp_client, tmp_path):  # type: ignore[no-untyped-def]
+    app = create_app(
+        replace(
+            Settings(), database_url=f"sqlite+aiosqlite:///{tmp_path / 's.db'}", admin_password="pw"
+        )
+    )
+    mount(app, "/test", SURFACE)
+    client = await aiohttp_client(app)
+    async with app[DB].transaction() as tx:
+        tenant, key = await add_tenant(tx, "pilot")
+        await add_account(tx, tenant, "cpo", Role.PARTICIPANT, "pw")
+        await add_account(tx, tenant, "reader", Role.READER, "pw")
+    client.key = key  # type: ignore[attr-defined]
+    return client
+
+
+def _headers(client, user: str = "cpo") -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {"Authorization": encode_basic_auth(user, "pw"), "X-Tenant-Key": client.key}
+
+
+async def test_the_caller_reaches_the_handler(client):
+    response = await client.get("/test/whoami", headers=_headers(client))
+    assert await response.json() == {"user": "cpo", "tenant": "pilot"}
+
+
+async def test_auth_failures_use_the_protocol_envelope(client):
+    missing = await client.get("/test/whoami")
+    wrong_role = await client.get("/test/whoami", headers=_headers(client, "reader"))
+    assert missing.status == 401 and (await missing.json())["proto_code"] == "unauthorized"
+    assert missing.headers["WWW-Authenticate"].startswith('Basic realm="Test"')
+    assert wrong_role.status == 403
+    assert "role reader may not use Test" in (await wrong_role.json())["proto_message"]
+
+
+async def test_every_failure_is_answered_in_the_protocol_envelope(client):
+    headers = _headers(client)
+    refused = await client.get("/test/refuse", headers=headers)
+    missing = await client.get("/test/missing", headers=headers)
+    crashed = await client.get("/test/crash", headers={**headers, "X-Request-ID": "r-1"})
+    bad = await client.post("/test/schema", json={"When": "2026-01-01T00:00:00"}, headers=headers)
+    assert (refused.status, await refused.json()) == (
+        422,
+        {
+            "proto_code": "E-77",
+            "proto_message": "no capacity",
+            "rid": refused.headers["X-Request-ID"],
+            "fields": ["group_id"],
+        },
+    )
+    assert (
+        missing.status == 404 and "System 9/Resource/42" in (await missing.json())["proto_message"]
+    )
+    crash_body = await crashed.json()
+    assert crashed.status == 500 and crash_body["rid"] == "r-1"
+    assert "internal detail" not in await crashed.text()
+    assert bad.status == 400 and (await bad.json())["fields"] == ["When"]
