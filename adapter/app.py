@@ -65,4 +65,5 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_delivery)
     app.add_routes(health_routes)
     mount(app, settings.cpapi_prefix, cpapi_v1.SURFACE)
+    mount(app, f"/{settings.event_hub_path.strip('/')}", cpapi_v1.EVENT_HUB)
     return app

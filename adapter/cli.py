@@ -14,13 +14,15 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from adapter import sas
 from adapter.app import create_app
 from adapter.settings import Settings, SettingsError, load_settings
-from store.accounts import add_account, get_account, issue_token, parse_role
+from store.accounts import Role, add_account, get_account, issue_token, parse_role, record_token
 from store.db import Database, open_database
 from store.errors import StoreError
 from store.migrate import upgrade
 from store.tenants import add_tenant, get_tenant
+from store.timeutil import utcnow
 
 
 def _ttl_days(text: str) -> float:
@@ -111,6 +113,22 @@ def _parser() -> argparse.ArgumentParser:
         "--ttl-days", type=_ttl_days, help="expiry, in days (> 0); never when omitted"
     )
     _settings_flags(token_issue)
+
+    gateway = commands.add_parser("gateway", help="event-hub gateways (CP-API 5)").add_subparsers(
+        dest="action", required=True
+    )
+    gateway_add = gateway.add_parser(
+        "add", help="create a gateway (event-hub publisher) and print its SharedAccessSignature"
+    )
+    gateway_add.add_argument("--tenant", required=True)
+    gateway_add.add_argument("--gateway-id", required=True)
+    gateway_add.add_argument(
+        "--ttl-days", type=_ttl_days, default=365.0, help="token lifetime in days (default 365)"
+    )
+    gateway_add.add_argument(
+        "--base-url", help="public base URL named in the token (default http://HOST:PORT)"
+    )
+    _settings_flags(gateway_add)
     return parser
 
 
@@ -154,7 +172,9 @@ async def _with_database(settings: Settings, work: Callable[[Database], Awaitabl
         await db.close()
 
 
-def _admin_command(args: argparse.Namespace) -> Callable[[Database], Awaitable[str]]:
+def _admin_command(
+    args: argparse.Namespace, settings: Settings
+) -> Callable[[Database], Awaitable[str]]:
     """The database work of one administration command; it returns what to print."""
 
     async def db_upgrade(db: Database) -> str:
@@ -180,8 +200,20 @@ def _admin_command(args: argparse.Namespace) -> Callable[[Database], Awaitable[s
             account = await get_account(tx, await get_tenant(tx, args.tenant), args.username)
             return await issue_token(tx, account, ttl)
 
+    async def gateway_add(db: Database) -> str:
+        base = (args.base_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+        resource = f"{base}/{settings.event_hub_path.strip('/')}/publishers/{args.gateway_id}"
+        expiry = utcnow() + timedelta(days=args.ttl_days)
+        token = sas.make_token(resource, expiry, key_name=args.gateway_id)
+        async with db.transaction() as tx:
+            tenant = await get_tenant(tx, args.tenant)
+            account, _ = await add_account(tx, tenant, args.gateway_id, Role.GATEWAY)
+            await record_token(tx, account, sas.parse_token(token).signature, expiry)
+        return token
+
     return {
         ("db", "upgrade"): db_upgrade,
+        ("gateway", "add"): gateway_add,
         ("tenant", "add"): tenant_add,
         ("account", "add"): account_add,
         ("token", "issue"): token_issue,
@@ -202,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(settings, args)
     try:
-        print(asyncio.run(_with_database(settings, _admin_command(args))))
+        print(asyncio.run(_with_database(settings, _admin_command(args, settings))))
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

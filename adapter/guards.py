@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections import OrderedDict
 
 from aiohttp import web
 
+from adapter import sas
 from adapter.auth import (
     AuthError,
     Claims,
@@ -144,3 +146,27 @@ __all__ = [
     "tenant_of",
     "token_account",
 ]
+
+
+async def gateway_account(request: web.Request) -> Account:
+    """The gateway (event-hub publisher) a SharedAccessSignature was issued to.
+
+    The signature must be one flexbridge issued (found by hash), unexpired, for the resource
+    of this request, and the publisher in the path must be that gateway's own: "A device
+    cannot impersonate another device" (CP-API 5.2.1).
+    """
+    signature = sas.parse_token(request.headers.get("Authorization"))
+    if signature.expiry <= time.time():
+        raise AuthError("SharedAccessSignature expired", www_authenticate=sas.SCHEME)
+    async with request.config_dict[DB].read() as tx:
+        account = await account_for_token(tx, signature.signature)
+    if account is None:
+        raise AuthError("unknown SharedAccessSignature", www_authenticate=sas.SCHEME)
+    publisher = request.path.removesuffix("/messages")
+    if sas.resource_path(signature.resource) != publisher.rstrip("/").lower():
+        raise AuthError(
+            "the SharedAccessSignature is for another publisher", www_authenticate=sas.SCHEME
+        )
+    if request.match_info.get("gateway_id") != account.username:
+        raise Forbidden("a device cannot impersonate another device")
+    return account

@@ -40,6 +40,8 @@ class Settings:
     tenant_key_header: str = "X-Tenant-Key"
     # Where the INVADE CP-API is mounted: <prefix>/Asset/..., <prefix>/TimeSeries/...
     cpapi_prefix: str = "/api"
+    # CP-API 5.3.1: event-hub messages arrive at /<event_hub_path>/publishers/<gateway>/messages.
+    event_hub_path: str = "iotexternaleh"
     # HS256 signing key for JWTs; generated once and kept in the database when empty.
     jwt_secret: str | None = None
     jwt_ttl_seconds: int = 3600

@@ -15,7 +15,7 @@ from aiohttp.typedefs import Handler, Middleware
 from marshmallow import ValidationError as SchemaError
 
 from adapter.auth import AuthError, Forbidden
-from adapter.guards import basic_account, enforce_rate_limit, tenant_of
+from adapter.guards import basic_account, enforce_rate_limit, gateway_account, tenant_of
 from protocols.common.context import CALLER, Caller, request_id_of
 from protocols.common.surface import Auth, ProtocolError, Surface
 from protocols.common.wire import marshmallow_issues
@@ -28,6 +28,9 @@ async def _authenticate(request: web.Request, surface: Surface) -> Caller:
     if surface.auth is Auth.BASIC_AND_TENANT_KEY:
         account = await basic_account(request, realm=surface.realm)
         tenant = await tenant_of(request, account)
+    elif surface.auth is Auth.SHARED_ACCESS_SIGNATURE:
+        account = await gateway_account(request)
+        tenant = account.tenant
     else:  # pragma: no cover - a Surface with a scheme this adapter does not know
         raise RuntimeError(f"unknown auth scheme {surface.auth}")
     if account.role not in surface.roles:

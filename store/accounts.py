@@ -131,3 +131,17 @@ async def account_for_token(
     if row.expires_at is not None and from_micros(row.expires_at) <= (now or utcnow()):
         return None
     return _account(row)
+
+
+async def record_token(
+    tx: AsyncConnection, account: Account, token: str, expires_at: datetime | None
+) -> None:
+    """Keep the hash of a token made elsewhere (a gateway's SAS signature) for `account`."""
+    await tx.execute(
+        insert(api_tokens).values(
+            account_id=account.id,
+            token_hash=hash_token(token),
+            created_at=to_micros(utcnow()),
+            expires_at=None if expires_at is None else to_micros(expires_at),
+        )
+    )

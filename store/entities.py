@@ -323,3 +323,24 @@ async def children_of(
 ) -> list[Entity]:
     """The entities connected under `parent` (active at `at` when given)."""
     return [c.child for c in await connectors_of(tx, tenant, parent, direction="child", at=at)]
+
+
+async def find_by_property(
+    tx: AsyncConnection, tenant: Tenant, name: str, value: str
+) -> Entity | None:
+    """The active entity whose catalogue property `name` (canonical spelling) equals `value`,
+    e.g. the CP-API DeviceId an event-hub message names."""
+    query = (
+        select(entities)
+        .where(
+            entities.c.tenant_id == tenant.id,
+            entities.c.status != str(EntityStatus.DELETED),
+            entities.c.properties[name].as_string() == value,
+        )
+        .order_by(entities.c.id)
+        .limit(2)
+    )
+    rows = (await tx.execute(query)).all()
+    if len(rows) > 1:
+        raise Conflict(f"more than one entity has {name} {value!r}")
+    return _entity(rows[0]) if rows else None

@@ -196,3 +196,24 @@ def test_serve_answers_health_and_stops_on_sigterm(env, tmp_path):
         output, _ = process.communicate(timeout=20)
     assert process.returncode == 0
     assert "tenant:     default" in output and "Traceback" not in output
+
+
+def test_gateway_add_prints_a_shared_access_signature(env):
+    assert _run("tenant", "add", "pilot", env=env).returncode == 0
+    made = _run(
+        "gateway",
+        "add",
+        "--tenant",
+        "pilot",
+        "--gateway-id",
+        "gw-9",
+        "--base-url",
+        "https://flex.example",
+        env=env,
+    )
+    assert made.returncode == 0
+    token = made.stdout.strip()
+    assert token.startswith("SharedAccessSignature sr=https%3a%2f%2fflex.example%2fiotexternaleh")
+    assert "&skn=gw-9" in token and "&se=" in token and "&sig=" in token
+    again = _run("gateway", "add", "--tenant", "pilot", "--gateway-id", "gw-9", env=env)
+    assert again.returncode == 2 and "already exists" in again.stderr

@@ -22,6 +22,7 @@ class Auth(StrEnum):
     """Authentication schemes the adapter knows (DESIGN.md section 7)."""
 
     BASIC_AND_TENANT_KEY = "basic+tenant-key"  # CP-API 4.1.3, OCMP
+    SHARED_ACCESS_SIGNATURE = "sas"  # CP-API 5.2.1 event hub: one token per gateway
 
 
 class ProtocolError(Exception):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from protocols.common.surface import Auth, Surface
-from protocols.cpapi.v1 import assets, timeseries
+from protocols.cpapi.v1 import assets, eventhub, timeseries
 from protocols.cpapi.v1.errors import error_response
 from store.accounts import Role
 
@@ -14,5 +14,17 @@ SURFACE = Surface(
     auth=Auth.BASIC_AND_TENANT_KEY,
     roles=frozenset({Role.ADMIN, Role.PARTICIPANT}),
     realm="CP-API",
+    render_error=error_response,
+)
+
+
+EVENT_HUB = Surface(
+    name="CP-API event hub",
+    routes=tuple(eventhub.routes),
+    # CP-API 5.2.1: "Each device is assigned a unique token ... A device that possesses a token
+    # can only send to one publisher".
+    auth=Auth.SHARED_ACCESS_SIGNATURE,
+    roles=frozenset({Role.GATEWAY}),
+    realm="CP-API event hub",
     render_error=error_response,
 )

@@ -1,0 +1,198 @@
+"""CP-API section 5: event-hub ingestion with a SharedAccessSignature per gateway."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from adapter import sas
+from adapter.app import create_app
+from adapter.keys import DB
+from adapter.settings import Settings
+from store.accounts import Role, add_account, record_token
+from store.catalogue import AssetSubType, AssetType
+from store.entities import create_entity
+from store.references import ExternalRef, add_reference
+from store.series import find_series
+from store.series_types import SeriesType
+from store.tenants import add_tenant
+from store.timeutil import utcnow
+from store.values import read_values
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+PATH = "/iotexternaleh/publishers/{}/messages"
+
+
+async def _gateway(db, tenant, gateway_id, *, expiry=None, resource_gateway=None):  # type: ignore[no-untyped-def]
+    expiry = expiry or utcnow() + timedelta(days=1)
+    resource = f"https://hub.example/iotexternaleh/publishers/{resource_gateway or gateway_id}"
+    token = sas.make_token(resource, expiry, key_name=gateway_id)
+    async with db.transaction() as tx:
+        account, _ = await add_account(tx, tenant, gateway_id, Role.GATEWAY)
+        await record_token(tx, account, sas.parse_token(token).signature, expiry)
+    return token
+
+
+@pytest.fixture
+async def hub(aiohttp_client, db, database_url):  # type: ignore[no-untyped-def]
+    """The `db` fixture empties the tables first (PostgreSQL keeps one database per run)."""
+    app = create_app(replace(Settings(), database_url=database_url, admin_password="pw"))
+    client = await aiohttp_client(app)
+    db = app[DB]
+    async with db.transaction() as tx:
+        tenant, _ = await add_tenant(tx, "pilot")
+        other, _ = await add_tenant(tx, "other")
+        meter = await create_entity(
+            tx,
+            tenant,
+            AssetType.RESOURCE,
+            AssetSubType.METER,
+            {"Name": "Main meter", "DeviceId": "dev-1"},
+        )
+        charger = await create_entity(
+            tx, tenant, AssetType.RESOURCE, AssetSubType.CHARGING, {"Name": "Charger"}
+        )
+        await add_reference(tx, tenant, charger, ExternalRef("eventhub", "DeviceId", "cp-7"))
+    tokens = {
+        "gw1": await _gateway(db, tenant, "gw1"),
+        "other": await _gateway(db, other, "gw-other"),
+    }
+    return client, db, tenant, meter, charger, tokens
+
+
+def _reading(device="dev-1", **changes):  # type: ignore[no-untyped-def]
+    body = {
+        "deviceid": device,
+        "property": "Consumption Meter Reading",
+        "format": "1.0",
+        "unit": "kWh",
+        "values": [
+            {"starttime": "2026-03-01T00:00:00Z", "value": 100.5},
+            {"starttime": "2026-03-01T00:10:00Z", "value": 101.25},
+        ],
+    }
+    return {**body, **changes}
+
+
+async def _stored(db, tenant, entity, series_type):  # type: ignore[no-untyped-def]
+    async with db.read() as tx:
+        series = await find_series(tx, tenant, entity, series_type)
+        if series is None:
+            return []
+        return [
+            (p.start, p.end, p.value)
+            for p in await read_values(
+                tx, tenant, series, T0 - timedelta(days=1), T0 + timedelta(days=1)
+            )
+        ]
+
+
+async def test_a_message_is_stored_and_answered_201(hub):
+    """CP-API 5.3.2.1: "201 Success"; 5.3.2.3: "If the request is successful, the body is empty"."""
+    client, db, tenant, meter, _, tokens = hub
+    response = await client.post(
+        PATH.format("gw1"),
+        json=_reading(),
+        headers={
+            "Authorization": tokens["gw1"],
+            "Content-Type": "application/atom+xml;type=entry;charset=utf-8",
+        },
+    )
+    assert response.status == 201 and await response.read() == b""
+    assert await _stored(db, tenant, meter, SeriesType.CONSUMPTION_METER_READING) == [
+        (T0, T0, 100.5),
+        (T0 + timedelta(minutes=10), T0 + timedelta(minutes=10), 101.25),
+    ]
+
+
+async def test_a_device_can_be_named_by_cross_reference_and_blocks_have_an_end(hub):
+    client, db, tenant, _, charger, tokens = hub
+    body = {
+        "deviceid": "cp-7",
+        "property": "chargingpower",
+        "unit": "W",
+        "values": [
+            {"starttime": "2026-03-01T00:00:00", "endtime": "2026-03-01T00:15:00", "value": 7400}
+        ],
+    }
+    response = await client.post(
+        PATH.format("gw1"), json=body, headers={"Authorization": tokens["gw1"]}
+    )
+    assert response.status == 201
+    assert await _stored(db, tenant, charger, SeriesType.CHARGING_POWER) == [
+        (T0, T0 + timedelta(minutes=15), 7.4)
+    ]
+
+
+async def test_times_without_offset_are_in_the_message_time_zone(hub):
+    """CP-API 5.3.3.2: "If no time zone is given UTC is assumed"; the message's timezone applies."""
+    client, db, tenant, meter, _, tokens = hub
+    body = _reading(
+        timezone="Europe/Oslo", values=[{"starttime": "2026-03-01T01:00:00", "value": 5.0}]
+    )
+    assert (
+        await client.post(PATH.format("gw1"), json=body, headers={"Authorization": tokens["gw1"]})
+    ).status == 201
+    assert await _stored(db, tenant, meter, SeriesType.CONSUMPTION_METER_READING) == [(T0, T0, 5.0)]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"property": None}, "property"),
+        ({"values": []}, "values"),
+        ({"values": [{"starttime": "2026-03-01T00:00:00Z", "value": "high"}]}, "values[0].value"),
+        ({"property": "Sunshine"}, "property"),
+        ({"unit": "furlongs"}, "unit"),
+        ({"unit": "A"}, "unit"),
+        ({"deviceid": "nobody"}, "deviceid"),
+        ({"timezone": "Mars/Olympus"}, "timezone"),
+        ({"values": [{"starttime": "yesterday", "value": 1}]}, "values[0].starttime"),
+        ({"values": [{"starttime": "2026-03-01T00:00:00Z"}]}, "values[0].value"),
+    ],
+)
+async def test_bad_messages_get_400_with_field_and_nothing_is_stored(hub, change, field):
+    """CP-API 5.3.2.3: "If the request is not successful, the body contains an error code and
+    error message"."""
+    client, db, tenant, meter, _, tokens = hub
+    body = {k: v for k, v in {**_reading(), **change}.items() if v is not None}
+    response = await client.post(
+        PATH.format("gw1"), json=body, headers={"Authorization": tokens["gw1"]}
+    )
+    answer = await response.json()
+    assert response.status == 400
+    assert answer["ErrorCode"] == "invalid" and answer["Message"]
+    assert field in {e["Field"] for e in answer.get("Errors", [])}
+    assert await _stored(db, tenant, meter, SeriesType.CONSUMPTION_METER_READING) == []
+
+
+async def test_signatures_are_checked(hub):
+    """CP-API 5.2.1: "Only devices that present valid credentials can send data"; "A device
+    cannot impersonate another device"."""
+    client, db, tenant, _, _, tokens = hub
+    expired = await _gateway(db, tenant, "gw-old", expiry=utcnow() - timedelta(seconds=1))
+    stolen = tokens["gw1"].replace("sig=", "sig=X")
+    cases = {
+        "none": (PATH.format("gw1"), None),
+        "expired": (PATH.format("gw-old"), expired),
+        "forged": (PATH.format("gw1"), stolen),
+        "other publisher": (PATH.format("gw-old"), tokens["gw1"]),
+        "bearer": (PATH.format("gw1"), "Bearer abc"),
+    }
+    for name, (path, token) in cases.items():
+        headers = {"Authorization": token} if token else {}
+        response = await client.post(path, json=_reading(), headers=headers)
+        assert response.status == 401, name
+        assert response.headers["WWW-Authenticate"].startswith("SharedAccessSignature"), name
+
+
+async def test_a_gateway_reaches_only_its_own_tenants_devices(hub):
+    client, db, tenant, meter, _, tokens = hub
+    response = await client.post(
+        PATH.format("gw-other"), json=_reading(), headers={"Authorization": tokens["other"]}
+    )
+    assert response.status == 400
+    assert "dev-1" in (await response.json())["Errors"][0]["Reason"]
+    assert await _stored(db, tenant, meter, SeriesType.CONSUMPTION_METER_READING) == []
