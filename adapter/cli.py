@@ -21,6 +21,7 @@ from store.accounts import Role, add_account, get_account, issue_token, parse_ro
 from store.db import Database, open_database
 from store.errors import StoreError
 from store.migrate import upgrade
+from store.peers import OutboundAuth, add_peer, find_peer, update_peer
 from store.tenants import add_tenant, get_tenant
 from store.timeutil import utcnow
 
@@ -129,6 +130,26 @@ def _parser() -> argparse.ArgumentParser:
         "--base-url", help="public base URL named in the token (default http://HOST:PORT)"
     )
     _settings_flags(gateway_add)
+
+    cpapi = commands.add_parser("cpapi", help="INVADE CP-API").add_subparsers(
+        dest="action", required=True
+    )
+    endpoint = cpapi.add_parser(
+        "endpoint", help="set the tenant's external endpoint for outbound messages (CP-API 6.1.1)"
+    )
+    endpoint.add_argument("--tenant", required=True)
+    endpoint.add_argument("--url", required=True, help="where TimeSeriesMessageV1 are POSTed")
+    endpoint.add_argument("--username", required=True)
+    endpoint.add_argument("--password", required=True)
+    endpoint.add_argument(
+        "--system", help="external system name whose cross-references name entities"
+    )
+    endpoint.add_argument(
+        "--messages",
+        help="comma-separated message names to send (default: all of "
+        "ControlOnOffMessage,ControlRegulationMessage,FlexibilityOfferMessage)",
+    )
+    _settings_flags(endpoint)
     return parser
 
 
@@ -211,7 +232,37 @@ def _admin_command(
             await record_token(tx, account, sas.parse_token(token).signature, expiry)
         return token
 
+    async def cpapi_endpoint(db: Database) -> str:
+        messages = [m.strip() for m in (args.messages or "").split(",") if m.strip()]
+        state = {"system": args.system, "messages": messages}
+        async with db.transaction() as tx:
+            tenant = await get_tenant(tx, args.tenant)
+            peer = await find_peer(tx, tenant, "cpapi", "endpoint")
+            if peer is None:
+                peer = await add_peer(
+                    tx,
+                    tenant,
+                    protocol="cpapi",
+                    name="endpoint",
+                    base_url=args.url,
+                    auth=OutboundAuth.BASIC,
+                    username=args.username,
+                    secret=args.password,
+                )
+            await update_peer(
+                tx,
+                tenant,
+                peer,
+                state=state,
+                base_url=args.url,
+                auth=OutboundAuth.BASIC,
+                username=args.username,
+                secret=args.password,
+            )
+        return f"CP-API endpoint of {args.tenant}: {args.url}"
+
     return {
+        ("cpapi", "endpoint"): cpapi_endpoint,
         ("db", "upgrade"): db_upgrade,
         ("gateway", "add"): gateway_add,
         ("tenant", "add"): tenant_add,

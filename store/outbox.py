@@ -97,6 +97,8 @@ def to_micros_delta(delta: timedelta) -> int:
 def _join_url(base: str | None, path: str) -> str:
     if path.startswith(("http://", "https://")):
         return path
+    if not path:  # the peer's URL is the endpoint itself
+        return base or ""
     return (base or "").rstrip("/") + "/" + path.lstrip("/")
 
 
