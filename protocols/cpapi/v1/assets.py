@@ -1,5 +1,908 @@
-"""Asset management API (CP-API 4.2)."""
+"""Asset management API (CP-API 4.2), with flexbridge in the platform (IIP) role.
 
+Endpoints, under the CP-API prefix (`/api`). Section 4.2 writes the controller as
+`/api/Asset/`, its example calls as `/api/Asset/Asset/` and `/api/AssetApi/`, and two method
+names both ways round; every spelling, in any letter case (ASP.NET routes ignore case),
+reaches the same handler:
+
+    GET  Asset/GetAssetSupportedPropertyList?assetType=&assetSubType=      4.2.2
+    GET  Asset/GetAssetSelectionValueList?selectionValueType=             4.2.3
+    POST Asset/GetAssetV1                                                 4.2.4
+    POST Asset/GetAssetV1List | GetAssetListV1 ?pageNum=&pageSize=        4.2.5
+    POST Asset/SaveAssetV1?saveType=                                      4.2.6
+    POST Asset/SaveAssetV1List | SaveAssetListV1 ?saveType=               4.2.7
+
+Decisions where the spec leaves room (each is tested):
+
+- Saving. An AssetKey with `Key` names the entity by platform key ("used as preference over
+  the ExternalKey if also supplied", 4.2.1): it is updated, or created with that key. Without
+  Key, SystemIdentifier + ExternalEntityReferenceType + ExternalKey are resolved (4.1.2); an
+  unknown triple creates the entity and records the cross-reference. A Key given together
+  with an ExternalKey records that cross-reference too. `saveType` (4.2.6) is Upsert by
+  default; Insert refuses an existing asset, Update a missing one.
+- Properties. AssetType and AssetSubType come from the property list and are mandatory on
+  insert (Table 1); on update they must repeat the stored kind. ListOption:
+  * PartialList (also when ListOption is null or absent, and for the flat
+    `assetPropertyList` of the 4.2.6 example): only the supplied properties change; a null
+    clears an optional one. Table 1: mandatory properties apply "to Inserts, on updates
+    value will be unchanged if not supplied".
+  * FullList: the list is the whole of its classifications (AssetPropertyClassificationType-
+    List; all classifications when that is empty): an optional property of those
+    classifications that is not supplied reverts to its Table 1 default ("By default set
+    to ...") or is cleared when it has none; mandatory ones stay unchanged (same sentence).
+  * NotSupplied: the properties are left alone (on insert the kind is then missing).
+  A property whose classification is outside a non-empty AssetPropertyClassificationTypeList
+  ("list of Property Types included"), or whose stated AssetPropertyClassificationType is
+  not the catalogue's, is refused. Meter and Monitoring are one classification here: 4.2.1
+  lists Monitoring, 4.2.4 lists Meter, and Table 1 calls its Meter rows "Monitoring property".
+  The spelling `IsContollerable` of 4.2.1 Example 1 is read as IsControllable (its tabular
+  form and 4.2.6 write that). PropertyValueType is "not required on save" and not checked.
+- Connectors. AssetReferenceKey is resolved like an AssetKey, in this tenant only, within
+  the same transaction (an item may reference an asset saved earlier in the same list).
+  ReferenceDirection Parent: the referenced asset is this asset's parent; Child: its child;
+  NotSupplied/null: derived from the kinds (a resource is below a site asset group, which
+  is below a site, which is below any other area; two assets of one rank need it given).
+  ConnectorType, when absent, is named after the parent's kind ("if not supplied will
+  derive", 4.2.1): Site, SiteAssetGroup, Zone, Weather (WeatherArea), Market, Price
+  (PriceArea), Flexibility (FlexibilityArea) - one type per area kind, so that a site can
+  have its price, weather and flexibility area at once while 3.1's "only one active
+  connection to one area (of a particular classification type)" still holds per type.
+  A resource parent has no derivable type: it must be given. 3.1's "Validation will
+  restrict the Site Asset groups parent to always be a Site and its children must always be
+  resource assets" is enforced. Saving a connector that exists already changes nothing.
+  ListOption NotSupplied leaves connectors alone; PartialList adds; FullList additionally
+  requires that no existing connector in its scope (AssetConnectorTypeList x
+  ReferenceDirectionList) is missing from the list: the store cannot end a connector yet, so
+  such a save is refused rather than half-done; so is a new EntityStatus for an existing
+  connector (an active link cannot be set Deleted through this version).
+- Answers. A refused item answers SaveAssetResponseV1 with Success false, ErrorMessage
+  naming each field and reason (`errors.item_error`), and `Errors` [{Field, Reason}]. The
+  list answers 200 with one result per item, in order; each item runs in its own savepoint
+  of one transaction, so nothing of a refused item is stored and the others are. A refused
+  single save answers the same body with 400 (invalid), 404 (a referenced asset or, with
+  saveType Update, the asset itself is unknown) or 409 (conflict).
+- Reading. IncludePropertyClassificationTypes / IncludeAssetConnectorTypes default to true;
+  false answers that section with ListOption NotSupplied and empty lists, which posted back
+  leaves the stored data alone. Included sections answer ListOption FullList with the
+  classifications, connector types and directions they cover, so a GetAssetV1 answer posted
+  back to SaveAssetV1 changes nothing. The AssetKey (and each AssetReferenceKey) carries the
+  platform Key, the entity's name as FriendlyName and a cross-reference of a CP-API type,
+  preferring the asker's SystemIdentifier.
+- GetAssetV1List. AssetType/AssetSubType take the 4.2.2 words (All, AllResourceTypes,
+  AllAreaTypes, Metering, Weather ...). ActiveOnly true: Active assets and connectors only;
+  false: every status; absent: all but Deleted. LiveAtDateTime keeps assets whose
+  [ValidFromTime, ValidToTime) holds it, and connectors active then. Search: name contains
+  the text, any case. pageSize: default 10000, "minimum 1000" (smaller sizes are raised to
+  1000), at most 10000.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Final
+
+import orjson
 from aiohttp import web
+from marshmallow import ValidationError as SchemaError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from protocols.common.context import caller_of, database_of
+from protocols.common.wire import marshmallow_issues, read_json
+from protocols.cpapi.v1.asset_schemas import (
+    AssetConnector,
+    AssetConnectors,
+    AssetListRequestV1Schema,
+    AssetProperties,
+    AssetProperty,
+    AssetPropertyTypeSchema,
+    AssetReference,
+    AssetRequestV1Schema,
+    AssetV1,
+    AssetV1Schema,
+    ExternalEntityReferenceSchema,
+    SaveAssetResponseV1,
+    SaveAssetResponseV1Schema,
+    SelectionValueSchema,
+    parse_word,
+)
+from protocols.cpapi.v1.errors import item_error
+from store.catalogue import (
+    AnyKind,
+    AssetSubType,
+    AssetType,
+    ConnectorType,
+    EntityStatus,
+    ExternalEntityReferenceType,
+    ListOption,
+    PropertyClassification,
+    ReferenceDirection,
+    asset_type_of,
+    find_property,
+    parse_asset_subtype,
+    parse_asset_type,
+    properties_for,
+    selection_values,
+    validate_properties,
+)
+from store.entities import (
+    Connector,
+    Entity,
+    add_connector,
+    connectors_of,
+    create_entity,
+    list_entities,
+    update_entity,
+)
+from store.errors import Conflict, FieldIssue, NotFound, StoreError, ValidationError
+from store.references import (
+    EntityRef,
+    ExternalRef,
+    add_reference,
+    find,
+    normalise,
+    references_of,
+    resolve,
+)
+from store.tenants import Tenant
 
 routes = web.RouteTableDef()
+
+_CONTROLLER: Final = "{controller:(?i:asset(?:/asset)?|assetapi)}"
+
+
+def _path(*methods: str) -> str:
+    """One route for every spelling of the controller and of the method, in any case."""
+    return "/" + _CONTROLLER + "/{method:(?i:" + "|".join(methods) + ")}"
+
+
+class SaveType(StrEnum):
+    """4.2.6 / 4.2.7 query parameter `saveType`."""
+
+    UPSERT = "Upsert"
+    INSERT = "Insert"
+    UPDATE = "Update"
+
+
+# 4.2.1 Example 1 misspells IsControllable; its own tabular form and 4.2.6 spell it right.
+_PROPERTY_ALIASES: Final[Mapping[str, str]] = {"iscontollerable": "IsControllable"}
+
+# 4.2.1 lists Monitoring, 4.2.4 lists Meter; Table 1 files meter rows under both names.
+_TWINS: Final[Mapping[PropertyClassification, PropertyClassification]] = {
+    PropertyClassification.METER: PropertyClassification.MONITORING,
+    PropertyClassification.MONITORING: PropertyClassification.METER,
+}
+
+# ConnectorType derived from the parent's kind (see the module docstring).
+_CONNECTOR_FOR_PARENT: Final[Mapping[AssetSubType, ConnectorType]] = {
+    AssetSubType.SITE: ConnectorType.SITE,
+    AssetSubType.SITE_ASSET_GROUP: ConnectorType.SITE_ASSET_GROUP,
+    AssetSubType.ZONE: ConnectorType.ZONE,
+    AssetSubType.WEATHER_AREA: ConnectorType.WEATHER,
+    AssetSubType.MARKET: ConnectorType.MARKET,
+    AssetSubType.PRICE_AREA: ConnectorType.PRICE,
+    AssetSubType.FLEXIBILITY_AREA: ConnectorType.FLEXIBILITY,
+}
+
+_DEFAULT_PAGE_SIZE: Final = 10_000
+_MIN_PAGE_SIZE: Final = 1_000
+
+
+class _Refused(Exception):
+    """One asset refused, with the fields and reasons, and the HTTP status a single save gets."""
+
+    def __init__(self, issues: Sequence[FieldIssue], status: int = 400) -> None:
+        super().__init__("; ".join(str(issue) for issue in issues))
+        self.issues = tuple(issues)
+        self.status = status
+
+
+# ------------------------------------------------------------------------ helpers
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+def _query(request: web.Request) -> dict[str, str]:
+    """Query parameters by case-folded name (the spec writes them camelCase, ASP.NET ignores
+    case)."""
+    return {name.casefold(): value.strip() for name, value in request.query.items()}
+
+
+def _under(prefix: str, issues: Iterable[FieldIssue]) -> list[FieldIssue]:
+    return [FieldIssue(f"{prefix}.{issue.field}", issue.reason) for issue in issues]
+
+
+def _object(body: Any, what: str) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ValidationError("body", f"expected a JSON object ({what})")
+    return body
+
+
+def _entity_ref(ref: AssetReference) -> EntityRef:
+    kind = None if ref.reference_type is None else str(ref.reference_type)
+    return EntityRef(ref.key, ref.system, kind, ref.external_key)
+
+
+def _target(ref: AssetReference, field: str) -> uuid.UUID | ExternalRef:
+    """The platform key or cross-reference `ref` names; issues carry `field` as prefix."""
+    try:
+        return normalise(_entity_ref(ref))
+    except ValidationError as error:
+        raise ValidationError(issues=_under(field, error.issues)) from None
+
+
+def _cross_reference(ref: AssetReference, field: str) -> ExternalRef | None:
+    """The cross-reference an AssetKey states besides its Key, if it has an ExternalKey."""
+    if not ref.external_key:
+        return None
+    target = _target(AssetReference(ref.system, ref.reference_type, None, ref.external_key), field)
+    assert isinstance(target, ExternalRef)
+    return target
+
+
+def _twins(classifications: Iterable[PropertyClassification]) -> frozenset[PropertyClassification]:
+    chosen = set(classifications)
+    chosen.update(_TWINS[c] for c in list(chosen) if c in _TWINS)
+    return frozenset(chosen)
+
+
+def _cpapi_type(text: str) -> ExternalEntityReferenceType | None:
+    return next((t for t in ExternalEntityReferenceType if t == text), None)
+
+
+# -------------------------------------------------------------- 4.2.2 and 4.2.3
+
+
+@routes.get(_path("GetAssetSupportedPropertyList"))
+async def get_asset_supported_property_list(request: web.Request) -> web.Response:
+    """4.2.2: Table 1 rows for an asset type (default All) and subtype (default All)."""
+    query = _query(request)
+    rows = properties_for(
+        query.get("assettype") or AnyKind.ALL, query.get("assetsubtype") or AnyKind.ALL
+    )
+    return _json(AssetPropertyTypeSchema(many=True).dump(rows))
+
+
+@routes.get(_path("GetAssetSelectionValueList"))
+async def get_asset_selection_value_list(request: web.Request) -> web.Response:
+    """4.2.3: the values of one selection type; of every type when none is asked."""
+    wanted = _query(request).get("selectionvaluetype") or None
+    return _json(SelectionValueSchema(many=True).dump(selection_values(wanted)))
+
+
+# ------------------------------------------------------------------------ reading
+
+
+@dataclass(frozen=True, slots=True)
+class _View:
+    """What a GetAssetV1 / GetAssetV1List request asks to see of each asset."""
+
+    properties: bool = True
+    classifications: frozenset[PropertyClassification] = frozenset()  # empty: all
+    connectors: bool = True
+    connector_types: tuple[ConnectorType, ...] = ()  # empty: all
+    direction: ReferenceDirection | None = None  # None: both
+    active_only: bool = False
+    at: datetime | None = None
+
+
+def _view(asked: Any, *, active_only: bool = False, at: datetime | None = None) -> _View:
+    direction = asked.restrict_direction
+    return _View(
+        properties=asked.include_properties is not False,
+        classifications=_twins(asked.restrict_classifications),
+        connectors=asked.include_connectors is not False,
+        connector_types=tuple(asked.restrict_connector_types),
+        direction=None if direction is ReferenceDirection.NOT_SUPPLIED else direction,
+        active_only=active_only,
+        at=at,
+    )
+
+
+async def _key_of(
+    tx: AsyncConnection, tenant: Tenant, entity: Entity, prefer: AssetReference | None
+) -> AssetReference:
+    """An ExternalEntityReference for `entity`: its platform key, its name, and one of its
+    CP-API cross-references (the asked one, else one in the asker's system, else the oldest)."""
+    known = [r for r in await references_of(tx, tenant, entity) if _cpapi_type(r.reference_type)]
+    chosen: ExternalRef | None = None
+    if prefer is not None:
+        asked = (prefer.system, str(prefer.reference_type or ""), prefer.external_key)
+        chosen = next(
+            (r for r in known if (r.system, r.reference_type, r.external_key) == asked), None
+        )
+        if chosen is None and prefer.system:
+            chosen = next((r for r in known if r.system == prefer.system), None)
+    if chosen is None and known:
+        chosen = known[0]
+    if chosen is None:
+        return AssetReference(key=str(entity.key), friendly_name=entity.name)
+    return AssetReference(
+        chosen.system,
+        _cpapi_type(chosen.reference_type),
+        str(entity.key),
+        chosen.external_key,
+        entity.name,
+    )
+
+
+def _render_properties(entity: Entity, view: _View) -> AssetProperties:
+    if not view.properties:
+        return AssetProperties(ListOption.NOT_SUPPLIED)
+    values = {
+        **entity.properties,
+        "AssetType": str(entity.asset_type),
+        "AssetSubType": str(entity.asset_subtype),
+    }
+    definitions = [
+        d
+        for d in properties_for(entity.asset_type, entity.asset_subtype)
+        if not view.classifications or d.classification in view.classifications
+    ]
+    rows = tuple(
+        AssetProperty(d.name, values[d.name], str(d.value_type), d.classification)
+        for d in definitions
+        if values.get(d.name) is not None
+    )
+    covered = tuple(dict.fromkeys(d.classification for d in definitions))
+    return AssetProperties(ListOption.FULL_LIST, covered, rows)
+
+
+async def _render_connectors(
+    tx: AsyncConnection, tenant: Tenant, entity: Entity, view: _View, prefer: AssetReference | None
+) -> AssetConnectors:
+    if not view.connectors:
+        return AssetConnectors(ListOption.NOT_SUPPLIED)
+    store_direction = {ReferenceDirection.PARENT: "parent", ReferenceDirection.CHILD: "child"}
+    found = await connectors_of(
+        tx, tenant, entity, direction=store_direction.get(view.direction), at=view.at
+    )
+    rendered = []
+    for connector in found:
+        if view.connector_types and connector.connector_type not in view.connector_types:
+            continue
+        if view.active_only and connector.status is not EntityStatus.ACTIVE:
+            continue
+        below = connector.child.id == entity.id
+        other = connector.parent if below else connector.child
+        rendered.append(
+            AssetConnector(
+                await _key_of(tx, tenant, other, prefer),
+                ReferenceDirection.PARENT if below else ReferenceDirection.CHILD,
+                connector.connector_type,
+                connector.valid_from,
+                connector.valid_to,
+                connector.status,
+            )
+        )
+    directions = (
+        (view.direction,)
+        if view.direction is not None
+        else (ReferenceDirection.PARENT, ReferenceDirection.CHILD)
+    )
+    return AssetConnectors(ListOption.FULL_LIST, view.connector_types, directions, tuple(rendered))
+
+
+async def _render(
+    tx: AsyncConnection, tenant: Tenant, entity: Entity, view: _View, asked: AssetReference | None
+) -> AssetV1:
+    prefer_system = None if asked is None else AssetReference(system=asked.system)
+    return AssetV1(
+        await _key_of(tx, tenant, entity, asked),
+        _render_properties(entity, view),
+        await _render_connectors(tx, tenant, entity, view, prefer_system),
+    )
+
+
+@routes.post(_path("GetAssetV1"))
+async def get_asset(request: web.Request) -> web.Response:
+    """4.2.4: one asset, by platform key or cross-reference, as the request options say."""
+    tenant = caller_of(request).tenant
+    asked = AssetRequestV1Schema().load(_object(await read_json(request), "AssetRequestV1"))
+    target = _target(asked.reference, "ExternalEntityReference")
+    async with database_of(request).read() as tx:
+        entity = await resolve(tx, tenant, target)
+        asset = await _render(tx, tenant, entity, _view(asked), asked.reference)
+    return _json(AssetV1Schema().dump(asset))
+
+
+def _kinds(asset_type: str | None, asset_subtype: str | None) -> frozenset[AssetSubType]:
+    """The kinds a GetAssetV1List filter selects (4.2.5 uses the 4.2.2 words)."""
+    type_text = (asset_type or "").strip() or AnyKind.ALL
+    subtype_text = (asset_subtype or "").strip() or AnyKind.ALL
+    if type_text.casefold() == AnyKind.ALL.casefold():
+        types = set(AssetType)
+    else:
+        types = {parse_asset_type(type_text, "AssetType")}
+    wildcard = _word_or_none(AnyKind, subtype_text)
+    if wildcard is AnyKind.ALL:
+        subtypes = set(AssetSubType)
+    elif wildcard is AnyKind.ALL_RESOURCE_TYPES:
+        subtypes = {s for s in AssetSubType if asset_type_of(s) is AssetType.RESOURCE}
+    elif wildcard is AnyKind.ALL_AREA_TYPES:
+        subtypes = {s for s in AssetSubType if asset_type_of(s) is AssetType.AREA}
+    else:
+        subtypes = {parse_asset_subtype(subtype_text, "AssetSubType")}
+    kinds = frozenset(s for s in subtypes if asset_type_of(s) in types)
+    if not kinds:
+        raise ValidationError("AssetSubType", f"{subtype_text} is not a subtype of {type_text}")
+    return kinds
+
+
+def _word_or_none(enum: type[AnyKind], text: str) -> AnyKind | None:
+    try:
+        return parse_word(enum, text)
+    except SchemaError:
+        return None
+
+
+def _stored_time(entity: Entity, name: str) -> datetime | None:
+    raw = entity.properties.get(name)
+    return None if raw is None else datetime.fromisoformat(str(raw))
+
+
+def _live_at(entity: Entity, at: datetime) -> bool:
+    start, end = _stored_time(entity, "ValidFromTime"), _stored_time(entity, "ValidToTime")
+    return (start is None or start <= at) and (end is None or at < end)
+
+
+def _page(request: web.Request) -> tuple[int, int]:
+    query = _query(request)
+    numbers = {}
+    for name, default in (("pageNum", 1), ("pageSize", _DEFAULT_PAGE_SIZE)):
+        text = query.get(name.casefold()) or str(default)
+        try:
+            numbers[name] = int(text)
+        except ValueError:
+            raise ValidationError(name, f"expected a whole number, got {text!r}") from None
+        if numbers[name] < 1:
+            raise ValidationError(name, f"expected 1 or more, got {numbers[name]}")
+    size = min(max(numbers["pageSize"], _MIN_PAGE_SIZE), _DEFAULT_PAGE_SIZE)
+    return numbers["pageNum"], size
+
+
+@routes.post(_path("GetAssetV1List", "GetAssetListV1"))
+async def get_asset_list(request: web.Request) -> web.Response:
+    """4.2.5: the assets matching the search criteria, one page of them."""
+    tenant = caller_of(request).tenant
+    page, size = _page(request)
+    asked = AssetListRequestV1Schema().load(_object(await read_json(request), "AssetListRequestV1"))
+    kinds = _kinds(asked.asset_type, asked.asset_subtype)
+    view = _view(asked, active_only=asked.active_only is True, at=asked.live_at)
+    search = (asked.search or "").strip().casefold()
+    async with database_of(request).read() as tx:
+        found = await list_entities(tx, tenant, include_deleted=asked.active_only is False)
+        chosen = [
+            e
+            for e in found
+            if e.asset_subtype in kinds
+            and (asked.active_only is not True or e.status is EntityStatus.ACTIVE)
+            and (not search or search in e.name.casefold())
+            and (asked.live_at is None or _live_at(e, asked.live_at))
+        ]
+        assets = [
+            await _render(tx, tenant, e, view, None)
+            for e in chosen[(page - 1) * size : page * size]
+        ]
+    return _json(AssetV1Schema(many=True).dump(assets))
+
+
+# ------------------------------------------------------------------------- saving
+
+
+def _supplied(
+    block: AssetProperties | None,
+) -> tuple[dict[str, Any], dict[str, Any], list[FieldIssue]]:
+    """The properties an asset supplies, by name as given; the classification stated for
+    each; and an issue per name given twice."""
+    values: dict[str, Any] = {}
+    stated: dict[str, PropertyClassification | None] = {}
+    issues: list[FieldIssue] = []
+    if block is None or block.list_option is ListOption.NOT_SUPPLIED:
+        return values, stated, issues
+    seen: dict[str, int] = {}
+    for index, prop in enumerate(block.properties):
+        name = _PROPERTY_ALIASES.get(prop.name.casefold(), prop.name)
+        if name.casefold() in seen:
+            issues.append(
+                FieldIssue(
+                    f"AssetProperties.{name}",
+                    f"given more than once (AssetPropertyList[{seen[name.casefold()]}] "
+                    f"and [{index}])",
+                )
+            )
+            continue
+        seen[name.casefold()] = index
+        values[name] = prop.value
+        stated[name] = prop.classification
+    return values, stated, issues
+
+
+def _lookup(values: Mapping[str, Any], name: str) -> Any:
+    return next((v for k, v in values.items() if k.casefold() == name.casefold()), None)
+
+
+def _classification_issues(
+    kind: tuple[AssetType, AssetSubType],
+    block: AssetProperties | None,
+    values: Mapping[str, Any],
+    stated: Mapping[str, PropertyClassification | None],
+) -> list[FieldIssue]:
+    if block is None:
+        return []
+    declared = _twins(block.classifications)
+    issues = []
+    for name in values:
+        definition = find_property(kind[0], kind[1], name)
+        if definition is None:
+            continue  # unknown: validate_properties says so, and where it belongs
+        field, own = f"AssetProperties.{definition.name}", definition.classification
+        given = stated.get(name)
+        if given is not None and given not in _twins([own]):
+            issues.append(FieldIssue(field, f"is a {own} property, not {given}"))
+        if declared and own not in declared:
+            issues.append(
+                FieldIssue(
+                    field,
+                    f"is a {own} property, outside the AssetPropertyClassificationTypeList "
+                    f"({', '.join(block.classifications)})",
+                )
+            )
+    return issues
+
+
+def _catalogue_issues(
+    kind: tuple[AssetType, AssetSubType], values: Mapping[str, Any], *, insert: bool
+) -> list[FieldIssue]:
+    try:
+        validate_properties(kind[0], kind[1], values, insert=insert)
+    except ValidationError as error:
+        return _under("AssetProperties", error.issues)
+    return []
+
+
+def _reverted(
+    kind: tuple[AssetType, AssetSubType], block: AssetProperties, values: Mapping[str, Any]
+) -> dict[str, Any]:
+    """FullList: the optional properties of its classifications that it leaves out, each
+    back to its Table 1 default, or cleared (None) when it has none."""
+    scope = _twins(block.classifications) or frozenset(PropertyClassification)
+    given = {name.casefold() for name in values}
+    return {
+        d.name: d.default
+        for d in properties_for(*kind)
+        if d.classification in scope and not d.mandatory and d.name.casefold() not in given
+    }
+
+
+def _kind_of(values: Mapping[str, Any]) -> tuple[AssetType, AssetSubType]:
+    """AssetType and AssetSubType from the supplied properties (mandatory on insert)."""
+    issues = []
+    parsed: list[Any] = []
+    for name, parse in (("AssetType", parse_asset_type), ("AssetSubType", parse_asset_subtype)):
+        field = f"AssetProperties.{name}"
+        raw = _lookup(values, name)
+        if raw is None:
+            issues.append(FieldIssue(field, "mandatory on insert (CP-API Table 1), got nothing"))
+            continue
+        try:
+            parsed.append(parse(raw, field))
+        except ValidationError as error:
+            issues.extend(error.issues)
+    if issues:
+        raise ValidationError(issues=issues)
+    asset_type, subtype = parsed
+    if asset_type_of(subtype) is not asset_type:
+        raise ValidationError(
+            "AssetProperties.AssetSubType",
+            f"{subtype} is a {asset_type_of(subtype)} subtype, not {asset_type}",
+        )
+    return asset_type, subtype
+
+
+async def _insert(
+    tx: AsyncConnection, tenant: Tenant, block: AssetProperties | None, key: uuid.UUID | None
+) -> Entity:
+    values, stated, issues = _supplied(block)
+    try:
+        kind = _kind_of(values)
+    except ValidationError as error:
+        raise ValidationError(issues=[*issues, *error.issues]) from None
+    issues += _classification_issues(kind, block, values, stated)
+    issues += _catalogue_issues(kind, values, insert=True)
+    if issues:
+        raise ValidationError(issues=issues)
+    try:
+        return await create_entity(tx, tenant, kind[0], kind[1], values, key=key)
+    except Conflict as error:
+        raise _Refused([FieldIssue("AssetKey.Key", str(error))], 409) from None
+
+
+async def _update(
+    tx: AsyncConnection, tenant: Tenant, entity: Entity, block: AssetProperties | None
+) -> Entity:
+    if block is None or block.list_option is ListOption.NOT_SUPPLIED:
+        return entity
+    values, stated, issues = _supplied(block)
+    kind = (entity.asset_type, entity.asset_subtype)
+    issues += _classification_issues(kind, block, values, stated)
+    changes = dict(values)
+    if block.list_option is ListOption.FULL_LIST:
+        changes.update(_reverted(kind, block, values))
+    issues += _catalogue_issues(kind, changes, insert=False)
+    if issues:
+        raise ValidationError(issues=issues)
+    if not changes:
+        return entity
+    try:
+        return await update_entity(tx, tenant, entity, changes)
+    except ValidationError as error:  # an ordering across stored and new values
+        raise ValidationError(issues=_under("AssetProperties", error.issues)) from None
+
+
+def _rank(entity: Entity) -> int:
+    """Height in 3.1's topology: resource < site asset group < site < other areas."""
+    if entity.asset_type is AssetType.RESOURCE:
+        return 0
+    return {AssetSubType.SITE_ASSET_GROUP: 1, AssetSubType.SITE: 2}.get(entity.asset_subtype, 3)
+
+
+def _direction(entity: Entity, other: Entity, path: str) -> ReferenceDirection:
+    if _rank(other) > _rank(entity):
+        return ReferenceDirection.PARENT
+    if _rank(other) < _rank(entity):
+        return ReferenceDirection.CHILD
+    raise ValidationError(
+        f"{path}.ReferenceDirection",
+        f"required between a {entity.asset_subtype} and a {other.asset_subtype}: "
+        "which one is the parent cannot be derived",
+    )
+
+
+def _check_topology(parent: Entity, child: Entity, path: str) -> None:
+    """3.1: "Validation will restrict the Site Asset groups parent to always be a Site and
+    its children must always be resource assets.\""""
+    if child.asset_subtype is AssetSubType.SITE_ASSET_GROUP and (
+        parent.asset_subtype is not AssetSubType.SITE
+    ):
+        raise ValidationError(
+            f"{path}.AssetReferenceKey",
+            f"a SiteAssetGroup's parent is always a Site (CP-API 3.1), not a "
+            f"{parent.asset_subtype}",
+        )
+    if parent.asset_subtype is AssetSubType.SITE_ASSET_GROUP and (
+        child.asset_type is not AssetType.RESOURCE
+    ):
+        raise ValidationError(
+            f"{path}.AssetReferenceKey",
+            f"a SiteAssetGroup's children are always resources (CP-API 3.1), not a "
+            f"{child.asset_subtype}",
+        )
+
+
+def _derived_type(parent: Entity, path: str) -> ConnectorType:
+    found = _CONNECTOR_FOR_PARENT.get(parent.asset_subtype)
+    if found is None:
+        raise ValidationError(
+            f"{path}.ConnectorType",
+            f"required: no connector type derives from a {parent.asset_subtype} parent",
+        )
+    return found
+
+
+def _same_link(
+    connector: Connector,
+    parent: Entity,
+    child: Entity,
+    connector_type: str,
+    wanted: AssetConnector,
+    status: EntityStatus,
+) -> bool:
+    return (
+        connector.parent.id == parent.id
+        and connector.child.id == child.id
+        and connector.connector_type == connector_type
+        and connector.valid_from == wanted.valid_from
+        and connector.valid_to == wanted.valid_to
+        and connector.status is status
+    )
+
+
+async def _save_connector(
+    tx: AsyncConnection,
+    tenant: Tenant,
+    entity: Entity,
+    block: AssetConnectors,
+    wanted: AssetConnector,
+    path: str,
+    existing: list[Connector],
+) -> int:
+    target = _target(wanted.reference, f"{path}.AssetReferenceKey")
+    other = await find(tx, tenant, target)
+    if other is None:
+        raise _Refused(
+            [FieldIssue(f"{path}.AssetReferenceKey", f"no asset {target} in this tenant")], 404
+        )
+    direction = wanted.direction
+    if direction not in (ReferenceDirection.PARENT, ReferenceDirection.CHILD):
+        direction = _direction(entity, other, path)
+    if block.directions and direction not in block.directions:
+        raise ValidationError(
+            f"{path}.ReferenceDirection",
+            f"{direction} is outside the ReferenceDirectionList ({', '.join(block.directions)})",
+        )
+    parent, child = (other, entity) if direction is ReferenceDirection.PARENT else (entity, other)
+    _check_topology(parent, child, path)
+    connector_type = str(wanted.connector_type or _derived_type(parent, path))
+    if block.connector_types and connector_type not in block.connector_types:
+        raise ValidationError(
+            f"{path}.ConnectorType",
+            f"{connector_type} is outside the AssetConnectorTypeList "
+            f"({', '.join(block.connector_types)})",
+        )
+    status = wanted.status or EntityStatus.ACTIVE
+    for connector in existing:
+        if _same_link(connector, parent, child, connector_type, wanted, connector.status):
+            if connector.status is not status:
+                raise ValidationError(
+                    f"{path}.EntityStatus",
+                    f"the connector exists as {connector.status}; changing a connector's "
+                    "status is not supported yet",
+                )
+            return connector.id
+    try:
+        made = await add_connector(
+            tx,
+            tenant,
+            parent,
+            child,
+            connector_type,
+            valid_from=wanted.valid_from,
+            valid_to=wanted.valid_to,
+            status=status,
+        )
+    except ValidationError as error:
+        raise ValidationError(issues=_under(path, error.issues)) from None
+    except Conflict as error:  # 3.1: one active connection per type over any period
+        raise _Refused([FieldIssue(path, str(error))], 409) from None
+    existing.append(made)
+    return made.id
+
+
+def _refuse_removals(
+    entity: Entity, block: AssetConnectors, existing: list[Connector], kept: set[int]
+) -> None:
+    directions = set(block.directions) or {ReferenceDirection.PARENT, ReferenceDirection.CHILD}
+    dropped = []
+    for connector in existing:
+        if connector.id in kept or connector.status is EntityStatus.DELETED:
+            continue
+        below = connector.child.id == entity.id
+        direction = ReferenceDirection.PARENT if below else ReferenceDirection.CHILD
+        if direction not in directions:
+            continue
+        if block.connector_types and connector.connector_type not in block.connector_types:
+            continue
+        other = connector.parent if below else connector.child
+        dropped.append(f"{connector.connector_type} {direction.lower()} {other.name!r}")
+    if dropped:
+        raise ValidationError(
+            "AssetConnectors.ListOption",
+            f"FullList would end {len(dropped)} connector(s) missing from AssetConnectorList "
+            f"({', '.join(dropped)}); ending connectors is not supported yet, send PartialList",
+        )
+
+
+async def _save_connectors(
+    tx: AsyncConnection, tenant: Tenant, entity: Entity, block: AssetConnectors | None
+) -> None:
+    if block is None or block.list_option is ListOption.NOT_SUPPLIED:
+        return
+    existing = await connectors_of(tx, tenant, entity)
+    kept = set()
+    for index, wanted in enumerate(block.connectors):
+        path = f"AssetConnectors.AssetConnectorList[{index}]"
+        kept.add(await _save_connector(tx, tenant, entity, block, wanted, path, existing))
+    if block.list_option is ListOption.FULL_LIST:
+        _refuse_removals(entity, block, existing, kept)
+
+
+async def _save(tx: AsyncConnection, tenant: Tenant, asset: AssetV1, save_type: SaveType) -> Entity:
+    target = _target(asset.key, "AssetKey")
+    entity = await find(tx, tenant, target)
+    if entity is None:
+        if save_type is SaveType.UPDATE:
+            raise _Refused([FieldIssue("AssetKey", f"no asset {target} to update")], 404)
+        key = target if isinstance(target, uuid.UUID) else None
+        entity = await _insert(tx, tenant, asset.properties, key)
+    elif save_type is SaveType.INSERT:
+        raise _Refused([FieldIssue("AssetKey", f"asset {target} exists already")], 409)
+    else:
+        entity = await _update(tx, tenant, entity, asset.properties)
+    cross_reference = _cross_reference(asset.key, "AssetKey")
+    if cross_reference is not None:
+        try:
+            await add_reference(tx, tenant, entity, cross_reference)
+        except Conflict as error:
+            raise _Refused([FieldIssue("AssetKey", str(error))], 409) from None
+    await _save_connectors(tx, tenant, entity, asset.connectors)
+    return entity
+
+
+def _echo_key(raw: Any) -> AssetReference | None:
+    """The AssetKey of an item that could not be loaded whole, if it can be read alone."""
+    if not isinstance(raw, dict):
+        return None
+    key = next((v for k, v in raw.items() if str(k).strip().casefold() == "assetkey"), None)
+    try:
+        return ExternalEntityReferenceSchema().load(key) if isinstance(key, dict) else None
+    except SchemaError:
+        return None
+
+
+def _refusal(error: Exception) -> tuple[list[FieldIssue], int]:
+    if isinstance(error, _Refused):
+        return list(error.issues), error.status
+    if isinstance(error, SchemaError):
+        return marshmallow_issues(error.messages), 400
+    if isinstance(error, ValidationError):
+        return list(error.issues), 400
+    if isinstance(error, NotFound):
+        return [FieldIssue("AssetKey", str(error))], 404
+    return [FieldIssue("AssetV1", str(error))], 409
+
+
+async def _apply(
+    tx: AsyncConnection, tenant: Tenant, raw: Any, save_type: SaveType
+) -> tuple[SaveAssetResponseV1, int]:
+    """Save one AssetV1 in its own savepoint: all of it, or nothing of it."""
+    echo = _echo_key(raw)
+    try:
+        if not isinstance(raw, dict):
+            raise ValidationError("AssetV1", f"expected a JSON object, got {type(raw).__name__}")
+        asset = AssetV1Schema().load(raw)
+        echo = asset.key
+        async with tx.begin_nested():
+            entity = await _save(tx, tenant, asset, save_type)
+    except (_Refused, SchemaError, StoreError) as error:
+        issues, status = _refusal(error)
+        errors = tuple((issue.field, issue.reason) for issue in issues)
+        return SaveAssetResponseV1(echo, False, None, item_error(issues), errors), status
+    return SaveAssetResponseV1(echo, True, str(entity.key)), 200
+
+
+def _save_type(request: web.Request) -> SaveType:
+    text = _query(request).get("savetype", "")
+    try:
+        return parse_word(SaveType, text) or SaveType.UPSERT
+    except SchemaError as error:
+        raise ValidationError("saveType", str(error.messages[0])) from None
+
+
+@routes.post(_path("SaveAssetV1"))
+async def save_asset(request: web.Request) -> web.Response:
+    """4.2.6: save one asset; SaveAssetResponseV1 says whether it was saved, and its key."""
+    tenant = caller_of(request).tenant
+    save_type = _save_type(request)
+    body = _object(await read_json(request), "AssetV1")
+    async with database_of(request).transaction() as tx:
+        response, status = await _apply(tx, tenant, body, save_type)
+    return _json(SaveAssetResponseV1Schema().dump(response), status)
+
+
+@routes.post(_path("SaveAssetV1List", "SaveAssetListV1"))
+async def save_asset_list(request: web.Request) -> web.Response:
+    """4.2.7: save each asset of the list; one SaveAssetResponseV1 per asset, in order."""
+    tenant = caller_of(request).tenant
+    save_type = _save_type(request)
+    body = await read_json(request)
+    if not isinstance(body, list):
+        raise ValidationError("body", "expected a JSON array of AssetV1")
+    async with database_of(request).transaction() as tx:
+        results = [(await _apply(tx, tenant, raw, save_type))[0] for raw in body]
+    return _json(SaveAssetResponseV1Schema(many=True).dump(results))
