@@ -1,5 +1,977 @@
-"""Time series management API (CP-API 4.3)."""
+"""Time series management API (CP-API 4.3), flexbridge in the platform (IIP) role.
 
+    POST /api/TimeSeries/GetTimeSeriesV1                    TimeSeriesRequestV1 -> TimeSeriesV1
+    POST /api/TimeSeries/GetTimeSeriesListForEntityV1       TimeSeriesEntityListRequestV1
+                                                            -> [TimeSeriesV1]
+    POST /api/TimeSeries/SaveTimeSeriesV1                   TimeSeriesV1 -> SaveTimeSeriesResponseV1
+    POST /api/TimeSeries/SaveTimeSeriesListForEntitiesV1    [TimeSeriesV1]
+                                                            -> [SaveTimeSeriesResponseV1]
+
+How the spec's words are read (each is tested by name in tests/test_cpapi_timeseries.py):
+
+- Resolution: Second .. Hour, Day and Week are fixed block lengths. None, Frequent, Rarely
+  and Occasionally are irregular instants (a store series without a resolution). Month,
+  Quarter and Year are not fixed lengths and are refused with a 400 naming Resolution (a
+  calendar period can be saved in a Frequent series with a ValueToTime on each value).
+- A save without Resolution uses the stored series' resolution, or for a new series the
+  Table 2 default of its type (`_DEFAULT_STEPS`: meter readings and the always-"Frequent"
+  charging currents and powers irregular, spot prices Hour, everything else FifteenMinutes).
+- ValueTime is the START of the value's period (4.3.1.2). A ValueToTime spanning several
+  blocks of the series is a band: intensive values (power, capacity, price, temperature,
+  levels, states) are repeated onto every block; energy (kWh per block, an extensive
+  quantity) is divided evenly over the blocks, so the band keeps its total (repeating kWh
+  would multiply the energy, DESIGN.md section 4). On an irregular series ValueToTime is
+  stored as the value's end.
+- Units: 3.3.1 "no other units will be accepted": kWh, kW, A, C, % and prices per MWh in any
+  currency; states (Charging point state, OnOff regulations) are unitless. Anything else,
+  or a unit of another dimension than the type's, is a 400 naming Unit. No Unit: the type's
+  canonical unit. Get answers in these units (converting a series another protocol stored
+  in, say, MWh), with Celsius written "C" as Table 3 does.
+- Dates must carry an offset ("Z"): see `timeseries_schemas.UtcDateTime` for why a
+  timestamp without one is refused rather than read as UTC. TimeZone is validated (an IANA
+  name or UTC) and matters only to day alignment: Get refuses to resample into Day in a zone
+  that is not UTC all year, since days are aligned to 00:00 UTC.
+- Get returns the latest belief per value, at the stored resolution when no Resolution (or
+  an irregular one) is asked, else resampled by the store's rules (energy sums/divides,
+  intensive quantities average/repeat, readings interpolate). Status is returned with
+  values read at their stored resolution; a resampled value has none. ToDateTime omitted:
+  everything from FromDateTime on. Values stored as null (unknown) are left out. A type the
+  entity has no series of is answered with an empty TimeSeriesValueList. Resampling into
+  Week is refused (store blocks align to the UTC epoch, a Thursday).
+- GetTimeSeriesListForEntityV1: RetrieveAllTimeSeriesTypes true, or no TimeSeriesTypeList,
+  returns every series of the entity; otherwise one TimeSeriesV1 per listed type, in order.
+- Saves merge (4.3.4 "the values are always merged into the existing list"): the source of
+  written values is the caller's account username; a newer save replaces a value of the
+  same start. The list method saves each item in its own savepoint of one transaction: a
+  bad item is answered Success false with an ErrorMessage naming field and reason, and
+  nothing of it is stored; the others are.
+- SaveTimeSeriesV1 refused: HTTP 400/404/409 in the CP-API error shape, whose body also
+  carries the SaveTimeSeriesResponseV1 fields (Success false, ErrorMessage), so that a
+  client reading either shape understands it. An unknown entity is answered with the
+  spec's own words, "Entity with the supplied key could not be found" (4.3.5 example).
+- Key in SaveTimeSeriesResponseV1 is the entity's platform key (the 4.3.5 example answers the
+  same Key for three series of one entity); null when the entity could not be found (the
+  example shows one there, which cannot be known).
+- Derivations of Table 2 on save, written with source "derived" in the same savepoint:
+  accumulated readings -> interval energy per block (reading at the block end minus reading
+  at its start, interpolated: the computation of `store.values.derive_energy`) at the
+  derived series' resolution, 15 minutes for a new one, over the span of the saved readings
+  widened to the stored readings next to them (within a day), so the blocks a new reading
+  completes are derived too; Consumption/Production Phase 1..3 -> their sum in Consumption/
+  Production, for blocks where all three phases are known ("calculated from sum of all 3
+  phases"); Net Energy -> Consumption (positive part) and Production (negative part as a
+  magnitude), split at the net series' own resolution before any coarsening. Derivations
+  cascade (readings per phase -> energy per phase -> total; net readings -> net energy ->
+  split). A derived value never replaces a value a peer supplied for the same block (Table
+  2 calculates a series from another "if supplied", "Alternatively"); a derived series kept
+  at irregular instants is left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import orjson
 from aiohttp import web
+from marshmallow import Schema
+from marshmallow import ValidationError as SchemaError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from protocols.common.context import caller_of, database_of, request_id_of
+from protocols.common.surface import ProtocolError
+from protocols.common.wire import marshmallow_issues, read_json
+from protocols.cpapi.v1.errors import error_response, item_error
+from protocols.cpapi.v1.timeseries_schemas import (
+    CALENDAR,
+    CALENDAR_REASON,
+    IRREGULAR,
+    REFERENCE_FIELDS,
+    STEPS,
+    EntityKey,
+    Resolution,
+    TimeSeriesEntityListRequestSchema,
+    TimeSeriesIn,
+    TimeSeriesOut,
+    TimeSeriesRequestSchema,
+    TimeSeriesSchema,
+    ValueIn,
+    ValueOut,
+    dump_save_response,
+    dump_time_series,
+    raw_member,
+    resolution_name,
+    wire_issues,
+)
+from store.entities import Entity
+from store.errors import Conflict, FieldIssue, NotFound, StoreError, ValidationError
+from store.messages import Direction, log_message
+from store.references import resolve
+from store.resample import Regular, readings_to_energy, resample
+from store.series import Series, ensure_series, find_series, list_series
+from store.series_types import (
+    Quantity,
+    SeriesType,
+    format_series_name,
+    info,
+    parse_series_name,
+)
+from store.tenants import Tenant
+from store.timeutil import from_micros, to_micros
+from store.units import AnyUnit, Dimension, PriceUnit, Unit, convert, dimension_of, parse_unit
+from store.values import Point, read_values, write_values
 
 routes = web.RouteTableDef()
+
+PROTOCOL = "cpapi"
+DERIVED_SOURCE = "derived"
+# Table 2 gives calculated series "e.g. 15 minute": the resolution of a new derived series.
+DERIVED_STEP = timedelta(minutes=15)
+# How far from the saved readings to look for stored neighbours when widening a derivation.
+NEIGHBOUR_WINDOW = timedelta(days=1)
+# Blocks one save may expand its values into, or one derivation or resampled read may lay
+# out (28 years of quarter hours); more is refused, not tried.
+MAX_BLOCKS = 1_000_000
+FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
+ENTITY_NOT_FOUND = "Entity with the supplied key could not be found"
+_MICRO = timedelta(microseconds=1)
+_UTC_NAMES = frozenset({"utc", "z", "gmt", "etc/utc", "etc/gmt", "zulu", "universal"})
+
+# Table 2 "Resolution / Interval" per type for a NEW series saved without Resolution:
+# "Frequent" for meter readings and for the rows that say Frequent for every asset type,
+# "Hourly" for spot prices, "e.g. 15 minute" for everything else.
+_DEFAULT_STEPS: dict[SeriesType, timedelta | None] = {
+    **{t: None for t in SeriesType if info(t).quantity is Quantity.READING},
+    SeriesType.ENERGY_LEVEL_METER_READING: None,
+    SeriesType.CHARGING_CURRENT: None,
+    SeriesType.CHARGING_POWER: None,
+    SeriesType.DISCHARGING_CURRENT: None,
+    SeriesType.DISCHARGING_POWER: None,
+    SeriesType.SPOT_PRICE: timedelta(hours=1),
+    SeriesType.FORECASTED_SPOT_PRICE: timedelta(hours=1),
+}
+
+
+def _default_step(series_type: SeriesType) -> timedelta | None:
+    return _DEFAULT_STEPS.get(series_type, DERIVED_STEP)
+
+
+# ---------------------------------------------------------------------------------------------
+# Units (3.3.1)
+
+# The unit 3.3.1 accepts and displays, per dimension.
+_WIRE_UNITS: dict[Dimension, Unit] = {
+    Dimension.ENERGY: Unit.KWH,
+    Dimension.POWER: Unit.KW,
+    Dimension.CURRENT: Unit.A,
+    Dimension.TEMPERATURE: Unit.DEG_C,
+    Dimension.RATIO: Unit.PERCENT,
+    Dimension.DIMENSIONLESS: Unit.DIMENSIONLESS,
+}
+_UNITS_SENTENCE = "CP-API 3.3.1 accepts kWh, kW, A, C, % and prices per MWh (e.g. EUR/MWh) only"
+
+
+def _wire_unit(unit: AnyUnit) -> AnyUnit:
+    if isinstance(unit, PriceUnit):
+        return PriceUnit(unit.currency, Unit.MWH)
+    return _WIRE_UNITS[dimension_of(unit)]
+
+
+def _unit_text(unit: AnyUnit) -> str | None:
+    if unit is Unit.DEG_C:
+        return "C"  # Table 3 writes Celsius as "C"
+    if unit is Unit.DIMENSIONLESS:
+        return None  # states: Table 2 gives no unit ("0, 1, 2")
+    return str(unit)
+
+
+def _accepted_unit(text: str | None, series_type: SeriesType) -> AnyUnit | None:
+    """The unit a TimeSeriesV1 declares, if 3.3.1 accepts it for this type."""
+    if text is None or not text.strip():
+        return None
+    unit = parse_unit(text, field="Unit")
+    canonical = info(series_type).unit
+    accepted = unit is _wire_unit(unit) if not isinstance(unit, PriceUnit) else unit.per is Unit.MWH
+    if not accepted:
+        raise ValidationError("Unit", f"{text!r} is not accepted: {_UNITS_SENTENCE}")
+    if dimension_of(unit) is not dimension_of(canonical):
+        expected = _unit_text(_wire_unit(canonical)) or "no unit"
+        raise ValidationError(
+            "Unit", f"{text!r} is not a unit of {series_type} (its unit is {expected})"
+        )
+    return unit
+
+
+# ---------------------------------------------------------------------------------------------
+# Time
+
+
+def _zone(name: str | None) -> tzinfo | None:
+    if name is None or not name.strip():
+        return None
+    if name.strip().casefold() in _UTC_NAMES:
+        return UTC
+    try:
+        return ZoneInfo(name.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(
+            "TimeZone", f"unknown time zone {name!r} (an IANA name such as Europe/Oslo, or UTC)"
+        ) from None
+
+
+def _utc_all_year(zone: tzinfo | None, year: int) -> bool:
+    if zone is None or zone is UTC:
+        return True
+    return all(zone.utcoffset(datetime(year, month, 1)) == timedelta(0) for month in (1, 4, 7, 10))
+
+
+def _floor(moment: datetime, step: timedelta) -> datetime:
+    micros, size = to_micros(moment), step // _MICRO
+    return from_micros(micros - micros % size)
+
+
+def _ceil(moment: datetime, step: timedelta) -> datetime:
+    micros, size = to_micros(moment), step // _MICRO
+    return from_micros(-(-micros // size) * size)
+
+
+def _step_of(resolution: Resolution) -> timedelta | None:
+    """The store resolution of a wire Resolution; calendar periods are refused."""
+    if resolution in CALENDAR:
+        raise ValidationError("Resolution", CALENDAR_REASON.format(name=resolution.value))
+    if resolution in IRREGULAR:
+        return None
+    return STEPS[resolution]
+
+
+# ---------------------------------------------------------------------------------------------
+# Entities
+
+
+def _reference_text(key: EntityKey) -> str:
+    ref = key.ref
+    if ref.key:
+        return f"Key {ref.key}"
+    return f"{ref.system}/{ref.reference_type}/{ref.external_key}"
+
+
+async def _entity(tx: AsyncConnection, tenant: Tenant, key: EntityKey, where: str) -> Entity:
+    """The entity a reference names in the caller's tenant (4.1.2: Key wins over
+    ExternalKey); an unknown one is a 404 in the spec's words."""
+    try:
+        return await resolve(tx, tenant, key.ref)
+    except NotFound:
+        raise ProtocolError(
+            404,
+            "not_found",
+            ENTITY_NOT_FOUND,
+            [FieldIssue(where, f"no entity {_reference_text(key)} in this tenant")],
+        ) from None
+    except ValidationError as exc:
+        raise ValidationError(issues=wire_issues(exc.issues, where)) from None
+
+
+def _echo(key: EntityKey, entity: Entity) -> dict[str, Any]:
+    """The reference as sent, completed with the platform key and a friendly name."""
+    echo = dict(key.echo)
+    echo["Key"] = str(entity.key)
+    echo.setdefault("FriendlyName", entity.name)
+    return {name: echo[name] for name in REFERENCE_FIELDS if name in echo}
+
+
+# ---------------------------------------------------------------------------------------------
+# Save
+
+
+def _points(
+    values: Sequence[ValueIn], step: timedelta | None, quantity: Quantity
+) -> tuple[list[Point], list[int]]:
+    """Store points for the values, and for each point the index of the value it came from.
+
+    A ValueToTime spanning n blocks is expanded into n blocks (energy divided by n)."""
+    points: list[Point] = []
+    origins: list[int] = []
+    issues: list[FieldIssue] = []
+    for index, item in enumerate(values):
+        if step is None:  # irregular: an instant, or [ValueTime, ValueToTime)
+            points.append(Point(item.time, item.to_time or item.time, item.value, item.status))
+            origins.append(index)
+            continue
+        if item.to_time is None:
+            points.append(Point(item.time, item.time + step, item.value, item.status))
+            origins.append(index)
+            continue
+        length = item.to_time - item.time
+        blocks = length // step if length > timedelta(0) else 0
+        if blocks < 1 or length % step:
+            issues.append(
+                FieldIssue(
+                    f"TimeSeriesValueList[{index}].ValueToTime",
+                    f"must be after ValueTime by a whole number of {resolution_name(step)} "
+                    f"blocks ({step}), got {length}",
+                )
+            )
+            continue
+        if len(points) + blocks > MAX_BLOCKS:
+            issues.append(
+                FieldIssue(
+                    f"TimeSeriesValueList[{index}].ValueToTime",
+                    f"the values expand to more than {MAX_BLOCKS} blocks of {step}",
+                )
+            )
+            break
+        value = item.value
+        if value is not None and quantity is Quantity.ENERGY:
+            value = value / blocks
+        for k in range(blocks):
+            start = item.time + k * step
+            points.append(Point(start, start + step, value, item.status))
+            origins.append(index)
+    if issues:
+        raise ValidationError(issues=issues)
+    return points, origins
+
+
+async def _write_series(
+    tx: AsyncConnection, tenant: Tenant, entity: Entity, item: TimeSeriesIn, source: str
+) -> None:
+    """Store one TimeSeriesV1 for a resolved entity, then its Table 2 derivations."""
+    origins: list[int] = []
+    try:
+        series_type, phase = parse_series_name(item.series_type, field="TimeSeriesType")
+        unit = _accepted_unit(item.unit, series_type)
+        _zone(item.time_zone)  # validated; all dates carry their offset
+        if item.from_time and item.to_time and item.to_time < item.from_time:
+            raise ValidationError("ToDateTime", "must not be before FromDateTime")
+        existing = await find_series(tx, tenant, entity, series_type, phase=phase)
+        if item.resolution is not None:
+            step = _step_of(item.resolution)
+        elif existing is not None:
+            step = existing.resolution
+        else:
+            step = _default_step(series_type)
+        series = await ensure_series(
+            tx,
+            tenant,
+            entity,
+            series_type,
+            phase=phase,
+            resolution=step,
+            unit=None if existing is not None else unit,
+        )
+        points, origins = _points(item.values, series.resolution, info(series_type).quantity)
+        await write_values(tx, tenant, series, points, source=source, unit=unit)
+    except ValidationError as exc:
+        raise ValidationError(issues=wire_issues(exc.issues, "EntityKey", origins)) from None
+    await _derive(tx, tenant, entity, series, points)
+
+
+async def save_time_series(
+    tx: AsyncConnection, tenant: Tenant, item: TimeSeriesIn, *, source: str
+) -> Entity:
+    """Store one TimeSeriesV1 (and what Table 2 derives from it); returns its entity.
+
+    Raises ProtocolError (404, unknown entity) or ValidationError with wire field names.
+    For other ingestion paths carrying TimeSeriesV1."""
+    entity = await _entity(tx, tenant, item.entity_key, "EntityKey")
+    await _write_series(tx, tenant, entity, item, source)
+    return entity
+
+
+# ---------------------------------------------------------------------------------------------
+# Derivations (Table 2, "Data Capture" C)
+
+
+class _Deriving:
+    """Turns a store refusal inside a derivation into one naming what could not be derived."""
+
+    def __init__(self, target: SeriesType) -> None:
+        self.target = target
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        if isinstance(exc, ValidationError):
+            raise ValidationError(
+                "TimeSeriesType",
+                f"the values were valid but {self.target} could not be derived from them: {exc}",
+            ) from None
+
+
+async def _derive(
+    tx: AsyncConnection, tenant: Tenant, entity: Entity, series: Series, points: Sequence[Point]
+) -> None:
+    if not points:
+        return
+    meta = info(series.series_type)
+    lo = min(p.start for p in points)
+    if meta.is_counter:  # readings are instants: the last one is the last start
+        hi = max(p.start for p in points)
+        await _energy_from_readings(tx, tenant, entity, series, lo, hi)
+    elif meta.quantity is Quantity.ENERGY and series.resolution is not None:
+        hi = max(p.end for p in points)
+        await _from_energy(tx, tenant, entity, series, lo, hi)
+
+
+async def _write_derived(
+    tx: AsyncConnection,
+    tenant: Tenant,
+    entity: Entity,
+    target: Series | None,
+    target_type: SeriesType,
+    phase: int | None,
+    step: timedelta,
+    points: Sequence[Point],
+) -> Series | None:
+    """Merge derived points into the target series (created at `step` when new), except
+    where a peer supplied the block: Table 2 derives a series "if supplied" from another,
+    "Alternatively", so a value supplied for a block is not replaced by a calculated one. A
+    block counts as supplied when its latest value is not the latest derived one."""
+    if not points:
+        return target
+    if target is None:
+        target = await ensure_series(tx, tenant, entity, target_type, phase=phase, resolution=step)
+    else:
+        lo, hi = points[0].start, points[-1].end
+        latest = {p.start: p.value for p in await read_values(tx, tenant, target, lo, hi)}
+        derived = {
+            p.start: p.value
+            for p in await read_values(tx, tenant, target, lo, hi, sources=[DERIVED_SOURCE])
+        }
+        points = [
+            p
+            for p in points
+            if p.start not in latest or (p.start in derived and derived[p.start] == latest[p.start])
+        ]
+    await write_values(tx, tenant, target, points, source=DERIVED_SOURCE)
+    return target
+
+
+def _check_span(start: datetime, end: datetime, step: timedelta) -> None:
+    """A derivation lays out every block of its span: refuse spans beyond MAX_BLOCKS."""
+    if (end - start) // step > MAX_BLOCKS:
+        raise ValidationError(
+            "TimeSeriesValueList",
+            f"the values span {start.date()} to {end.date()}, more than {MAX_BLOCKS} blocks "
+            f"of {step}; save them in parts",
+        )
+
+
+def _blocks(start: datetime, step: timedelta, values: Sequence[float | None]) -> list[Point]:
+    return [
+        Point(start + i * step, start + (i + 1) * step, v)
+        for i, v in enumerate(values)
+        if v is not None
+    ]
+
+
+async def _energy_from_readings(
+    tx: AsyncConnection,
+    tenant: Tenant,
+    entity: Entity,
+    readings: Series,
+    lo: datetime,
+    hi: datetime,
+) -> None:
+    """Table 2: "Calculated from ... Meter Reading if supplied": the energy of each block is
+    the reading at its end minus the reading at its start, interpolated between readings
+    (`store.resample.readings_to_energy`, the computation of `store.values.derive_energy`; a
+    decrease of an unsigned counter leaves the blocks across it unknown)."""
+    meta = info(readings.series_type)
+    target_type = meta.derives
+    assert target_type is not None  # every counter derives an energy type
+    with _Deriving(target_type):
+        target = await find_series(tx, tenant, entity, target_type, phase=readings.phase)
+        if target is not None and target.resolution is None:
+            return  # kept at irregular instants: no blocks to fill
+        step = target.resolution if target is not None else DERIVED_STEP
+        before = await read_values(tx, tenant, readings, lo - NEIGHBOUR_WINDOW, lo)
+        after = await read_values(tx, tenant, readings, hi + _MICRO, hi + NEIGHBOUR_WINDOW)
+        start = _floor(before[-1].start if before else lo, step)
+        end = _ceil(after[0].start if after else hi, step)
+        if end <= start:
+            return
+        _check_span(start, end, step)
+        around = await read_values(
+            tx, tenant, readings, start - NEIGHBOUR_WINDOW, end + NEIGHBOUR_WINDOW
+        )
+        samples = [(p.start, p.value) for p in around if p.value is not None]
+        energy = readings_to_energy(samples, start, end, step, monotonic=meta.monotonic)
+        unit = target.unit if target is not None else info(target_type).unit
+        values = convert(energy.values, readings.unit, unit)
+        target = await _write_derived(
+            tx,
+            tenant,
+            entity,
+            target,
+            target_type,
+            readings.phase,
+            step,
+            _blocks(start, step, values),
+        )
+    if target is not None:
+        await _from_energy(tx, tenant, entity, target, start, end)
+
+
+async def _from_energy(
+    tx: AsyncConnection, tenant: Tenant, entity: Entity, energy: Series, lo: datetime, hi: datetime
+) -> None:
+    if energy.phase is not None:
+        await _sum_phases(tx, tenant, entity, energy, lo, hi)
+    elif energy.series_type is SeriesType.NET_ENERGY:
+        await _split_net(tx, tenant, entity, energy, lo, hi)
+
+
+async def _sum_phases(
+    tx: AsyncConnection, tenant: Tenant, entity: Entity, energy: Series, lo: datetime, hi: datetime
+) -> None:
+    """Table 2: "(Consumption Phase n where n = 1..3), then it is calculated from sum of all 3
+    phases"; a block is summed only when all three phases are known for it."""
+    total_type = energy.series_type
+    with _Deriving(total_type):
+        phases = [await find_series(tx, tenant, entity, total_type, phase=n) for n in (1, 2, 3)]
+        total = await find_series(tx, tenant, entity, total_type)
+        if any(p is None or p.resolution is None for p in phases):
+            return
+        if total is not None and total.resolution is None:
+            return
+        step = total.resolution if total is not None else energy.resolution
+        assert step is not None
+        grid = max([step, *(p.resolution for p in phases if p is not None and p.resolution)])
+        start, end = _floor(lo, grid), _ceil(hi, grid)
+        _check_span(start, end, min([step, *(p.resolution for p in phases if p and p.resolution)]))
+        unit = total.unit if total is not None else info(total_type).unit
+        known: list[dict[datetime, float]] = []
+        for phase in phases:
+            assert phase is not None
+            read = await read_values(tx, tenant, phase, start, end, resolution=step)
+            values = convert([p.value for p in read], phase.unit, unit)
+            known.append({p.start: v for p, v in zip(read, values, strict=True) if v is not None})
+        starts = sorted(set(known[0]).intersection(known[1], known[2]))
+        points = [Point(s, s + step, math.fsum(k[s] for k in known)) for s in starts]
+        await _write_derived(tx, tenant, entity, total, total_type, None, step, points)
+
+
+async def _split_net(
+    tx: AsyncConnection, tenant: Tenant, entity: Entity, net: Series, lo: datetime, hi: datetime
+) -> None:
+    """Table 2: Consumption "Alternatively Calculated from Net Energy is supplied (+ve values)",
+    Production "Alternatively Calculated from Net Energy is supplied (-ve values)", written
+    as unsigned magnitudes. Split per block at the net series' own resolution, then
+    coarsened (splitting after summing would net consumption against production)."""
+    own = net.resolution
+    assert own is not None
+    for target_type, sign in ((SeriesType.CONSUMPTION, 1.0), (SeriesType.PRODUCTION, -1.0)):
+        with _Deriving(target_type):
+            target = await find_series(tx, tenant, entity, target_type)
+            if target is not None and target.resolution is None:
+                continue
+            step = target.resolution if target is not None else own
+            assert step is not None
+            grid = max(step, own)
+            start, end = _floor(lo, grid), _ceil(hi, grid)
+            _check_span(start, end, min(step, own))
+            values: list[float | None] = [None] * ((end - start) // own)
+            for point in await read_values(tx, tenant, net, start, end):
+                values[(point.start - start) // own] = point.value
+            part = Regular(
+                start, own, [None if v is None else max(sign * v, 0.0) + 0.0 for v in values]
+            )
+            if step != own:
+                part = resample(part, step, Quantity.ENERGY)
+            unit = target.unit if target is not None else info(target_type).unit
+            converted = convert(part.values, net.unit, unit)
+            await _write_derived(
+                tx,
+                tenant,
+                entity,
+                target,
+                target_type,
+                None,
+                step,
+                _blocks(part.start, step, converted),
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# Get
+
+
+@dataclass(frozen=True, slots=True)
+class _Query:
+    start: datetime
+    end: datetime | None
+    resolution: Resolution | None
+    step: timedelta | None  # None: as stored
+    zone: tzinfo | None
+    zone_name: str | None
+
+
+def _query(
+    start: datetime, end: datetime | None, zone_name: str | None, resolution: Resolution | None
+) -> _Query:
+    if end is not None and end <= start:
+        raise ValidationError("ToDateTime", "must be after FromDateTime")
+    step = _step_of(resolution) if resolution is not None else None
+    return _Query(start, end, resolution, step, _zone(zone_name), zone_name)
+
+
+def _overlaps(point: Point, start: datetime, end: datetime) -> bool:
+    if point.end > point.start:
+        return point.start < end and point.end > start
+    return start <= point.start < end
+
+
+async def _resampled(
+    tx: AsyncConnection, tenant: Tenant, series: Series, query: _Query, step: timedelta
+) -> list[Point]:
+    name = query.resolution.value if query.resolution else str(step)
+    if step == STEPS[Resolution.WEEK]:
+        raise ValidationError(
+            "Resolution",
+            "resampling into Week is not supported (store blocks align to the UTC epoch, a "
+            "Thursday); ask for Day",
+        )
+    if step >= STEPS[Resolution.DAY] and not _utc_all_year(query.zone, query.start.year):
+        raise ValidationError(
+            "TimeZone",
+            f"{name} values are aligned to 00:00 UTC; days in {query.zone_name} are not UTC "
+            "days, so ask in UTC or at Hour",
+        )
+    own = series.resolution
+    if (
+        own is not None
+        and (step // _MICRO) % (own // _MICRO)
+        and (own // _MICRO) % (step // _MICRO)
+    ):
+        raise ValidationError(
+            "Resolution",
+            f"{name} is neither a whole multiple nor a whole divisor of the stored "
+            f"{resolution_name(own) or own}",
+        )
+    end = query.end
+    if end is None:
+        stored = await read_values(tx, tenant, series, query.start, FAR_FUTURE)
+        if not stored:
+            return []
+        end = max(p.end for p in stored) + (_MICRO if series.resolution is None else timedelta(0))
+    own = own or step
+    grid, finest = max(step, own), min(step, own)
+    start, stop = _floor(query.start, grid), _ceil(end, grid)
+    if (stop - start) // finest > MAX_BLOCKS:
+        raise ValidationError(
+            "ToDateTime",
+            f"the window holds more than {MAX_BLOCKS} values at {name}; ask for a shorter one",
+        )
+    read = await read_values(tx, tenant, series, start, stop, resolution=step)
+    return [p for p in read if _overlaps(p, query.start, end)]
+
+
+async def _series_out(
+    tx: AsyncConnection,
+    tenant: Tenant,
+    echo: dict[str, Any],
+    series_type: SeriesType,
+    phase: int | None,
+    series: Series | None,
+    query: _Query,
+) -> TimeSeriesOut:
+    name = format_series_name(series_type, phase)
+    stored_unit = series.unit if series is not None else info(series_type).unit
+    unit = _wire_unit(stored_unit)
+    if series is None:
+        resolution = (
+            query.resolution.value
+            if query.resolution is not None
+            else resolution_name(_default_step(series_type))
+        )
+        return TimeSeriesOut(echo, name, query.start, query.end, _unit_text(unit), resolution, [])
+    if query.step is None or query.step == series.resolution:
+        points = await read_values(tx, tenant, series, query.start, query.end or FAR_FUTURE)
+        step = series.resolution
+        resolution = resolution_name(step)
+    else:
+        points = await _resampled(tx, tenant, series, query, query.step)
+        step = query.step
+        resolution = query.resolution.value if query.resolution else resolution_name(step)
+    values = convert([p.value for p in points], stored_unit, unit)
+    out = [
+        ValueOut(
+            p.start,
+            p.end if p.end != p.start and (step is None or p.end - p.start != step) else None,
+            v,
+            p.status,
+        )
+        for p, v in zip(points, values, strict=True)
+        if v is not None
+    ]
+    end = query.end
+    if end is None and points:
+        end = max(p.end for p in points)
+    return TimeSeriesOut(echo, name, query.start, end, _unit_text(unit), resolution, out)
+
+
+def _load(schema: Schema, body: Any, what: str) -> Any:
+    if not isinstance(body, dict):
+        raise ValidationError("body", f"expected a JSON object ({what})")
+    return schema.load(body)
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.json_response(body, status=status, dumps=lambda o: orjson.dumps(o).decode())
+
+
+@routes.post("/TimeSeries/GetTimeSeriesV1")
+async def get_time_series(request: web.Request) -> web.Response:
+    """4.3.2: "Given a Time series request ... returns the time series with its associated
+    values over the required date range of the request"."""
+    request_body = _load(TimeSeriesRequestSchema(), await read_json(request), "TimeSeriesRequestV1")
+    tenant = caller_of(request).tenant
+    try:
+        series_type, phase = parse_series_name(request_body.series_type, field="TimeSeriesType")
+        query = _query(
+            request_body.from_time,
+            request_body.to_time,
+            request_body.time_zone,
+            request_body.resolution,
+        )
+        async with database_of(request).read() as tx:
+            entity = await _entity(tx, tenant, request_body.entity_key, "ExternalEntityReference")
+            series = await find_series(tx, tenant, entity, series_type, phase=phase)
+            out = await _series_out(
+                tx,
+                tenant,
+                _echo(request_body.entity_key, entity),
+                series_type,
+                phase,
+                series,
+                query,
+            )
+    except ValidationError as exc:
+        raise ValidationError(issues=wire_issues(exc.issues, "ExternalEntityReference")) from None
+    return _json(dump_time_series(out))
+
+
+@routes.post("/TimeSeries/GetTimeSeriesListForEntityV1")
+async def get_time_series_list(request: web.Request) -> web.Response:
+    """4.3.3: "returns the set of time series associated with the entity. The request options
+    supplied will also control which time series types to return"."""
+    request_body = _load(
+        TimeSeriesEntityListRequestSchema(),
+        await read_json(request),
+        "TimeSeriesEntityListRequestV1",
+    )
+    tenant = caller_of(request).tenant
+    try:
+        wanted: list[tuple[SeriesType, int | None]] | None = None
+        if not request_body.retrieve_all and request_body.series_types is not None:
+            wanted = []
+            for index, text in enumerate(request_body.series_types):
+                parsed = parse_series_name(text, field=f"TimeSeriesTypeList[{index}]")
+                if parsed not in wanted:
+                    wanted.append(parsed)
+        query = _query(
+            request_body.from_time,
+            request_body.to_time,
+            request_body.time_zone,
+            request_body.resolution,
+        )
+        async with database_of(request).read() as tx:
+            entity = await _entity(tx, tenant, request_body.entity_key, "ExternalEntityReference")
+            echo = _echo(request_body.entity_key, entity)
+            stored = await list_series(tx, tenant, entity)
+            by_type = {(s.series_type, s.phase): s for s in stored}
+            if wanted is None:
+                wanted = [(s.series_type, s.phase) for s in stored]
+            answers = []
+            for series_type, phase in wanted:
+                try:
+                    answers.append(
+                        await _series_out(
+                            tx,
+                            tenant,
+                            echo,
+                            series_type,
+                            phase,
+                            by_type.get((series_type, phase)),
+                            query,
+                        )
+                    )
+                except ValidationError as exc:
+                    name = format_series_name(series_type, phase)
+                    raise ValidationError(
+                        issues=[FieldIssue(i.field, f"{name}: {i.reason}") for i in exc.issues]
+                    ) from None
+    except ValidationError as exc:
+        raise ValidationError(issues=wire_issues(exc.issues, "ExternalEntityReference")) from None
+    return _json([dump_time_series(answer) for answer in answers])
+
+
+# ---------------------------------------------------------------------------------------------
+# Save handlers
+
+
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    status: int
+    code: str
+    message: str
+    issues: tuple[FieldIssue, ...]
+    error_message: str  # SaveTimeSeriesResponseV1.ErrorMessage
+
+
+def _refusal(exc: Exception) -> _Refusal:
+    if isinstance(exc, ProtocolError):
+        text = exc.message if exc.status == 404 else item_error(exc.issues) or exc.message
+        return _Refusal(exc.status, exc.code, exc.message, exc.issues, text)
+    if isinstance(exc, SchemaError):
+        issues = tuple(marshmallow_issues(exc.messages))
+        return _Refusal(
+            400,
+            "invalid",
+            "the TimeSeriesV1 does not match the CP-API types",
+            issues,
+            item_error(issues),
+        )
+    if isinstance(exc, ValidationError):
+        text = item_error(exc.issues)
+        return _Refusal(400, exc.code, text, exc.issues, text)
+    if isinstance(exc, NotFound):
+        return _Refusal(404, exc.code, str(exc), (), str(exc))
+    if isinstance(exc, Conflict):
+        return _Refusal(409, exc.code, str(exc), (), str(exc))
+    raise exc
+
+
+@dataclass(slots=True)
+class _ItemResult:
+    """One SaveTimeSeriesResponseV1 being made."""
+
+    entity_key: Any
+    series_type: Any
+    key: str | None = None
+    refusal: _Refusal | None = field(default=None)
+
+    def dump(self) -> dict[str, Any]:
+        error = None if self.refusal is None else self.refusal.error_message
+        return dump_save_response(
+            self.entity_key, self.series_type, self.refusal is None, self.key, error
+        )
+
+
+def _start_result(raw: Any) -> _ItemResult:
+    return _ItemResult(raw_member(raw, "EntityKey"), raw_member(raw, "TimeSeriesType"))
+
+
+async def _save_item(
+    tx: AsyncConnection, tenant: Tenant, raw: Any, source: str, result: _ItemResult
+) -> None:
+    """Load and store one TimeSeriesV1, recording what the answer needs in `result`."""
+    item: TimeSeriesIn = _load(TimeSeriesSchema(), raw, "TimeSeriesV1")
+    result.entity_key = dict(item.entity_key.echo)
+    result.series_type = item.series_type
+    entity = await _entity(tx, tenant, item.entity_key, "EntityKey")
+    result.key = str(entity.key)
+    await _write_series(tx, tenant, entity, item, source)
+
+
+@routes.post("/TimeSeries/SaveTimeSeriesV1")
+async def save_time_series_v1(request: web.Request) -> web.Response:
+    """4.3.4: "saves the time series (and values) and returns a response message with the
+    details of whether the save was a success, the platform internal key and any error
+    details"."""
+    caller = caller_of(request)
+    db = database_of(request)
+    result = _start_result(None)
+    try:
+        raw = await read_json(request)
+        result = _start_result(raw)
+        async with db.transaction() as tx:
+            await _save_item(tx, caller.tenant, raw, caller.account.username, result)
+            await _log(request, tx, caller.tenant, "SaveTimeSeriesV1", "applied", result)
+    except (StoreError, SchemaError, ProtocolError) as exc:
+        result.refusal = _refusal(exc)
+        async with db.transaction() as tx:
+            await _log(request, tx, caller.tenant, "SaveTimeSeriesV1", "refused", result)
+        return _refused(request, result)
+    return _json(result.dump())
+
+
+@routes.post("/TimeSeries/SaveTimeSeriesListForEntitiesV1")
+async def save_time_series_list(request: web.Request) -> web.Response:
+    """4.3.5: "saves the list of time series (and values) and returns a list of response
+    message (corresponding to the supplied list of time series)". One transaction; each
+    item in its own savepoint, so a refused item leaves nothing and the others stay."""
+    body = await read_json(request)
+    if not isinstance(body, list):
+        raise ValidationError("body", "expected a JSON array of TimeSeriesV1")
+    caller = caller_of(request)
+    results: list[_ItemResult] = []
+    async with database_of(request).transaction() as tx:
+        for raw in body:
+            result = _start_result(raw)
+            try:
+                async with tx.begin_nested():
+                    await _save_item(tx, caller.tenant, raw, caller.account.username, result)
+            except (StoreError, SchemaError, ProtocolError) as exc:
+                result.refusal = _refusal(exc)
+            results.append(result)
+        saved = sum(r.refusal is None for r in results)
+        status = "applied" if saved == len(results) else "partial" if saved else "refused"
+        await _log(
+            request,
+            tx,
+            caller.tenant,
+            "SaveTimeSeriesListForEntitiesV1",
+            status,
+            None,
+            detail=f"{saved} of {len(results)} time series saved",
+        )
+    return _json([r.dump() for r in results])
+
+
+def _refused(request: web.Request, result: _ItemResult) -> web.Response:
+    """The CP-API error shape, carrying the SaveTimeSeriesResponseV1 fields as well."""
+    refusal = result.refusal
+    assert refusal is not None
+    envelope = error_response(
+        refusal.status, refusal.code, refusal.message, request_id_of(request), refusal.issues
+    )
+    body = json.loads(envelope.body)  # type: ignore[arg-type]
+    body.update(result.dump())
+    return _json(body, status=refusal.status)
+
+
+async def _log(
+    request: web.Request,
+    tx: AsyncConnection,
+    tenant: Tenant,
+    message_type: str,
+    status: str,
+    result: _ItemResult | None,
+    detail: str | None = None,
+) -> None:
+    """The audit trail (DESIGN.md section 2.6)."""
+    if detail is None and result is not None:
+        detail = (
+            f"{result.series_type} saved"
+            if result.refusal is None
+            else f"{result.series_type}: {result.refusal.error_message}"
+        )
+    await log_message(
+        tx,
+        tenant,
+        protocol=PROTOCOL,
+        message_type=message_type,
+        direction=Direction.IN,
+        status=status,
+        message_id=(request_id_of(request) or "")[:200] or None,
+        payload=await request.read(),
+        detail=None if detail is None else detail[:1000],
+    )
