@@ -56,7 +56,7 @@ async def pilot(db, aiohttp_server):  # type: ignore[no-untyped-def]
     external = ExternalSystem()
     server = await aiohttp_server(external.app())
     async with db.transaction() as tx:
-        tenant, _ = await add_tenant(tx, "pilot")
+        tenant, key = await add_tenant(tx, "pilot")
         heater = await create_entity(
             tx, tenant, AssetType.RESOURCE, AssetSubType.LOAD, {"Name": "floor Heater"}
         )
@@ -75,7 +75,7 @@ async def pilot(db, aiohttp_server):  # type: ignore[no-untyped-def]
             secret="s3cret",
         )
         await update_peer(tx, tenant, peer, state={"system": "System xyz", "messages": []})
-    return db, tenant, heater, zone, external
+    return db, tenant, heater, zone, external, key
 
 
 async def _send(db, tenant, entity, series_type, values, resolution=Q):  # type: ignore[no-untyped-def]
@@ -92,7 +92,7 @@ async def _send(db, tenant, entity, series_type, values, resolution=Q):  # type:
 async def test_control_on_off_message_in_the_receivers_keys(pilot):
     """CP-API 6.1.4 Asset Control On/Off Message, and 6.1.1: "The external System Name, to use
     for cross referencing ... will also be set up as a configuration setting"."""
-    db, tenant, heater, _, external = pilot
+    db, tenant, heater, _, external, _ = pilot
     assert (
         len(await _send(db, tenant, heater, SeriesType.LOAD_ON_OFF_POWER_REGULATION, [0] * 5)) == 1
     )
@@ -122,7 +122,7 @@ async def test_control_on_off_message_in_the_receivers_keys(pilot):
 async def test_control_regulation_message_is_banded(pilot):
     """CP-API 6.1.5: "Message time series data can be returned either at a specific resolution
     or as banded values"."""
-    db, tenant, heater, _, external = pilot
+    db, tenant, heater, _, external, _ = pilot
     await _send(db, tenant, heater, SeriesType.LOAD_POWER_REGULATION, [20.1] * 5 + [20.5] * 8)
     message = external.messages[0][1]
     assert message["MessageName"] == "ControlRegulationMessage"
@@ -136,7 +136,7 @@ async def test_flexibility_offer_and_capacity_use_the_platform_key_without_a_cro
     """CP-API 6.1.6: "The message name will be set as 'Flexibility Offer Message' ... Generally,
     it is for 'Flexibility Up' or 'Flexibility Down'"; 6.1.1: with no cross-referencing "data with
     only the IIPs (internal) key populated will be returned"."""
-    db, tenant, _, zone, external = pilot
+    db, tenant, _, zone, external, _ = pilot
     await _send(
         db, tenant, zone, SeriesType.FLEXIBILITY_UP, [10.4, 11.4], resolution=timedelta(hours=1)
     )
@@ -151,7 +151,7 @@ async def test_flexibility_offer_and_capacity_use_the_platform_key_without_a_cro
 
 
 async def test_only_the_configured_messages_and_types_are_sent(pilot):
-    db, tenant, heater, _, external = pilot
+    db, tenant, heater, _, external, _ = pilot
     async with db.transaction() as tx:
         from store.peers import find_peer
 
@@ -171,4 +171,50 @@ def test_bands_merge_only_adjacent_equal_values():
     assert bands(points) == [
         {"ValueTime": "2018-02-28T15:00:00Z", "ValueToTime": "2018-02-28T15:30:00Z", "Value": 1.0},
         {"ValueTime": "2018-02-28T15:45:00Z", "ValueToTime": "2018-02-28T16:00:00Z", "Value": 1.0},
+    ]
+
+
+async def test_a_setpoint_saved_over_the_cp_api_reaches_the_endpoint(
+    pilot, database_url, aiohttp_client
+):
+    """End to end: SaveTimeSeriesV1 of a Table 8 type -> outbox -> the pilot's endpoint."""
+    from adapter.app import create_app
+    from adapter.auth import encode_basic_auth
+    from store.accounts import Role, add_account
+
+    db, tenant, _, _, external, key = pilot
+    app = create_app(
+        replace(
+            Settings(), database_url=database_url, admin_password="pw", outbox_poll_seconds=0.05
+        )
+    )
+    client = await aiohttp_client(app)
+    async with db.transaction() as tx:
+        await add_account(tx, tenant, "pilot-user", Role.PARTICIPANT, "pw")
+    body = {
+        "EntityKey": {
+            "SystemIdentifier": "System xyz",
+            "ExternalEntityReferenceType": "Resource",
+            "ExternalKey": "3",
+        },
+        "TimeSeriesType": "Load Power Regulation",
+        "Resolution": "FifteenMinutes",
+        "Unit": "kW",
+        "TimeSeriesValueList": [
+            {"ValueTime": "2018-02-28T15:00:00Z", "Value": 20.1},
+            {"ValueTime": "2018-02-28T15:15:00Z", "Value": 20.1},
+        ],
+    }
+    response = await client.post(
+        "/api/TimeSeries/SaveTimeSeriesV1",
+        json=body,
+        headers={"Authorization": encode_basic_auth("pilot-user", "pw"), "X-Tenant-Key": key},
+    )
+    assert response.status == 200 and (await response.json())["Success"] is True
+    await asyncio.wait_for(external.arrived.wait(), timeout=10)
+    message = external.messages[0][1]
+    assert message["MessageName"] == "ControlRegulationMessage"
+    assert message["TimeSeries"]["EntityKey"]["ExternalKey"] == "3"
+    assert message["TimeSeries"]["TimeSeriesValueList"] == [
+        {"ValueTime": "2018-02-28T15:00:00Z", "ValueToTime": "2018-02-28T15:30:00Z", "Value": 20.1}
     ]

@@ -87,6 +87,7 @@ from protocols.common.context import caller_of, database_of, request_id_of
 from protocols.common.surface import ProtocolError
 from protocols.common.wire import marshmallow_issues, read_json
 from protocols.cpapi.v1.errors import error_response, item_error
+from protocols.cpapi.v1.outbound import emit
 from protocols.cpapi.v1.timeseries_schemas import (
     CALENDAR,
     CALENDAR_REASON,
@@ -369,6 +370,8 @@ async def _write_series(
     except ValidationError as exc:
         raise ValidationError(issues=wire_issues(exc.issues, "EntityKey", origins)) from None
     await _derive(tx, tenant, entity, series, points)
+    # Section 6: control, capacity and flexibility-offer series go to the tenant's endpoint.
+    await emit(tx, tenant, entity, series, points)
 
 
 async def save_time_series(
