@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
 
@@ -28,6 +28,7 @@ from marshmallow import Schema, fields, post_dump, post_load
 from marshmallow import ValidationError as SchemaError
 
 from protocols.common.wire import CaseInsensitiveSchema
+from protocols.cpapi.v1.wire_types import UtcDateTime, iso
 from store.catalogue import (
     ConnectorType,
     EntityStatus,
@@ -127,15 +128,11 @@ def _lists(data: dict[str, Any], *names: str) -> dict[str, Any]:
 
 
 def format_time(value: datetime | None) -> str | None:
-    """UTC ISO 8601 with 'Z', as the spec writes its times (3.3.2.2)."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return None if value is None else iso(value)
 
 
-class UtcDateTime(fields.Field):
-    """CP-API 3.3.2.2: "All Dates should be supplied in UTC in the ISO 8601 string format";
-    a time without an offset or 'Z' is refused (DESIGN.md 4: naive timestamps are rejected)."""
+class OptionalUtcDateTime(UtcDateTime):
+    """An optional date: null, absent or blank is None (asset validity times)."""
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("load_default", None)
@@ -143,22 +140,9 @@ class UtcDateTime(fields.Field):
         super().__init__(**kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
-        if not isinstance(value, str):
-            raise SchemaError(
-                f"expected an ISO 8601 date-time in UTC, got a {type(value).__name__}"
-            )
-        if not value.strip():
+        if isinstance(value, str) and not value.strip():
             return None
-        try:
-            parsed = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise SchemaError(f"expected an ISO 8601 date-time in UTC, got {value!r}") from None
-        if parsed.tzinfo is None or parsed.utcoffset() is None:
-            raise SchemaError(f"naive timestamp: a UTC offset or 'Z' is required, got {value!r}")
-        return parsed.astimezone(UTC)
-
-    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
-        return format_time(value)
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 # ------------------------------------------------------------------ typed objects
@@ -315,8 +299,8 @@ class AssetConnectorSchema(CaseInsensitiveSchema):
     reference = fields.Nested(
         ExternalEntityReferenceSchema, data_key="AssetReferenceKey", required=True
     )
-    valid_from = UtcDateTime(data_key="ValidFromTime")
-    valid_to = UtcDateTime(data_key="ValidToTime")
+    valid_from = OptionalUtcDateTime(data_key="ValidFromTime")
+    valid_to = OptionalUtcDateTime(data_key="ValidToTime")
     status = Word(EntityStatus, data_key="EntityStatus")
 
     @post_load
@@ -421,7 +405,7 @@ class AssetListRequestV1Schema(CaseInsensitiveSchema):
     restrict_connector_types = WordList(ConnectorType, data_key="RestrictToAssetConnectorTypes")
     restrict_direction = Word(ReferenceDirection, data_key="RestrictToReferenceDirection")
     active_only = _optional_bool("ActiveOnly")
-    live_at = UtcDateTime(data_key="LiveAtDateTime")
+    live_at = OptionalUtcDateTime(data_key="LiveAtDateTime")
     search = fields.String(data_key="Search", load_default=None, allow_none=True)
 
     @post_load

@@ -21,6 +21,8 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from protocols.cpapi.v1.timeseries_schemas import resolution_name
+from protocols.cpapi.v1.wire_types import iso
 from store.entities import Entity
 from store.outbox import enqueue
 from store.peers import Peer, list_peers
@@ -61,22 +63,6 @@ KINDS: dict[SeriesType, Kind] = {
     _T.FLEXIBILITY_DOWN: Kind(MessageName.FLEXIBILITY_OFFER, "Offer"),
 }
 
-_RESOLUTIONS = {
-    900: "FifteenMinutes",
-    3600: "Hour",
-    1800: "HalfHour",
-    300: "FiveMinutes",
-    600: "TenMinutes",
-    60: "Minute",
-    1: "Second",
-    86400: "Day",
-    604800: "Week",
-}
-
-
-def _time(moment: Any) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
 
 def bands(points: Sequence[Point]) -> list[dict[str, Any]]:
     """Consecutive blocks with equal values merged into one ValueTime..ValueToTime band."""
@@ -90,7 +76,7 @@ def bands(points: Sequence[Point]) -> list[dict[str, Any]]:
             continue
         merged.append({"_start": point.start, "_end": point.end, "Value": point.value})
     return [
-        {"ValueTime": _time(b["_start"]), "ValueToTime": _time(b["_end"]), "Value": b["Value"]}
+        {"ValueTime": iso(b["_start"]), "ValueToTime": iso(b["_end"]), "Value": b["Value"]}
         for b in merged
     ]
 
@@ -118,7 +104,7 @@ def encode(
 ) -> dict[str, Any]:
     """A TimeSeriesMessageV1 (6.1.3.1)."""
     values = bands(points)
-    resolution = series.resolution and _RESOLUTIONS.get(int(series.resolution.total_seconds()))
+    resolution = resolution_name(series.resolution)
     return {
         "MessageId": message_id,
         "MessageName": str(kind.name),
@@ -130,7 +116,7 @@ def encode(
             "ToDateTime": values[-1]["ValueToTime"] if values else None,
             "Unit": str(series.unit),
             "TimeZone": None,
-            "Resolution": resolution or None,
+            "Resolution": resolution,
             "TimeSeriesValueList": values,
         },
     }
