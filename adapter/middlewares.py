@@ -9,6 +9,7 @@ import uuid
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from sqlalchemy.exc import OperationalError
 
 from adapter.auth import AuthError
 from adapter.errors import error_response, http_code, store_error_status
@@ -94,6 +95,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except StoreError as exc:
         issues = getattr(exc, "issues", ())
         return error_response(store_error_status(exc), exc.code, str(exc), rid, issues)
+    except OperationalError as exc:  # busy or unreachable database: retryable, not a bug
+        log.warning("database unavailable on %s %s: %s", request.method, request.path, exc.orig)
+        return error_response(
+            503,
+            "unavailable",
+            "the database is busy or unavailable; retry",
+            rid,
+            headers={"Retry-After": "1"},
+        )
     except Exception:
         error_id = str(uuid.uuid4())
         log.exception(

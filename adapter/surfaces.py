@@ -13,6 +13,7 @@ import uuid
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from marshmallow import ValidationError as SchemaError
+from sqlalchemy.exc import OperationalError
 
 from adapter.auth import AuthError, Forbidden
 from adapter.guards import basic_account, enforce_rate_limit, gateway_account, tenant_of
@@ -83,6 +84,16 @@ def surface_middleware(surface: Surface) -> Middleware:
             }
             code = "rate_limited" if exc.status == 429 else "http_error"
             return render(exc.status, code, exc.text or exc.reason, rid, (), headers)
+        except OperationalError as exc:  # busy or unreachable database: retryable, not a bug
+            log.warning("%s: database unavailable on %s: %s", surface.name, request.path, exc.orig)
+            return render(
+                503,
+                "unavailable",
+                "the database is busy or unavailable; retry",
+                rid,
+                (),
+                {"Retry-After": "1"},
+            )
         except Exception:
             error_id = str(uuid.uuid4())
             log.exception(

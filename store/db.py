@@ -8,6 +8,7 @@ immediate one simply waits its turn.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,6 +24,10 @@ _STARTUP_LOCK = 0x666C6578  # "flex": the advisory lock id of startup work
 @dataclass(frozen=True, slots=True)
 class Database:
     engine: AsyncEngine
+    # SQLite has one writer at a time. Writers of this process queue here, first come first
+    # served, instead of in SQLite's busy handler, which retries by sleeping and lets an
+    # unlucky writer starve past its timeout ("database is locked") under load.
+    writer: asyncio.Lock | None = None
 
     @property
     def dialect(self) -> str:
@@ -31,10 +36,18 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction: committed when the block ends, rolled back on any exception."""
-        async with self.engine.connect() as conn:
+        async with self._turn(), self.engine.connect() as conn:
             conn = await conn.execution_options(**{_WRITE_OPTION: True})
             async with conn.begin():
                 yield conn
+
+    @asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        if self.writer is None:
+            yield
+            return
+        async with self.writer:
+            yield
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -96,4 +109,5 @@ def open_database(url: str, *, echo: bool = False) -> Database:
     )
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
+        return Database(engine, asyncio.Lock())
     return Database(engine)

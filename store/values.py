@@ -66,10 +66,11 @@ def _upsert_statement(dialect: Dialect) -> tuple[str, tuple[str, ...]]:
     return compiled.string, tuple(compiled.positiontup or ())
 
 
-# A memo of a pure result (the SQL text of a full chunk per dialect), not application state.
-@functools.lru_cache(maxsize=4)
-def _full_chunk_sql(dialect: Dialect) -> str:
-    return _upsert_sql(dialect, _CHUNK_ROWS)
+# A memo of pure results (the SQL text per dialect and chunk size), not application state:
+# a message of 96 values would otherwise pay SQLAlchemy's compiler on every write.
+@functools.lru_cache(maxsize=64)
+def _cached_upsert_sql(dialect: Dialect, rows: int) -> str:
+    return _upsert_sql(dialect, rows)
 
 
 def _upsert_sql(dialect: Dialect, rows: int) -> str:
@@ -103,8 +104,7 @@ async def _execute_upsert(tx: AsyncConnection, rows: list[tuple[Any, ...]]) -> N
         rows = list({row[1]: row for row in rows}.values())
     for first in range(0, len(rows), _CHUNK_ROWS):
         chunk = rows[first : first + _CHUNK_ROWS]
-        full = len(chunk) == _CHUNK_ROWS
-        sql = _full_chunk_sql(tx.dialect) if full else _upsert_sql(tx.dialect, len(chunk))
+        sql = _cached_upsert_sql(tx.dialect, len(chunk))
         await tx.exec_driver_sql(sql, tuple(itertools.chain.from_iterable(chunk)))
 
 

@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 from aiohttp import web
 from marshmallow import Schema, fields
+from sqlalchemy.exc import OperationalError
 
 from adapter.app import create_app
 from adapter.auth import encode_basic_auth
@@ -48,6 +49,11 @@ async def refuse(request: web.Request) -> web.Response:
 @routes.get("/missing")
 async def missing(request: web.Request) -> web.Response:
     raise NotFound("entity", "System 9/Resource/42")
+
+
+@routes.get("/busy")
+async def busy(request: web.Request) -> web.Response:
+    raise OperationalError("BEGIN IMMEDIATE", {}, Exception("database is locked"))
 
 
 @routes.get("/crash")
@@ -139,3 +145,32 @@ async def test_every_failure_is_answered_in_the_protocol_envelope(client):
     assert crashed.status == 500 and crash_body["rid"] == "r-1"
     assert "internal detail" not in await crashed.text()
     assert bad.status == 400 and (await bad.json())["fields"] == ["When"]
+
+
+async def test_a_busy_database_is_a_retryable_503_not_a_500(client):
+    response = await client.get("/test/busy", headers=_headers(client))
+    assert response.status == 503 and response.headers["Retry-After"] == "1"
+    assert (await response.json())["proto_code"] == "unavailable"
+
+
+async def test_concurrent_writers_of_one_process_queue_instead_of_failing(client):
+    """SQLite has one writer; writers of a process take turns rather than racing SQLite's
+    busy handler (which let a starved request fail with 'database is locked')."""
+    import asyncio
+
+    from sqlalchemy import text
+
+    db = client.server.app[DB]
+    order: list[int] = []
+
+    async def writer(n: int) -> None:
+        async with db.transaction() as tx:
+            order.append(n)
+            await tx.execute(
+                text("INSERT INTO app_secrets (name, value) VALUES (:n, 'x')"), {"n": f"w{n}"}
+            )
+            await asyncio.sleep(0)  # yield while holding the write turn
+
+    await asyncio.gather(*(writer(n) for n in range(30)))
+    assert sorted(order) == list(range(30))
+    assert db.writer is not None and not db.writer.locked()
