@@ -30,6 +30,7 @@ lint: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/store_ingest.py
+	$(BIN)/python benchmarks/cpapi_ingest.py
 
 clean:
 	rm -rf $(VENV) *.egg-info flexbridge.db flexbridge.db-*
