@@ -163,7 +163,11 @@ async def gateway_account(request: web.Request) -> Account:
     if account is None:
         raise AuthError("unknown SharedAccessSignature", www_authenticate=sas.SCHEME)
     publisher = request.path.removesuffix("/messages")
-    if sas.resource_path(signature.resource) != publisher.rstrip("/").lower():
+    try:
+        resource = sas.resource_path(signature.resource)
+    except ValueError:
+        raise AuthError("sr is not a resource URI", www_authenticate=sas.SCHEME) from None
+    if resource != publisher.rstrip("/").lower():
         raise AuthError(
             "the SharedAccessSignature is for another publisher", www_authenticate=sas.SCHEME
         )

@@ -31,3 +31,18 @@ def from_micros(micros: int) -> datetime:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# The years flexbridge stores. Outside them a time converted to UTC may leave Python's
+# datetime range (year 1 with a positive offset), and no energy data lives there.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def in_range(value: datetime) -> datetime | None:
+    """`value` in UTC when it lies in [EARLIEST, LATEST), else None (never raises)."""
+    try:
+        moment = value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return None
+    return moment if EARLIEST <= moment < LATEST else None

@@ -35,7 +35,17 @@ from store.tables import series as series_table
 from store.tables import sources as sources_table
 from store.tables import values as values_table
 from store.tenants import Tenant
-from store.timeutil import EPOCH, MICROSECOND, from_micros, require_utc, to_micros, utcnow
+from store.timeutil import (
+    EARLIEST,
+    EPOCH,
+    LATEST,
+    MICROSECOND,
+    from_micros,
+    in_range,
+    require_utc,
+    to_micros,
+    utcnow,
+)
 from store.units import AnyUnit, convert
 
 _MICROS_PER_SECOND = 1_000_000
@@ -137,6 +147,8 @@ def _point_issue(
             f"{start.isoformat()} is not on the {timedelta(microseconds=align_us)} grid "
             "(blocks start at whole multiples of the resolution from 00:00 UTC)",
         )
+    if in_range(start) is None or in_range(end) is None:
+        return FieldIssue(f"{where}.start", "outside the years 1900-8999")
     if isinstance(value, bool) or not isinstance(value, int | float | None):
         return FieldIssue(
             f"{where}.value", f"expected a number or null, got {type(value).__name__}"
@@ -188,6 +200,7 @@ def _rows(series: Series, points: Sequence[Any], source: int, belief: int) -> li
     low, high = bounds or (0.0, 0.0)
     sid = series.id
     epoch, micro = EPOCH, MICROSECOND
+    earliest, latest = to_micros(EARLIEST), to_micros(LATEST)
     rows: list[tuple[Any, ...]] = []
     append = rows.append
     issues: list[FieldIssue] = []
@@ -202,6 +215,8 @@ def _rows(series: Series, points: Sequence[Any], source: int, belief: int) -> li
             if (length != res_us) if res_us else (length < 0):
                 raise ValueError
             if align_us and start_us % align_us:
+                raise ValueError
+            if not earliest <= start_us <= end_us < latest:
                 raise ValueError
             if value is not None:
                 if value.__class__ is int:  # bool is not: its __class__ is bool

@@ -150,6 +150,17 @@ async def test_times_without_offset_are_in_the_message_time_zone(hub):
         ({"deviceid": "nobody"}, "deviceid"),
         ({"timezone": "Mars/Olympus"}, "timezone"),
         ({"values": [{"starttime": "yesterday", "value": 1}]}, "values[0].starttime"),
+        (
+            {"values": [{"starttime": "0001-01-01T00:00:00+05:00", "value": 1}]},
+            "values[0].starttime",
+        ),
+        (
+            {
+                "timezone": "America/New_York",
+                "values": [{"starttime": "9999-12-31T23:00:00", "value": 1}],
+            },
+            "values[0].starttime",
+        ),
         ({"values": [{"starttime": "2026-03-01T00:00:00Z"}]}, "values[0].value"),
     ],
 )

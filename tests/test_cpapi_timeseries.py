@@ -1160,3 +1160,22 @@ def test_the_printed_example_copies_are_intact():
     assert len(full) == 576 and full[-1]["ValueTime"] == "2018-02-27T23:45:00Z"
     assert json.loads(GET_EXAMPLE)["externalEntityReference"]["ExternalKey"] == "1234567675"
     assert json.loads(GET_LIST_EXAMPLE)["RetrieveAllTimeSeriesType"] is False
+
+
+@pytest.mark.parametrize("moment", ["9999-12-31T23:59:59Z", "0001-01-01T00:00:00+05:00"])
+async def test_dates_outside_the_stored_years_are_refused_not_crashed(api, moment):
+    """Found by fuzzing: the end of Python's date range gave a 500."""
+    body = {
+        "EntityKey": {
+            "SystemIdentifier": "System xyz",
+            "ExternalEntityReferenceType": "Resource",
+            "ExternalKey": "3",
+        },
+        "TimeSeriesType": "Consumption",
+        "Resolution": "FifteenMinutes",
+        "TimeSeriesValueList": [{"ValueTime": moment, "Value": 1.0}],
+    }
+    single = await api.post("SaveTimeSeriesV1", body)
+    listed = await api.post("SaveTimeSeriesListForEntitiesV1", [body])
+    assert single.status == 400 and "1900-8999" in await single.text()
+    assert listed.status in (200, 400) and "1900-8999" in await listed.text()

@@ -134,6 +134,11 @@ async def test_unit_is_converted_on_write(db, meter):
         (Point(T0 + Q, T0 + 2 * Q, math.inf), "values[1].value", "finite"),
         (Point(T0 + Q, T0 + 2 * Q, -1.0), "values[1].value", "unsigned"),
         (Point(T0 + Q, T0 + 2 * Q, "7"), "values[1].value", "expected a number"),
+        (
+            Point(datetime(1, 1, 1, tzinfo=UTC), datetime(1, 1, 1, 0, 15, tzinfo=UTC), 1.0),
+            "values[1].start",
+            "1900-8999",
+        ),
     ],
 )
 async def test_bad_values_are_refused_whole_naming_field_and_reason(

@@ -30,7 +30,7 @@ from store.references import ExternalRef, find
 from store.series import ensure_series
 from store.series_types import parse_series_name
 from store.tenants import Tenant
-from store.timeutil import utcnow
+from store.timeutil import in_range, utcnow
 from store.units import parse_unit
 from store.values import Point, write_values
 
@@ -57,7 +57,10 @@ def _moment(text: str, zone: tzinfo, field: str) -> datetime:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise ValidationError(field, f"{text!r} is not an ISO 8601 date-time") from None
-    return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment
+    utc = in_range(moment.replace(tzinfo=zone) if moment.tzinfo is None else moment)
+    if utc is None:
+        raise ValidationError(field, f"{text!r} is outside the years 1900-8999")
+    return utc
 
 
 def _points(values: list[dict[str, Any]], zone: tzinfo) -> tuple[list[Point], timedelta | None]:

@@ -8,6 +8,8 @@ from typing import Any
 from marshmallow import ValidationError as SchemaError
 from marshmallow import fields
 
+from store.timeutil import in_range
+
 NAIVE_REASON = (
     "naive timestamp (no UTC offset): CP-API 3.3.2.2 requires UTC ISO 8601 dates such as "
     "2018-02-23T13:55:05.455Z; add 'Z' or an offset"
@@ -36,7 +38,10 @@ class UtcDateTime(fields.Field):
             raise SchemaError(f"{value!r} is not an ISO 8601 date-time") from None
         if moment.tzinfo is None or moment.utcoffset() is None:
             raise SchemaError(NAIVE_REASON)
-        return moment.astimezone(UTC)
+        utc = in_range(moment)
+        if utc is None:
+            raise SchemaError(f"{value!r} is outside the years 1900-8999")
+        return utc
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
         return None if value is None else iso(value)
