@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -23,8 +22,6 @@ from store.app_secrets import get_or_create_secret
 from store.db import open_database
 from store.migrate import upgrade
 from store.secrets import new_secret
-
-log = logging.getLogger("flexbridge")
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
