@@ -8,6 +8,7 @@ import logging
 import math
 import ssl
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -271,6 +272,15 @@ def _admin_command(
     }[(args.command, args.action)]
 
 
+def _quiet_teardown(args: threading.ExceptHookArgs) -> None:
+    """aiosqlite's worker thread may report a failed connection to an event loop that the
+    finished command has already closed; its "Event loop is closed" is teardown noise after
+    the error was printed, and must not turn a one-line error into a traceback."""
+    if isinstance(args.exc_value, RuntimeError) and "Event loop is closed" in str(args.exc_value):
+        return
+    threading.__excepthook__(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     flags = {name: getattr(args, name, None) for name in ("host", "port", "database_url", "config")}
@@ -282,6 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Administration commands print their one result; only the server narrates its work.
     level = settings.log_level.upper() if args.command == "serve" else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    threading.excepthook = _quiet_teardown
     if args.command == "serve":
         return _serve(settings, args)
     try:
