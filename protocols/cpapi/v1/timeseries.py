@@ -356,15 +356,18 @@ async def _write_series(
             step = existing.resolution
         else:
             step = _default_step(series_type)
-        series = await ensure_series(
-            tx,
-            tenant,
-            entity,
-            series_type,
-            phase=phase,
-            resolution=step,
-            unit=None if existing is not None else unit,
-        )
+        if existing is not None and step == existing.resolution:
+            series = existing  # already checked: same entity, type, phase and resolution
+        else:
+            series = await ensure_series(
+                tx,
+                tenant,
+                entity,
+                series_type,
+                phase=phase,
+                resolution=step,
+                unit=None if existing is not None else unit,
+            )
         points, origins = _points(item.values, series.resolution, info(series_type).quantity)
         await write_values(tx, tenant, series, points, source=source, unit=unit)
     except ValidationError as exc:
