@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from store.errors import Conflict, FieldIssue, NotFound, StoreError, ValidationError
+from store.errors import FieldIssue
 
 
 def error_response(
@@ -25,16 +25,6 @@ def error_response(
     if issues:
         body["issues"] = [{"field": i.field, "reason": i.reason} for i in issues]
     return web.json_response({"error": body}, status=status, headers=headers)
-
-
-def store_error_status(exc: StoreError) -> int:
-    if isinstance(exc, ValidationError):
-        return 400
-    if isinstance(exc, NotFound):
-        return 404
-    if isinstance(exc, Conflict):
-        return 409
-    return 400
 
 
 _HTTP_CODES = {

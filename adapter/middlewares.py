@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 import uuid
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from sqlalchemy.exc import OperationalError
 
-from adapter.auth import AuthError
-from adapter.errors import error_response, http_code, store_error_status
+from adapter.errors import error_response
 from adapter.keys import METRICS, SETTINGS
+from adapter.refusals import refusal_of
 from protocols.common.context import REQUEST_ID as REQUEST_ID_KEY
 from protocols.common.context import request_id_of
-from store.errors import StoreError
-
-log = logging.getLogger("flexbridge.http")
 
 REQUEST_ID = "X-Request-ID"
 _ACCEPTABLE_ID = re.compile(r"[\x21-\x7e]{1,200}")
@@ -76,44 +71,19 @@ async def body_limit_middleware(request: web.Request, handler: Handler) -> web.S
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Whatever escapes a handler becomes the JSON envelope; never a traceback."""
-    rid = request_id_of(request)
     try:
         return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
+    except Exception as exc:
+        refusal = refusal_of(exc, request, "flexbridge")
+        if refusal is None:
             raise
-        headers = {
-            k: v
-            for k, v in exc.headers.items()
-            if k.lower() in {"www-authenticate", "retry-after", "allow"}
-        }
-        message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
-        return error_response(exc.status, http_code(exc.status), message, rid, headers=headers)
-    except AuthError as exc:  # Forbidden too: 401 carries its challenge, 403 none
-        challenge = {"WWW-Authenticate": exc.www_authenticate} if exc.www_authenticate else None
-        return error_response(exc.status, http_code(exc.status), exc.reason, rid, headers=challenge)
-    except StoreError as exc:
-        issues = getattr(exc, "issues", ())
-        return error_response(store_error_status(exc), exc.code, str(exc), rid, issues)
-    except OperationalError as exc:  # busy or unreachable database: retryable, not a bug
-        log.warning("database unavailable on %s %s: %s", request.method, request.path, exc.orig)
         return error_response(
-            503,
-            "unavailable",
-            "the database is busy or unavailable; retry",
-            rid,
-            headers={"Retry-After": "1"},
-        )
-    except Exception:
-        error_id = str(uuid.uuid4())
-        log.exception(
-            "unexpected error %s on %s %s (request %s)", error_id, request.method, request.path, rid
-        )
-        return error_response(
-            500,
-            "internal_error",
-            f"unexpected error; quote error id {error_id} to the operator",
-            rid,
+            refusal.status,
+            refusal.code,
+            refusal.message,
+            request_id_of(request),
+            refusal.issues,
+            headers=refusal.headers,
         )
 
 

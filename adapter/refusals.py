@@ -1,0 +1,86 @@
+"""What any exception escaping a handler means on the wire, once for every envelope.
+
+The root middleware and each protocol surface render a `Refusal` in their own shape; which
+status, code, words, fields and headers an exception stands for is decided here only.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aiohttp import web
+from marshmallow import ValidationError as SchemaError
+from sqlalchemy.exc import OperationalError
+
+from adapter.auth import AuthError
+from adapter.errors import http_code
+from protocols.common.surface import ProtocolError
+from protocols.common.wire import marshmallow_issues
+from store.errors import Conflict, FieldIssue, NotFound, StoreError, ValidationError
+
+log = logging.getLogger("flexbridge.http")
+
+_PASSED_ON_HEADERS = frozenset({"www-authenticate", "retry-after", "allow"})
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    status: int
+    code: str
+    message: str
+    issues: Sequence[FieldIssue] = ()
+    headers: dict[str, str] | None = None
+
+
+def _store_status(exc: StoreError) -> int:
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, Conflict):
+        return 409
+    return 400
+
+
+def refusal_of(exc: Exception, request: web.Request, subject: str) -> Refusal | None:
+    """The answer to `exc`; None for a non-error HTTPException (a redirect: re-raise it).
+    `subject` names the surface in messages and logs ("flexbridge", "CP-API")."""
+    if isinstance(exc, web.HTTPException):
+        if exc.status < 400:
+            return None
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in _PASSED_ON_HEADERS}
+        message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
+        return Refusal(exc.status, http_code(exc.status), message, (), headers)
+    if isinstance(exc, AuthError):  # Forbidden too: 401 carries its challenge, 403 none
+        challenge = {"WWW-Authenticate": exc.www_authenticate} if exc.www_authenticate else None
+        return Refusal(exc.status, http_code(exc.status), exc.reason, (), challenge)
+    if isinstance(exc, ProtocolError):
+        return Refusal(exc.status, exc.code, exc.message, exc.issues)
+    if isinstance(exc, SchemaError):
+        issues = marshmallow_issues(exc.messages)
+        return Refusal(400, "invalid", f"the request does not match the {subject} types", issues)
+    if isinstance(exc, StoreError):
+        issues = exc.issues if isinstance(exc, ValidationError) else ()
+        return Refusal(_store_status(exc), exc.code, str(exc), issues)
+    if isinstance(exc, OperationalError):  # busy or unreachable database: retryable, not a bug
+        log.warning("%s: database unavailable on %s: %s", subject, request.path, exc.orig)
+        return Refusal(
+            503,
+            "unavailable",
+            "the database is busy or unavailable; retry",
+            (),
+            {"Retry-After": "1"},
+        )
+    error_id = str(uuid.uuid4())
+    log.error(
+        "%s: unexpected error %s on %s %s",
+        subject,
+        error_id,
+        request.method,
+        request.path,
+        exc_info=exc,
+    )
+    return Refusal(
+        500, "internal_error", f"unexpected error; quote error id {error_id} to the operator"
+    )
