@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,6 +21,7 @@ from store.timeutil import from_micros, require_utc, to_micros, utcnow
 # Properties mirrored into columns so that they can be queried; the JSON keeps them all.
 _NAME, _STATUS, _FROM, _TO = "Name", "EntityStatus", "ValidFromTime", "ValidToTime"
 _KIND_PROPERTIES = ("AssetType", "AssetSubType")
+_BATCH = 500  # ids per IN list, under every driver's parameter limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +173,32 @@ async def get_entity_by_id(tx: AsyncConnection, tenant: Tenant, entity_id: int) 
     if row is None:
         raise NotFound("entity", f"#{entity_id}")
     return _entity(row)
+
+
+async def get_entities(
+    tx: AsyncConnection, tenant: Tenant, keys: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Entity]:
+    """This tenant's entities among `keys`, by key; the others are absent."""
+    found: dict[uuid.UUID, Entity] = {}
+    for first in range(0, len(keys), _BATCH):
+        query = select(entities).where(
+            entities.c.tenant_id == tenant.id, entities.c.key.in_(keys[first : first + _BATCH])
+        )
+        found.update((row.key, _entity(row)) for row in await tx.execute(query))
+    return found
+
+
+async def get_entities_by_id(
+    tx: AsyncConnection, tenant: Tenant, ids: Sequence[int]
+) -> dict[int, Entity]:
+    """This tenant's entities among `ids`, by id; the others are absent."""
+    found: dict[int, Entity] = {}
+    for first in range(0, len(ids), _BATCH):
+        query = select(entities).where(
+            entities.c.tenant_id == tenant.id, entities.c.id.in_(ids[first : first + _BATCH])
+        )
+        found.update((row.id, _entity(row)) for row in await tx.execute(query))
+    return found
 
 
 async def list_entities(

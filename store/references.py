@@ -10,19 +10,28 @@ how they spell the (system, reference type, external key) triple, which `_triple
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from store.addresses import EA1Address, EANAddress, parse_entity_address
-from store.entities import Entity, get_entity, get_entity_by_id, require_own
+from store.entities import (
+    Entity,
+    get_entities,
+    get_entities_by_id,
+    get_entity,
+    get_entity_by_id,
+    require_own,
+)
 from store.errors import Conflict, NotFound, ValidationError
 from store.tables import entity_references
 from store.tenants import Tenant
 
 USEF_SYSTEM = "usef"
+_BATCH = 300  # references per query: 900 parameters, under every driver's limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +132,39 @@ async def find(tx: AsyncConnection, tenant: Tenant, ref: Reference) -> Entity | 
     )
     entity_id = (await tx.execute(query)).scalar_one_or_none()
     return None if entity_id is None else await get_entity_by_id(tx, tenant, entity_id)
+
+
+async def find_many(
+    tx: AsyncConnection, tenant: Tenant, targets: Iterable[uuid.UUID | ExternalRef]
+) -> dict[uuid.UUID | ExternalRef, Entity]:
+    """The entities of many normalised references in two queries, for batch messages; a
+    reference naming nothing in this tenant is absent from the answer."""
+    wanted = set(targets)
+    keys = [t for t in wanted if isinstance(t, uuid.UUID)]
+    triples = [(t.system, t.reference_type, t.external_key) for t in wanted if t not in keys]
+    found: dict[uuid.UUID | ExternalRef, Entity] = dict(await get_entities(tx, tenant, keys))
+    ids: dict[int, ExternalRef] = {}
+    for first in range(0, len(triples), _BATCH):
+        query = select(
+            entity_references.c.entity_id,
+            entity_references.c.system,
+            entity_references.c.reference_type,
+            entity_references.c.external_key,
+        ).where(
+            entity_references.c.tenant_id == tenant.id,
+            tuple_(
+                entity_references.c.system,
+                entity_references.c.reference_type,
+                entity_references.c.external_key,
+            ).in_(triples[first : first + _BATCH]),
+        )
+        for row in await tx.execute(query):
+            ids[row.entity_id] = ExternalRef(row.system, row.reference_type, row.external_key)
+    by_id = await get_entities_by_id(tx, tenant, list(ids))
+    for entity_id, ref in ids.items():
+        if entity_id in by_id:
+            found[ref] = by_id[entity_id]
+    return found
 
 
 async def resolve(tx: AsyncConnection, tenant: Tenant, ref: Reference) -> Entity:

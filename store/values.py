@@ -107,11 +107,12 @@ def _upsert_sql(dialect: Dialect, rows: int) -> str:
     return f"{head} VALUES {groups} ON CONFLICT{tail}"
 
 
-async def _execute_upsert(tx: AsyncConnection, rows: list[tuple[Any, ...]]) -> None:
-    if len({row[1] for row in rows}) != len(rows):
+async def write_rows(tx: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Merge rows made by `prepare_rows` (of one or many series) into the store."""
+    if len({row[:3] for row in rows}) != len(rows):
         # One statement may not touch a row twice (PostgreSQL refuses): the later point of
-        # the same start wins, as it would if written one after the other.
-        rows = list({row[1]: row for row in rows}.values())
+        # the same (series, start, source) wins, as it would if written one after the other.
+        rows = list({row[:3]: row for row in rows}.values())
     for first in range(0, len(rows), _CHUNK_ROWS):
         chunk = rows[first : first + _CHUNK_ROWS]
         sql = _cached_upsert_sql(tx.dialect, len(chunk))
@@ -255,6 +256,29 @@ async def _checked_source(tx: AsyncConnection, tenant: Tenant, series: Series, s
     return row.source_id if row.source_id is not None else await source_id(tx, tenant, source)
 
 
+def prepare_rows(
+    series: Series,
+    points: Sequence[Point],
+    *,
+    source_id: int,
+    belief: datetime | None = None,
+    unit: AnyUnit | None = None,
+) -> list[tuple[Any, ...]]:
+    """Check `points` and make the driver-ready rows `write_rows` merges; ValidationError
+    naming every bad point, and nothing made, if any is bad. The caller vouches that `series`
+    and `source_id` are the tenant's (they came from a tenant-filtered lookup).
+
+    `unit`: the unit the values are given in, converted to the series' unit after they
+    have been checked.
+    """
+    belief_us = to_micros(require_utc(belief, "belief") if belief is not None else utcnow())
+    rows = _rows(series, points, source_id, belief_us)
+    if unit is not None and str(unit) != str(series.unit):
+        converted = convert([row[4] for row in rows], unit, series.unit)
+        rows = [(*row[:4], value, *row[5:]) for row, value in zip(rows, converted, strict=True)]
+    return rows
+
+
 async def write_values(
     tx: AsyncConnection,
     tenant: Tenant,
@@ -265,19 +289,11 @@ async def write_values(
     belief: datetime | None = None,
     unit: AnyUnit | None = None,
 ) -> int:
-    """Merge `points` into `series`; returns how many. Nothing is written if any is bad.
-
-    `unit`: the unit the values are given in, converted to the series' unit after they
-    have been checked.
-    """
+    """Merge `points` into `series`; returns how many. Nothing is written if any is bad."""
     source_key = await _checked_source(tx, tenant, series, source)
-    belief_us = to_micros(require_utc(belief, "belief") if belief is not None else utcnow())
-    rows = _rows(series, points, source_key, belief_us)
-    if unit is not None and str(unit) != str(series.unit):
-        converted = convert([row[4] for row in rows], unit, series.unit)
-        rows = [(*row[:4], value, *row[5:]) for row, value in zip(rows, converted, strict=True)]
+    rows = prepare_rows(series, points, source_id=source_key, belief=belief, unit=unit)
     if rows:
-        await _execute_upsert(tx, rows)
+        await write_rows(tx, rows)
     return len(rows)
 
 

@@ -70,7 +70,6 @@ How the spec's words are read (each is tested by name in tests/test_cpapi_timese
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -86,6 +85,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from protocols.common.context import caller_of, database_of, request_id_of
 from protocols.common.surface import ProtocolError
 from protocols.common.wire import marshmallow_issues, read_json
+from protocols.cpapi.v1.derivations import (
+    DERIVED_STEP,
+    MAX_BLOCKS,
+    ceil_to,
+    derive,
+    floor_to,
+)
 from protocols.cpapi.v1.errors import error_response, item_error
 from protocols.cpapi.v1.outbound import emit
 from protocols.cpapi.v1.timeseries_schemas import (
@@ -113,7 +119,6 @@ from store.entities import Entity
 from store.errors import Conflict, FieldIssue, NotFound, StoreError, ValidationError
 from store.messages import Direction, log_message
 from store.references import resolve
-from store.resample import Regular, readings_to_energy, resample
 from store.series import Series, ensure_series, find_series, list_series
 from store.series_types import (
     Quantity,
@@ -123,21 +128,12 @@ from store.series_types import (
     parse_series_name,
 )
 from store.tenants import Tenant
-from store.timeutil import from_micros, to_micros
 from store.units import AnyUnit, Dimension, PriceUnit, Unit, convert, dimension_of, parse_unit
 from store.values import Point, read_values, write_values
 
 routes = web.RouteTableDef()
 
 PROTOCOL = "cpapi"
-DERIVED_SOURCE = "derived"
-# Table 2 gives calculated series "e.g. 15 minute": the resolution of a new derived series.
-DERIVED_STEP = timedelta(minutes=15)
-# How far from the saved readings to look for stored neighbours when widening a derivation.
-NEIGHBOUR_WINDOW = timedelta(days=1)
-# Blocks one save may expand its values into, or one derivation or resampled read may lay
-# out (28 years of quarter hours); more is refused, not tried.
-MAX_BLOCKS = 1_000_000
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 ENTITY_NOT_FOUND = "Entity with the supplied key could not be found"
 _MICRO = timedelta(microseconds=1)
@@ -229,16 +225,6 @@ def _utc_all_year(zone: tzinfo | None, year: int) -> bool:
     if zone is None or zone is UTC:
         return True
     return all(zone.utcoffset(datetime(year, month, 1)) == timedelta(0) for month in (1, 4, 7, 10))
-
-
-def _floor(moment: datetime, step: timedelta) -> datetime:
-    micros, size = to_micros(moment), step // _MICRO
-    return from_micros(micros - micros % size)
-
-
-def _ceil(moment: datetime, step: timedelta) -> datetime:
-    micros, size = to_micros(moment), step // _MICRO
-    return from_micros(-(-micros // size) * size)
 
 
 def _step_of(resolution: Resolution) -> timedelta | None:
@@ -372,7 +358,7 @@ async def _write_series(
         await write_values(tx, tenant, series, points, source=source, unit=unit)
     except ValidationError as exc:
         raise ValidationError(issues=wire_issues(exc.issues, "EntityKey", origins)) from None
-    await _derive(tx, tenant, entity, series, points)
+    await derive(tx, tenant, entity, series, points)
     # Section 6: control, capacity and flexibility-offer series go to the tenant's endpoint.
     await emit(tx, tenant, entity, series, points)
 
@@ -387,222 +373,6 @@ async def save_time_series(
     entity = await _entity(tx, tenant, item.entity_key, "EntityKey")
     await _write_series(tx, tenant, entity, item, source)
     return entity
-
-
-# ---------------------------------------------------------------------------------------------
-# Derivations (Table 2, "Data Capture" C)
-
-
-class _Deriving:
-    """Turns a store refusal inside a derivation into one naming what could not be derived."""
-
-    def __init__(self, target: SeriesType) -> None:
-        self.target = target
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
-        if isinstance(exc, ValidationError):
-            raise ValidationError(
-                "TimeSeriesType",
-                f"the values were valid but {self.target} could not be derived from them: {exc}",
-            ) from None
-
-
-async def _derive(
-    tx: AsyncConnection, tenant: Tenant, entity: Entity, series: Series, points: Sequence[Point]
-) -> None:
-    if not points:
-        return
-    meta = info(series.series_type)
-    lo = min(p.start for p in points)
-    if meta.is_counter:  # readings are instants: the last one is the last start
-        hi = max(p.start for p in points)
-        await _energy_from_readings(tx, tenant, entity, series, lo, hi)
-    elif meta.quantity is Quantity.ENERGY and series.resolution is not None:
-        hi = max(p.end for p in points)
-        await _from_energy(tx, tenant, entity, series, lo, hi)
-
-
-async def _write_derived(
-    tx: AsyncConnection,
-    tenant: Tenant,
-    entity: Entity,
-    target: Series | None,
-    target_type: SeriesType,
-    phase: int | None,
-    step: timedelta,
-    points: Sequence[Point],
-) -> Series | None:
-    """Merge derived points into the target series (created at `step` when new), except
-    where a peer supplied the block: Table 2 derives a series "if supplied" from another,
-    "Alternatively", so a value supplied for a block is not replaced by a calculated one. A
-    block counts as supplied when its latest value is not the latest derived one."""
-    if not points:
-        return target
-    if target is None:
-        target = await ensure_series(tx, tenant, entity, target_type, phase=phase, resolution=step)
-    else:
-        lo, hi = points[0].start, points[-1].end
-        latest = {p.start: p.value for p in await read_values(tx, tenant, target, lo, hi)}
-        derived = {
-            p.start: p.value
-            for p in await read_values(tx, tenant, target, lo, hi, sources=[DERIVED_SOURCE])
-        }
-        points = [
-            p
-            for p in points
-            if p.start not in latest or (p.start in derived and derived[p.start] == latest[p.start])
-        ]
-    await write_values(tx, tenant, target, points, source=DERIVED_SOURCE)
-    return target
-
-
-def _check_span(start: datetime, end: datetime, step: timedelta) -> None:
-    """A derivation lays out every block of its span: refuse spans beyond MAX_BLOCKS."""
-    if (end - start) // step > MAX_BLOCKS:
-        raise ValidationError(
-            "TimeSeriesValueList",
-            f"the values span {start.date()} to {end.date()}, more than {MAX_BLOCKS} blocks "
-            f"of {step}; save them in parts",
-        )
-
-
-def _blocks(start: datetime, step: timedelta, values: Sequence[float | None]) -> list[Point]:
-    return [
-        Point(start + i * step, start + (i + 1) * step, v)
-        for i, v in enumerate(values)
-        if v is not None
-    ]
-
-
-async def _energy_from_readings(
-    tx: AsyncConnection,
-    tenant: Tenant,
-    entity: Entity,
-    readings: Series,
-    lo: datetime,
-    hi: datetime,
-) -> None:
-    """Table 2: "Calculated from ... Meter Reading if supplied": the energy of each block is
-    the reading at its end minus the reading at its start, interpolated between readings
-    (`store.resample.readings_to_energy`, the computation of `store.values.derive_energy`; a
-    decrease of an unsigned counter leaves the blocks across it unknown)."""
-    meta = info(readings.series_type)
-    target_type = meta.derives
-    assert target_type is not None  # every counter derives an energy type
-    with _Deriving(target_type):
-        target = await find_series(tx, tenant, entity, target_type, phase=readings.phase)
-        if target is not None and target.resolution is None:
-            return  # kept at irregular instants: no blocks to fill
-        step = target.resolution if target is not None else DERIVED_STEP
-        before = await read_values(tx, tenant, readings, lo - NEIGHBOUR_WINDOW, lo)
-        after = await read_values(tx, tenant, readings, hi + _MICRO, hi + NEIGHBOUR_WINDOW)
-        start = _floor(before[-1].start if before else lo, step)
-        end = _ceil(after[0].start if after else hi, step)
-        if end <= start:
-            return
-        _check_span(start, end, step)
-        around = await read_values(
-            tx, tenant, readings, start - NEIGHBOUR_WINDOW, end + NEIGHBOUR_WINDOW
-        )
-        samples = [(p.start, p.value) for p in around if p.value is not None]
-        energy = readings_to_energy(samples, start, end, step, monotonic=meta.monotonic)
-        unit = target.unit if target is not None else info(target_type).unit
-        values = convert(energy.values, readings.unit, unit)
-        target = await _write_derived(
-            tx,
-            tenant,
-            entity,
-            target,
-            target_type,
-            readings.phase,
-            step,
-            _blocks(start, step, values),
-        )
-    if target is not None:
-        await _from_energy(tx, tenant, entity, target, start, end)
-
-
-async def _from_energy(
-    tx: AsyncConnection, tenant: Tenant, entity: Entity, energy: Series, lo: datetime, hi: datetime
-) -> None:
-    if energy.phase is not None:
-        await _sum_phases(tx, tenant, entity, energy, lo, hi)
-    elif energy.series_type is SeriesType.NET_ENERGY:
-        await _split_net(tx, tenant, entity, energy, lo, hi)
-
-
-async def _sum_phases(
-    tx: AsyncConnection, tenant: Tenant, entity: Entity, energy: Series, lo: datetime, hi: datetime
-) -> None:
-    """Table 2: "(Consumption Phase n where n = 1..3), then it is calculated from sum of all 3
-    phases"; a block is summed only when all three phases are known for it."""
-    total_type = energy.series_type
-    with _Deriving(total_type):
-        phases = [await find_series(tx, tenant, entity, total_type, phase=n) for n in (1, 2, 3)]
-        total = await find_series(tx, tenant, entity, total_type)
-        if any(p is None or p.resolution is None for p in phases):
-            return
-        if total is not None and total.resolution is None:
-            return
-        step = total.resolution if total is not None else energy.resolution
-        assert step is not None
-        grid = max([step, *(p.resolution for p in phases if p is not None and p.resolution)])
-        start, end = _floor(lo, grid), _ceil(hi, grid)
-        _check_span(start, end, min([step, *(p.resolution for p in phases if p and p.resolution)]))
-        unit = total.unit if total is not None else info(total_type).unit
-        known: list[dict[datetime, float]] = []
-        for phase in phases:
-            assert phase is not None
-            read = await read_values(tx, tenant, phase, start, end, resolution=step)
-            values = convert([p.value for p in read], phase.unit, unit)
-            known.append({p.start: v for p, v in zip(read, values, strict=True) if v is not None})
-        starts = sorted(set(known[0]).intersection(known[1], known[2]))
-        points = [Point(s, s + step, math.fsum(k[s] for k in known)) for s in starts]
-        await _write_derived(tx, tenant, entity, total, total_type, None, step, points)
-
-
-async def _split_net(
-    tx: AsyncConnection, tenant: Tenant, entity: Entity, net: Series, lo: datetime, hi: datetime
-) -> None:
-    """Table 2: Consumption "Alternatively Calculated from Net Energy is supplied (+ve values)",
-    Production "Alternatively Calculated from Net Energy is supplied (-ve values)", written
-    as unsigned magnitudes. Split per block at the net series' own resolution, then
-    coarsened (splitting after summing would net consumption against production)."""
-    own = net.resolution
-    assert own is not None
-    for target_type, sign in ((SeriesType.CONSUMPTION, 1.0), (SeriesType.PRODUCTION, -1.0)):
-        with _Deriving(target_type):
-            target = await find_series(tx, tenant, entity, target_type)
-            if target is not None and target.resolution is None:
-                continue
-            step = target.resolution if target is not None else own
-            assert step is not None
-            grid = max(step, own)
-            start, end = _floor(lo, grid), _ceil(hi, grid)
-            _check_span(start, end, min(step, own))
-            values: list[float | None] = [None] * ((end - start) // own)
-            for point in await read_values(tx, tenant, net, start, end):
-                values[(point.start - start) // own] = point.value
-            part = Regular(
-                start, own, [None if v is None else max(sign * v, 0.0) + 0.0 for v in values]
-            )
-            if step != own:
-                part = resample(part, step, Quantity.ENERGY)
-            unit = target.unit if target is not None else info(target_type).unit
-            converted = convert(part.values, net.unit, unit)
-            await _write_derived(
-                tx,
-                tenant,
-                entity,
-                target,
-                target_type,
-                None,
-                step,
-                _blocks(part.start, step, converted),
-            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -669,7 +439,7 @@ async def _resampled(
         end = max(p.end for p in stored) + (_MICRO if series.resolution is None else timedelta(0))
     own = own or step
     grid, finest = max(step, own), min(step, own)
-    start, stop = _floor(query.start, grid), _ceil(end, grid)
+    start, stop = floor_to(query.start, grid), ceil_to(end, grid)
     if (stop - start) // finest > MAX_BLOCKS:
         raise ValidationError(
             "ToDateTime",

@@ -13,6 +13,7 @@ Dates (3.3.2.2: "All Dates should be supplied in UTC in the ISO 8601 string form
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -29,6 +30,7 @@ from protocols.common.wire import CaseInsensitiveSchema
 from protocols.cpapi.v1.wire_types import NAIVE_REASON, UtcDateTime, iso  # noqa: F401
 from store.errors import FieldIssue
 from store.references import EntityRef
+from store.timeutil import in_range
 
 # ---------------------------------------------------------------------------------------------
 # Resolution (TimeSeriesV1.Resolution)
@@ -212,6 +214,80 @@ class TimeSeriesValueSchema(CaseInsensitiveSchema):
         return ValueIn(data["time"], data.get("to_time"), data["value"], data.get("status"))
 
 
+# The value list is the bulk of every save (96 values a day a series): a well-formed list
+# is read by `_plain_values` without marshmallow, about ten times faster. Anything it
+# does not recognise goes through the schema above, which names each problem; the two agree
+# on every list the fast reader accepts (tests/test_cpapi_value_list.py).
+_VALUE_KEYS = {
+    "valuetime": "time",
+    "valuetotime": "to_time",
+    "value": "value",
+    "status": "status",
+}
+_MISSING = object()
+
+
+@functools.lru_cache(maxsize=8192)
+def _utc_moment(text: str) -> datetime | None:
+    """An offset-bearing ISO 8601 date-time in the stored years, in UTC; None otherwise.
+
+    A memo of a pure function: a list save repeats the same timestamps for every series."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        return None
+    return in_range(moment)
+
+
+def _plain_value(item: Any) -> ValueIn | None:
+    if item.__class__ is not dict:
+        return None
+    members: dict[str, Any] = {}
+    for key, member in item.items():
+        name = _VALUE_KEYS.get(key.strip().casefold()) if key.__class__ is str else None
+        if name is not None:
+            members.setdefault(name, member)  # the first spelling wins, as in the schema
+    time, to_time = members.get("time"), members.get("to_time")
+    value, status = members.get("value", _MISSING), members.get("status")
+    if time.__class__ is not str or (to_time is not None and to_time.__class__ is not str):
+        return None
+    if status is not None and (status.__class__ is not str or len(status) > 20):
+        return None
+    if value is not None:
+        if value.__class__ is int:
+            value = float(value)
+        elif value.__class__ is not float or not math.isfinite(value):
+            return None  # also _MISSING, booleans and strings
+    start = _utc_moment(time)
+    end = None if to_time is None else _utc_moment(to_time)
+    if start is None or (to_time is not None and end is None):
+        return None
+    return ValueIn(start, end, value, status)
+
+
+def _plain_values(raw: Any) -> list[ValueIn] | None:
+    """The values of a well-formed TimeSeriesValueList, or None to let the schema judge."""
+    if raw.__class__ is not list:
+        return None
+    values = []
+    for item in raw:
+        value = _plain_value(item)
+        if value is None:
+            return None
+        values.append(value)
+    return values
+
+
+class ValueList(fields.List):
+    """TimeSeriesValueList: the fast reader first, the schema for anything unusual."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        plain = _plain_values(value)
+        return plain if plain is not None else super()._deserialize(value, attr, data, **kwargs)
+
+
 class TimeSeriesSchema(CaseInsensitiveSchema):
     entity_key = fields.Nested(ExternalEntityReferenceSchema, data_key="EntityKey", required=True)
     series_type = fields.Str(data_key="TimeSeriesType", required=True)
@@ -220,7 +296,7 @@ class TimeSeriesSchema(CaseInsensitiveSchema):
     unit = fields.Str(data_key="Unit", allow_none=True)
     time_zone = fields.Str(data_key="TimeZone", allow_none=True)
     resolution = ResolutionField(data_key="Resolution", allow_none=True)
-    values = fields.List(
+    values = ValueList(
         fields.Nested(TimeSeriesValueSchema), data_key="TimeSeriesValueList", allow_none=True
     )
 
