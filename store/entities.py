@@ -65,7 +65,8 @@ def _micros_or_none(value: Any) -> int | None:
     return None if value is None else to_micros(value)
 
 
-def _entity(row: Any) -> Entity:
+def entity_from_row(row: Any) -> Entity:
+    """An Entity from a row holding the columns of the entities table."""
     return Entity(
         row.id,
         row.tenant_id,
@@ -164,7 +165,7 @@ async def get_entity(tx: AsyncConnection, tenant: Tenant, key: uuid.UUID) -> Ent
     row = (await tx.execute(query)).first()
     if row is None:
         raise NotFound("entity", str(key))
-    return _entity(row)
+    return entity_from_row(row)
 
 
 async def get_entity_by_id(tx: AsyncConnection, tenant: Tenant, entity_id: int) -> Entity:
@@ -172,7 +173,7 @@ async def get_entity_by_id(tx: AsyncConnection, tenant: Tenant, entity_id: int) 
     row = (await tx.execute(query)).first()
     if row is None:
         raise NotFound("entity", f"#{entity_id}")
-    return _entity(row)
+    return entity_from_row(row)
 
 
 async def get_entities(
@@ -184,20 +185,7 @@ async def get_entities(
         query = select(entities).where(
             entities.c.tenant_id == tenant.id, entities.c.key.in_(keys[first : first + _BATCH])
         )
-        found.update((row.key, _entity(row)) for row in await tx.execute(query))
-    return found
-
-
-async def get_entities_by_id(
-    tx: AsyncConnection, tenant: Tenant, ids: Sequence[int]
-) -> dict[int, Entity]:
-    """This tenant's entities among `ids`, by id; the others are absent."""
-    found: dict[int, Entity] = {}
-    for first in range(0, len(ids), _BATCH):
-        query = select(entities).where(
-            entities.c.tenant_id == tenant.id, entities.c.id.in_(ids[first : first + _BATCH])
-        )
-        found.update((row.id, _entity(row)) for row in await tx.execute(query))
+        found.update((row.key, entity_from_row(row)) for row in await tx.execute(query))
     return found
 
 
@@ -215,7 +203,7 @@ async def list_entities(
         query = query.where(entities.c.asset_subtype == str(asset_subtype))
     if not include_deleted:
         query = query.where(entities.c.status != str(EntityStatus.DELETED))
-    return [_entity(row) for row in await tx.execute(query)]
+    return [entity_from_row(row) for row in await tx.execute(query)]
 
 
 def _overlaps(start: int | None, end: int | None):  # type: ignore[no-untyped-def]
@@ -370,4 +358,4 @@ async def find_by_property(
     rows = (await tx.execute(query)).all()
     if len(rows) > 1:
         raise Conflict(f"more than one entity has {name} {value!r}")
-    return _entity(rows[0]) if rows else None
+    return entity_from_row(rows[0]) if rows else None

@@ -13,21 +13,21 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from store.addresses import EA1Address, EANAddress, parse_entity_address
 from store.entities import (
     Entity,
+    entity_from_row,
     get_entities,
-    get_entities_by_id,
     get_entity,
     get_entity_by_id,
     require_own,
 )
 from store.errors import Conflict, NotFound, ValidationError
-from store.tables import entity_references
+from store.tables import entities, entity_references
 from store.tenants import Tenant
 
 USEF_SYSTEM = "usef"
@@ -137,33 +137,33 @@ async def find(tx: AsyncConnection, tenant: Tenant, ref: Reference) -> Entity | 
 async def find_many(
     tx: AsyncConnection, tenant: Tenant, targets: Iterable[uuid.UUID | ExternalRef]
 ) -> dict[uuid.UUID | ExternalRef, Entity]:
-    """The entities of many normalised references in two queries, for batch messages; a
-    reference naming nothing in this tenant is absent from the answer."""
+    """The entities of many normalised references at once, for batch messages; a reference
+    naming nothing in this tenant is absent from the answer."""
     wanted = set(targets)
     keys = [t for t in wanted if isinstance(t, uuid.UUID)]
-    triples = [(t.system, t.reference_type, t.external_key) for t in wanted if t not in keys]
+    refs = {t for t in wanted if isinstance(t, ExternalRef)}
     found: dict[uuid.UUID | ExternalRef, Entity] = dict(await get_entities(tx, tenant, keys))
-    ids: dict[int, ExternalRef] = {}
-    for first in range(0, len(triples), _BATCH):
-        query = select(
-            entity_references.c.entity_id,
-            entity_references.c.system,
-            entity_references.c.reference_type,
-            entity_references.c.external_key,
-        ).where(
-            entity_references.c.tenant_id == tenant.id,
-            tuple_(
+    # By external key alone (a plain IN list, whose SQL is cached), then the whole triple.
+    external_keys = sorted({ref.external_key for ref in refs})
+    for first in range(0, len(external_keys), _BATCH):
+        query = (
+            select(
+                entities,
                 entity_references.c.system,
                 entity_references.c.reference_type,
                 entity_references.c.external_key,
-            ).in_(triples[first : first + _BATCH]),
+            )
+            .join(entities, entities.c.id == entity_references.c.entity_id)
+            .where(
+                entity_references.c.tenant_id == tenant.id,
+                entities.c.tenant_id == tenant.id,
+                entity_references.c.external_key.in_(external_keys[first : first + _BATCH]),
+            )
         )
         for row in await tx.execute(query):
-            ids[row.entity_id] = ExternalRef(row.system, row.reference_type, row.external_key)
-    by_id = await get_entities_by_id(tx, tenant, list(ids))
-    for entity_id, ref in ids.items():
-        if entity_id in by_id:
-            found[ref] = by_id[entity_id]
+            ref = ExternalRef(row.system, row.reference_type, row.external_key)
+            if ref in refs:
+                found[ref] = entity_from_row(row)
     return found
 
 

@@ -69,7 +69,9 @@ How the spec's words are read (each is tested by name in tests/test_cpapi_timese
 
 from __future__ import annotations
 
+import contextlib
 import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -91,9 +93,10 @@ from protocols.cpapi.v1.derivations import (
     ceil_to,
     derive,
     floor_to,
+    follows_up,
 )
 from protocols.cpapi.v1.errors import error_response, item_error
-from protocols.cpapi.v1.outbound import emit
+from protocols.cpapi.v1.outbound import KINDS, emit
 from protocols.cpapi.v1.timeseries_schemas import (
     CALENDAR,
     CALENDAR_REASON,
@@ -118,8 +121,16 @@ from protocols.cpapi.v1.timeseries_schemas import (
 from store.entities import Entity
 from store.errors import Conflict, FieldIssue, NotFound, StoreError, ValidationError
 from store.messages import Direction, log_message
-from store.references import resolve
-from store.series import Series, ensure_series, find_series, list_series
+from store.references import ExternalRef, find_many, normalise, resolve
+from store.series import (
+    Series,
+    SeriesKey,
+    ensure_series,
+    find_series,
+    list_series,
+    series_of_entities,
+    source_id,
+)
 from store.series_types import (
     Quantity,
     SeriesType,
@@ -129,9 +140,12 @@ from store.series_types import (
 )
 from store.tenants import Tenant
 from store.units import AnyUnit, Dimension, PriceUnit, Unit, convert, dimension_of, parse_unit
-from store.values import Point, read_values, write_values
+from store.values import Point, prepare_rows, read_values, write_rows, write_values
 
 routes = web.RouteTableDef()
+
+# Loading is stateless: one instance spares a schema set-up per item of a list.
+_TIME_SERIES = TimeSeriesSchema()
 
 PROTOCOL = "cpapi"
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
@@ -247,18 +261,23 @@ def _reference_text(key: EntityKey) -> str:
     return f"{ref.system}/{ref.reference_type}/{ref.external_key}"
 
 
+def _unknown_entity(key: EntityKey, where: str = "EntityKey") -> ProtocolError:
+    """An unknown entity is a 404 in the spec's words."""
+    return ProtocolError(
+        404,
+        "not_found",
+        ENTITY_NOT_FOUND,
+        [FieldIssue(where, f"no entity {_reference_text(key)} in this tenant")],
+    )
+
+
 async def _entity(tx: AsyncConnection, tenant: Tenant, key: EntityKey, where: str) -> Entity:
     """The entity a reference names in the caller's tenant (4.1.2: Key wins over
-    ExternalKey); an unknown one is a 404 in the spec's words."""
+    ExternalKey)."""
     try:
         return await resolve(tx, tenant, key.ref)
     except NotFound:
-        raise ProtocolError(
-            404,
-            "not_found",
-            ENTITY_NOT_FOUND,
-            [FieldIssue(where, f"no entity {_reference_text(key)} in this tenant")],
-        ) from None
+        raise _unknown_entity(key, where) from None
     except ValidationError as exc:
         raise ValidationError(issues=wire_issues(exc.issues, where)) from None
 
@@ -281,6 +300,8 @@ def _points(
     """Store points for the values, and for each point the index of the value it came from.
 
     A ValueToTime spanning n blocks is expanded into n blocks (energy divided by n)."""
+    if step is not None and not any(item.to_time for item in values):  # one block each
+        return [Point(t, t + step, v, s) for t, _, v, s in values], list(range(len(values)))
     points: list[Point] = []
     origins: list[int] = []
     issues: list[FieldIssue] = []
@@ -324,17 +345,23 @@ def _points(
     return points, origins
 
 
+def _shape(item: TimeSeriesIn) -> tuple[SeriesType, int | None, AnyUnit | None]:
+    """The series type and phase an item names, and the unit of its values."""
+    series_type, phase = parse_series_name(item.series_type, field="TimeSeriesType")
+    unit = _accepted_unit(item.unit, series_type)
+    _zone(item.time_zone)  # validated; all dates carry their offset
+    if item.from_time and item.to_time and item.to_time < item.from_time:
+        raise ValidationError("ToDateTime", "must not be before FromDateTime")
+    return series_type, phase, unit
+
+
 async def _write_series(
     tx: AsyncConnection, tenant: Tenant, entity: Entity, item: TimeSeriesIn, source: str
 ) -> None:
     """Store one TimeSeriesV1 for a resolved entity, then its Table 2 derivations."""
     origins: list[int] = []
     try:
-        series_type, phase = parse_series_name(item.series_type, field="TimeSeriesType")
-        unit = _accepted_unit(item.unit, series_type)
-        _zone(item.time_zone)  # validated; all dates carry their offset
-        if item.from_time and item.to_time and item.to_time < item.from_time:
-            raise ValidationError("ToDateTime", "must not be before FromDateTime")
+        series_type, phase, unit = _shape(item)
         existing = await find_series(tx, tenant, entity, series_type, phase=phase)
         if item.resolution is not None:
             step = _step_of(item.resolution)
@@ -361,6 +388,62 @@ async def _write_series(
     await derive(tx, tenant, entity, series, points)
     # Section 6: control, capacity and flexibility-offer series go to the tenant's endpoint.
     await emit(tx, tenant, entity, series, points)
+
+
+class _Batch:
+    """One SaveTimeSeriesListForEntitiesV1: the lookups of all its items made at once, and
+    the rows of its plain items (a merge into an existing series, nothing derived, nothing
+    sent) written together. A thousand round trips become a few dozen; an item needing
+    more takes the `_write_series` path in its own savepoint, after the rows queued before
+    it are written, so the items still apply in order."""
+
+    def __init__(self, tx: AsyncConnection, tenant: Tenant, source: str) -> None:
+        self.tx, self.tenant, self.source = tx, tenant, source
+        self.entities: dict[uuid.UUID | ExternalRef, Entity] = {}
+        self.series: dict[SeriesKey, Series] = {}
+        self.source_id = 0
+        self.rows: list[tuple[Any, ...]] = []
+
+    async def look_up(self, items: Sequence[TimeSeriesIn]) -> None:
+        targets = set()
+        for item in items:
+            with contextlib.suppress(ValidationError):  # refused again, by name, in `entity`
+                targets.add(normalise(item.entity_key.ref))
+        self.entities = await find_many(self.tx, self.tenant, targets)
+        ids = sorted({entity.id for entity in self.entities.values()})
+        self.series = await series_of_entities(self.tx, self.tenant, ids)
+        self.source_id = await source_id(self.tx, self.tenant, self.source)
+
+    def entity(self, key: EntityKey) -> Entity:
+        try:
+            entity = self.entities.get(normalise(key.ref))
+        except ValidationError as exc:
+            raise ValidationError(issues=wire_issues(exc.issues, "EntityKey")) from None
+        if entity is None:
+            raise _unknown_entity(key)
+        return entity
+
+    def add_plain(self, entity: Entity, item: TimeSeriesIn) -> bool:
+        """Queue the rows of a plain item; False when the item needs `_write_series`."""
+        origins: list[int] = []
+        try:
+            series_type, phase, unit = _shape(item)
+            series = self.series.get((entity.id, series_type, phase))
+            if series is None or follows_up(series) or series_type in KINDS:
+                return False
+            if item.resolution is not None and _step_of(item.resolution) != series.resolution:
+                return False  # `ensure_series` words the refusal
+            points, origins = _points(item.values, series.resolution, info(series_type).quantity)
+            rows = prepare_rows(series, points, source_id=self.source_id, unit=unit)
+        except ValidationError as exc:
+            raise ValidationError(issues=wire_issues(exc.issues, "EntityKey", origins)) from None
+        self.rows.extend(rows)
+        return True
+
+    async def flush(self) -> None:
+        if self.rows:
+            await write_rows(self.tx, self.rows)
+            self.rows = []
 
 
 async def save_time_series(
@@ -649,7 +732,7 @@ async def _save_item(
     tx: AsyncConnection, tenant: Tenant, raw: Any, source: str, result: _ItemResult
 ) -> None:
     """Load and store one TimeSeriesV1, recording what the answer needs in `result`."""
-    item: TimeSeriesIn = _load(TimeSeriesSchema(), raw, "TimeSeriesV1")
+    item: TimeSeriesIn = _load(_TIME_SERIES, raw, "TimeSeriesV1")
     result.entity_key = dict(item.entity_key.echo)
     result.series_type = item.series_type
     entity = await _entity(tx, tenant, item.entity_key, "EntityKey")
@@ -682,22 +765,22 @@ async def save_time_series_v1(request: web.Request) -> web.Response:
 @routes.post("/TimeSeries/SaveTimeSeriesListForEntitiesV1")
 async def save_time_series_list(request: web.Request) -> web.Response:
     """4.3.5: "saves the list of time series (and values) and returns a list of response
-    message (corresponding to the supplied list of time series)". One transaction; each
-    item in its own savepoint, so a refused item leaves nothing and the others stay."""
+    message (corresponding to the supplied list of time series)". One transaction; a refused
+    item leaves nothing (its rows are only queued once all are good, and an item needing
+    more than a merge runs in its own savepoint) and the others stay."""
     body = await read_json(request)
     if not isinstance(body, list):
         raise ValidationError("body", "expected a JSON array of TimeSeriesV1")
     caller = caller_of(request)
-    results: list[_ItemResult] = []
+    results = [_start_result(raw) for raw in body]
+    items = [_load_item(raw, result) for raw, result in zip(body, results, strict=True)]
     async with database_of(request).transaction() as tx:
-        for raw in body:
-            result = _start_result(raw)
-            try:
-                async with tx.begin_nested():
-                    await _save_item(tx, caller.tenant, raw, caller.account.username, result)
-            except (StoreError, SchemaError, ProtocolError) as exc:
-                result.refusal = _refusal(exc)
-            results.append(result)
+        batch = _Batch(tx, caller.tenant, caller.account.username)
+        await batch.look_up([item for item in items if item is not None])
+        for item, result in zip(items, results, strict=True):
+            if item is not None:
+                await _save_listed(batch, item, result)
+        await batch.flush()
         saved = sum(r.refusal is None for r in results)
         status = "applied" if saved == len(results) else "partial" if saved else "refused"
         await _log(
@@ -710,6 +793,30 @@ async def save_time_series_list(request: web.Request) -> web.Response:
             detail=f"{saved} of {len(results)} time series saved",
         )
     return _json([r.dump() for r in results])
+
+
+def _load_item(raw: Any, result: _ItemResult) -> TimeSeriesIn | None:
+    """The item as typed values, or None with the refusal in `result`."""
+    try:
+        item: TimeSeriesIn = _load(_TIME_SERIES, raw, "TimeSeriesV1")
+    except (StoreError, SchemaError) as exc:
+        result.refusal = _refusal(exc)
+        return None
+    result.entity_key = dict(item.entity_key.echo)
+    result.series_type = item.series_type
+    return item
+
+
+async def _save_listed(batch: _Batch, item: TimeSeriesIn, result: _ItemResult) -> None:
+    try:
+        entity = batch.entity(item.entity_key)
+        result.key = str(entity.key)
+        if not batch.add_plain(entity, item):
+            await batch.flush()
+            async with batch.tx.begin_nested():
+                await _write_series(batch.tx, batch.tenant, entity, item, batch.source)
+    except (StoreError, ProtocolError) as exc:
+        result.refusal = _refusal(exc)
 
 
 def _refused(request: web.Request, result: _ItemResult) -> web.Response:

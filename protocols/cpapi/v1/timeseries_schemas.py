@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from marshmallow import Schema, fields, post_load, validate
 from marshmallow import ValidationError as SchemaError
@@ -173,8 +173,7 @@ class ExternalEntityReferenceSchema(CaseInsensitiveSchema):
 # TimeSeriesV1 and TimeSeriesValue (4.3.1.1)
 
 
-@dataclass(frozen=True, slots=True)
-class ValueIn:
+class ValueIn(NamedTuple):  # a tuple: a day of values a series makes 96 of them per save
     """TimeSeriesValue: ValueTime is the period START (4.3.1.2)."""
 
     time: datetime
@@ -218,12 +217,9 @@ class TimeSeriesValueSchema(CaseInsensitiveSchema):
 # is read by `_plain_values` without marshmallow, about ten times faster. Anything it
 # does not recognise goes through the schema above, which names each problem; the two agree
 # on every list the fast reader accepts (tests/test_cpapi_value_list.py).
-_VALUE_KEYS = {
-    "valuetime": "time",
-    "valuetotime": "to_time",
-    "value": "value",
-    "status": "status",
-}
+_VALUE_NAMES = frozenset({"ValueTime", "ValueToTime", "Value", "Status"})
+# Keys as CaseInsensitiveSchema normalises them (stripped, casefolded) -> wire name.
+_VALUE_KEYS = {name.casefold(): name for name in _VALUE_NAMES}
 _MISSING = object()
 
 
@@ -241,16 +237,24 @@ def _utc_moment(text: str) -> datetime | None:
     return in_range(moment)
 
 
-def _plain_value(item: Any) -> ValueIn | None:
-    if item.__class__ is not dict:
-        return None
+def _members(item: dict[Any, Any]) -> dict[str, Any]:
+    """The item's fields under their wire names; other spellings matched as the schema does."""
+    if _VALUE_NAMES.issuperset(item):  # spelt as the spec prints them
+        return item
     members: dict[str, Any] = {}
     for key, member in item.items():
         name = _VALUE_KEYS.get(key.strip().casefold()) if key.__class__ is str else None
         if name is not None:
             members.setdefault(name, member)  # the first spelling wins, as in the schema
-    time, to_time = members.get("time"), members.get("to_time")
-    value, status = members.get("value", _MISSING), members.get("status")
+    return members
+
+
+def _plain_value(item: Any) -> ValueIn | None:
+    if item.__class__ is not dict:
+        return None
+    members = _members(item)
+    time, to_time = members.get("ValueTime"), members.get("ValueToTime")
+    value, status = members.get("Value", _MISSING), members.get("Status")
     if time.__class__ is not str or (to_time is not None and to_time.__class__ is not str):
         return None
     if status is not None and (status.__class__ is not str or len(status) > 20):
