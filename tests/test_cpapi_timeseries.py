@@ -573,6 +573,55 @@ async def test_list_save_keeps_the_good_items_when_one_is_bad(api):
     assert logged[0].status == "partial" and logged[0].detail == "2 of 6 time series saved"
 
 
+async def test_list_save_applies_items_in_order_within_one_request(api):
+    """Items of one list apply as if saved one after the other: a later item for the same
+    series and start wins, and an item that derives sees the values queued before it."""
+    await api.call("SaveTimeSeriesV1", _series("Consumption", _values(T0 - H, [1.0])))
+    items = [
+        _series("Consumption", _values(T0, [2.0, 2.0])),  # a plain merge, queued
+        _series("Consumption", _values(T0 + Q, [3.0])),  # the same series again: wins at 00:15
+        # Phases derive their sum: each one runs the full path, after the queue is written.
+        _series("Consumption Phase 1", _values(T0, [1.0])),
+        _series("Consumption Phase 2", _values(T0, [1.0])),
+        _series("Consumption Phase 3", _values(T0, [1.0])),
+    ]
+    answer = await api.call("SaveTimeSeriesListForEntitiesV1", items)
+    assert [a["Success"] for a in answer] == [True] * 5
+    assert await _stored(api, api.meter, SeriesType.CONSUMPTION, sources=["cpo"]) == [
+        (T0 - H, 1.0),
+        (T0, 2.0),
+        (T0 + Q, 3.0),
+    ]
+    # The peer supplied 00:00 in the same request, before the phases: the sum does not replace it.
+    assert await _derived(api, SeriesType.CONSUMPTION) == []
+
+
+async def test_list_save_refuses_another_resolution_for_a_stored_series(api):
+    await api.call("SaveTimeSeriesV1", _series("Consumption", _values(T0, [1.0])))
+    items = [
+        _series("Consumption", _values(T0, [5.0, 5.0, 5.0, 5.0]), "Hour"),
+        _series("Consumption", _values(T0 + Q, [6.0])),
+    ]
+    answer = await api.call("SaveTimeSeriesListForEntitiesV1", items)
+    assert [a["Success"] for a in answer] == [False, True]
+    assert "stored at 0:15:00" in answer[0]["ErrorMessage"]
+    assert await _stored(api, api.meter, SeriesType.CONSUMPTION) == [(T0, 1.0), (T0 + Q, 6.0)]
+
+
+async def test_list_save_answers_an_unknown_entity_per_item(api):
+    unknown = {**METER, "ExternalKey": "nobody"}
+    items = [
+        _series("Consumption", _values(T0, [1.0]), entity=unknown),
+        _series("Consumption", _values(T0, [1.0]), entity={"Key": "not-a-uuid"}),
+        _series("Consumption", _values(T0, [1.0])),
+    ]
+    answer = await api.call("SaveTimeSeriesListForEntitiesV1", items)
+    assert [a["Success"] for a in answer] == [False, False, True]
+    assert answer[0]["ErrorMessage"] == "Entity with the supplied key could not be found"
+    assert answer[0]["Key"] is None
+    assert "EntityKey.Key" in answer[1]["ErrorMessage"]
+
+
 async def test_list_save_must_be_an_array(api):
     answer = await api.call("SaveTimeSeriesListForEntitiesV1", example_1(), status=400)
     assert _fields(answer) == {"body"}
