@@ -116,8 +116,7 @@ async def create_entity(
                 )
             )
     except IntegrityError:
-        # Keys are unique across tenants; say "taken" without saying by whom.
-        raise Conflict(f"platform key {key} is already in use") from None
+        raise Conflict(f"platform key {key} is already in use in this tenant") from None
     return Entity(
         result.inserted_primary_key[0],
         tenant.id,

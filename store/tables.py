@@ -80,7 +80,9 @@ entities = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     _tenant_fk(),
-    Column("key", Uuid, nullable=False, unique=True),
+    # Unique per tenant, not globally: a global constraint would tell a tenant that inserts
+    # another tenant's key that the key exists (CP-API 4.2.7 lets the caller choose it).
+    Column("key", Uuid, nullable=False),
     Column("asset_type", String(20), nullable=False),
     Column("asset_subtype", String(40), nullable=False),
     Column("name", String(400), nullable=False),
@@ -91,6 +93,7 @@ entities = Table(
     Column("created_at", Micros, nullable=False),
     Column("updated_at", Micros, nullable=False),
     Index(None, "tenant_id", "asset_type", "asset_subtype"),
+    UniqueConstraint("tenant_id", "key"),
 )
 
 connectors = Table(

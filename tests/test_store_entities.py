@@ -266,15 +266,28 @@ async def test_no_function_accepts_another_tenants_entity(db):
         assert (await resolve(tx, first, battery.key)).name == "Battery"
 
 
-async def test_a_platform_key_in_use_is_a_conflict_not_a_crash(db):
+async def test_a_platform_key_in_use_in_the_tenant_is_a_conflict_not_a_crash(db):
+    first, _ = await _tenants(db)
+    key = uuid.uuid4()
+    async with db.transaction() as tx:
+        await create_entity(tx, first, AssetType.AREA, AssetSubType.SITE, {"Name": "A"}, key=key)
+        with pytest.raises(Conflict, match="already in use in this tenant"):
+            await create_entity(
+                tx, first, AssetType.AREA, AssetSubType.SITE, {"Name": "B"}, key=key
+            )
+
+
+async def test_another_tenants_platform_key_reveals_nothing(db):
+    """Keys are unique per tenant: inserting a key another tenant uses succeeds, so that the
+    answer does not tell that the key exists elsewhere, and each tenant sees its own."""
     first, second = await _tenants(db)
     key = uuid.uuid4()
     async with db.transaction() as tx:
         await create_entity(tx, first, AssetType.AREA, AssetSubType.SITE, {"Name": "A"}, key=key)
-        with pytest.raises(Conflict, match="already in use"):
-            await create_entity(
-                tx, second, AssetType.AREA, AssetSubType.SITE, {"Name": "B"}, key=key
-            )
+        await create_entity(tx, second, AssetType.AREA, AssetSubType.SITE, {"Name": "B"}, key=key)
+    async with db.read() as tx:
+        assert (await resolve(tx, first, key)).name == "A"
+        assert (await resolve(tx, second, key)).name == "B"
 
 
 async def test_relinking_the_same_parent_with_another_period_is_a_conflict(db):
