@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -215,6 +215,31 @@ def _overlaps(start: int | None, end: int | None):  # type: ignore[no-untyped-de
     return and_(*conditions) if conditions else and_(True)
 
 
+async def _active_clash(
+    tx: AsyncConnection,
+    tenant: Tenant,
+    child: Entity,
+    connector_type: str,
+    start: int | None,
+    end: int | None,
+    ignore: int | None = None,
+) -> Any:
+    """An active connector of `child` of this type overlapping [start, end), if any."""
+    # Serialise connector changes of one child: the overlap check and the write must not
+    # interleave with another transaction's (SQLite's BEGIN IMMEDIATE already does).
+    await tx.execute(select(entities.c.id).where(entities.c.id == child.id).with_for_update())
+    query = select(connectors).where(
+        connectors.c.tenant_id == tenant.id,
+        connectors.c.child_id == child.id,
+        connectors.c.connector_type == connector_type,
+        connectors.c.status == str(EntityStatus.ACTIVE),
+        _overlaps(start, end),
+    )
+    if ignore is not None:
+        query = query.where(connectors.c.id != ignore)
+    return (await tx.execute(query)).first()
+
+
 async def add_connector(
     tx: AsyncConnection,
     tenant: Tenant,
@@ -240,20 +265,7 @@ async def add_connector(
     if start is not None and end is not None and end <= start:
         raise ValidationError("ValidToTime", "must be after ValidFromTime")
     if status == EntityStatus.ACTIVE:
-        # Serialise connector changes of one child: the overlap check and the insert must
-        # not interleave with another transaction's (SQLite's BEGIN IMMEDIATE already does).
-        await tx.execute(select(entities.c.id).where(entities.c.id == child.id).with_for_update())
-        clash = (
-            await tx.execute(
-                select(connectors).where(
-                    connectors.c.tenant_id == tenant.id,
-                    connectors.c.child_id == child.id,
-                    connectors.c.connector_type == connector_type,
-                    connectors.c.status == str(EntityStatus.ACTIVE),
-                    _overlaps(start, end),
-                )
-            )
-        ).first()
+        clash = await _active_clash(tx, tenant, child, connector_type, start, end)
         if clash is not None:
             if (clash.parent_id, clash.valid_from, clash.valid_to) != (parent.id, start, end):
                 raise Conflict(
@@ -274,6 +286,54 @@ async def add_connector(
     )
     return Connector(
         result.inserted_primary_key[0], parent, child, connector_type, valid_from, valid_to, status
+    )
+
+
+async def set_connector_status(
+    tx: AsyncConnection, tenant: Tenant, connector: Connector, status: EntityStatus
+) -> Connector:
+    """Give a connector another EntityStatus; making it active again is checked against
+    3.1's one active parent per type as a new connector would be."""
+    require_own(tenant, connector.parent, connector.child)
+    if status is connector.status:
+        return connector
+    if status is EntityStatus.ACTIVE:
+        start = None if connector.valid_from is None else to_micros(connector.valid_from)
+        end = None if connector.valid_to is None else to_micros(connector.valid_to)
+        clash = await _active_clash(
+            tx, tenant, connector.child, connector.connector_type, start, end, connector.id
+        )
+        if clash is not None:
+            raise Conflict(
+                f"{connector.child.name!r} already has an active {connector.connector_type} "
+                "parent in that period"
+            )
+    await _update_connector(tx, tenant, connector, status=str(status))
+    return replace(connector, status=status)
+
+
+async def end_connector(
+    tx: AsyncConnection, tenant: Tenant, connector: Connector, at: datetime
+) -> Connector:
+    """End a connector at `at`, keeping its history: its period closes there, or, when it
+    had not begun by then, it is marked Deleted. One that ended before `at` is left alone."""
+    require_own(tenant, connector.parent, connector.child)
+    at = require_utc(at, "at")
+    if connector.valid_to is not None and connector.valid_to <= at:
+        return connector
+    if connector.valid_from is not None and connector.valid_from >= at:
+        return await set_connector_status(tx, tenant, connector, EntityStatus.DELETED)
+    await _update_connector(tx, tenant, connector, valid_to=to_micros(at))
+    return replace(connector, valid_to=at)
+
+
+async def _update_connector(
+    tx: AsyncConnection, tenant: Tenant, connector: Connector, **columns: Any
+) -> None:
+    await tx.execute(
+        update(connectors)
+        .where(connectors.c.id == connector.id, connectors.c.tenant_id == tenant.id)
+        .values(**columns)
     )
 
 

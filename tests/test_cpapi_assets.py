@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -665,6 +665,7 @@ SYSTEM = "System xyz"
 ZONE = ref(SYSTEM, "Zone", "1")
 SITE = ref(SYSTEM, "Site", "2")
 BATTERY = ref(SYSTEM, "Resource", "3")
+SITE_2 = ref(SYSTEM, "Site", "4")
 
 
 async def _example_1(api: Api) -> list[dict[str, Any]]:
@@ -1458,18 +1459,33 @@ async def test_saving_a_connector_again_adds_nothing(api: Api) -> None:
     [connector] = (await api.asset(BATTERY))["AssetConnectors"]["AssetConnectorList"]
     assert connector["EntityStatus"] == "InProgress"
     deleted = parent(SITE, EntityStatus="Deleted", ConnectorType="Site")
-    status, body = await api.post("/api/Asset/SaveAssetV1", asset(BATTERY, None, [deleted]))
-    assert status == 400
-    assert (
-        "not supported yet" in issues_of(body)["AssetConnectors.AssetConnectorList[0].EntityStatus"]
-    )
+    await api.save(asset(BATTERY, None, [deleted]))
     [connector] = (await api.asset(BATTERY))["AssetConnectors"]["AssetConnectorList"]
-    assert connector["EntityStatus"] == "InProgress"
+    assert connector["EntityStatus"] == "Deleted"
 
 
-async def test_full_list_connectors_refuse_to_drop_a_connector(api: Api) -> None:
-    """FullList asks that connectors left out end; the store cannot end one yet, so the save
-    is refused whole rather than half-applied."""
+async def test_a_connector_made_active_again_is_checked_like_a_new_one(api: Api) -> None:
+    """3.1: one active parent per type at a time, also when a status changes."""
+    await api.save_list(
+        [asset(SITE, kind("Area", "Site", "S")), asset(SITE_2, kind("Area", "Site", "T"))]
+    )
+    await api.save(
+        asset(BATTERY, kind("Resource", "Storage", "B"), [parent(SITE, EntityStatus="InProgress")])
+    )
+    await api.save(asset(BATTERY, None, [parent(SITE_2)]))
+    status, body = await api.post(
+        "/api/Asset/SaveAssetV1", asset(BATTERY, None, [parent(SITE, EntityStatus="Active")])
+    )
+    assert status == 409
+    assert (
+        "active Site parent"
+        in issues_of(body)["AssetConnectors.AssetConnectorList[0].EntityStatus"]
+    )
+
+
+async def test_full_list_connectors_end_the_connectors_left_out(api: Api) -> None:
+    """FullList: the list is the whole of its scope, so a connector left out ends now (its
+    ValidToTime is set; history is kept). Outside the scope nothing changes."""
     await api.save_list(
         [
             asset(ZONE, kind("Area", "Zone", "Z")),
@@ -1477,19 +1493,25 @@ async def test_full_list_connectors_refuse_to_drop_a_connector(api: Api) -> None
             asset(BATTERY, kind("Resource", "Storage", "B"), [parent(SITE)]),
         ]
     )
-    status, body = await api.post(
-        "/api/Asset/SaveAssetV1",
-        asset(SITE, [prop("Name", "S2")], [parent(ZONE)], connector_option="FullList"),
-    )
-    assert (
-        status == 400
-        and "FullList would end 1 connector" in issues_of(body)["AssetConnectors.ListOption"]
-    )
-    assert values_of(await api.asset(SITE))["Name"] == "S"
     scoped = asset(SITE, [prop("Name", "S3")], [parent(ZONE)], connector_option="FullList")
     scoped["AssetConnectors"]["ReferenceDirectionList"] = ["Parent"]
     await api.save(scoped)  # the battery (a child) is outside the Parent-only scope
-    assert values_of(await api.asset(SITE))["Name"] == "S3"
+    [link] = (await api.asset(BATTERY))["AssetConnectors"]["AssetConnectorList"]
+    assert link.get("ValidToTime") is None
+    before = datetime.now(UTC)
+    await api.save(asset(SITE, None, [parent(ZONE)], connector_option="FullList"))
+    [link] = (await api.asset(BATTERY))["AssetConnectors"]["AssetConnectorList"]
+    ended = datetime.fromisoformat(link["ValidToTime"])
+    assert before <= ended <= datetime.now(UTC)
+    [zone_link] = [
+        c
+        for c in (await api.asset(SITE))["AssetConnectors"]["AssetConnectorList"]
+        if c["ReferenceDirection"] == "Parent"
+    ]
+    assert zone_link.get("ValidToTime") is None
+    # The battery may take another site from now on: the old link no longer overlaps.
+    await api.save_list([asset(SITE_2, kind("Area", "Site", "T"))])
+    await api.save(asset(BATTERY, None, [parent(SITE_2, ValidFromTime=link["ValidToTime"])]))
 
 
 # ----------------------------------------------------------------- reading options

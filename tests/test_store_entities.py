@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -15,6 +15,7 @@ from store.entities import (
     children_of,
     connectors_of,
     create_entity,
+    end_connector,
     list_entities,
     update_entity,
 )
@@ -299,3 +300,24 @@ async def test_relinking_the_same_parent_with_another_period_is_a_conflict(db):
         assert again.id == first.id
         with pytest.raises(Conflict):
             await add_connector(tx, tenant, site, battery, ConnectorType.SITE)
+
+
+async def test_ending_a_connector_closes_its_period_or_deletes_a_future_one(db):
+    tenant, _ = await _tenants(db)
+    async with db.transaction() as tx:
+        site, battery = await _site_and_battery(tx, tenant)
+        current = await add_connector(tx, tenant, site, battery, ConnectorType.SITE, valid_from=T0)
+        ended = await end_connector(tx, tenant, current, T1)
+        assert ended.valid_to == T1 and ended.status is EntityStatus.ACTIVE
+        # Ending it again later changes nothing: it ended already.
+        assert (await end_connector(tx, tenant, ended, T1 + timedelta(days=1))).valid_to == T1
+        future = await add_connector(
+            tx, tenant, site, battery, ConnectorType.SITE, valid_from=T1 + timedelta(days=9)
+        )
+        assert (await end_connector(tx, tenant, future, T1)).status is EntityStatus.DELETED
+        stored = {c.id: c for c in await connectors_of(tx, tenant, battery)}
+    assert stored[current.id].valid_to == T1
+    assert stored[future.id].status is EntityStatus.DELETED
+    # The period after T1 is free again for an active parent.
+    async with db.transaction() as tx:
+        await add_connector(tx, tenant, site, battery, ConnectorType.SITE, valid_from=T1)

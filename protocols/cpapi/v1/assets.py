@@ -50,11 +50,11 @@ Decisions where the spec leaves room (each is tested):
   A resource parent has no derivable type: it must be given. 3.1's "Validation will
   restrict the Site Asset groups parent to always be a Site and its children must always be
   resource assets" is enforced. Saving a connector that exists already changes nothing.
-  ListOption NotSupplied leaves connectors alone; PartialList adds; FullList additionally
-  requires that no existing connector in its scope (AssetConnectorTypeList x
-  ReferenceDirectionList) is missing from the list: the store cannot end a connector yet, so
-  such a save is refused rather than half-done; so is a new EntityStatus for an existing
-  connector (an active link cannot be set Deleted through this version).
+  ListOption NotSupplied leaves connectors alone; PartialList adds (and sets the EntityStatus
+  of a listed existing connector); FullList additionally ends every existing connector in its
+  scope (AssetConnectorTypeList x ReferenceDirectionList) that the list leaves out: its
+  ValidToTime becomes now, or, when it had not begun yet, it is marked Deleted. History is
+  kept, so a LiveAtDateTime query in the past still sees the link.
 - Answers. A refused item answers SaveAssetResponseV1 with Success false, ErrorMessage
   naming each field and reason (`errors.item_error`), and `Errors` [{Field, Reason}]. The
   list answers 200 with one result per item, in order; each item runs in its own savepoint
@@ -134,7 +134,9 @@ from store.entities import (
     add_connector,
     connectors_of,
     create_entity,
+    end_connector,
     list_entities,
+    set_connector_status,
     update_entity,
 )
 from store.errors import Conflict, FieldIssue, NotFound, StoreError, ValidationError
@@ -148,6 +150,7 @@ from store.references import (
     resolve,
 )
 from store.tenants import Tenant
+from store.timeutil import utcnow
 
 routes = web.RouteTableDef()
 
@@ -749,11 +752,10 @@ async def _save_connector(
     for connector in existing:
         if _same_link(connector, parent, child, connector_type, wanted, connector.status):
             if connector.status is not status:
-                raise ValidationError(
-                    f"{path}.EntityStatus",
-                    f"the connector exists as {connector.status}; changing a connector's "
-                    "status is not supported yet",
-                )
+                try:
+                    await set_connector_status(tx, tenant, connector, status)
+                except Conflict as error:
+                    raise _Refused([FieldIssue(f"{path}.EntityStatus", str(error))], 409) from None
             return connector.id
     try:
         made = await add_connector(
@@ -774,28 +776,31 @@ async def _save_connector(
     return made.id
 
 
-def _refuse_removals(
-    entity: Entity, block: AssetConnectors, existing: list[Connector], kept: set[int]
+async def _end_removed(
+    tx: AsyncConnection,
+    tenant: Tenant,
+    entity: Entity,
+    block: AssetConnectors,
+    existing: list[Connector],
+    kept: set[int],
 ) -> None:
+    """FullList: a connector in the list's scope (its connector types and directions) that
+    the list leaves out is ended now; its history stays."""
     directions = set(block.directions) or {ReferenceDirection.PARENT, ReferenceDirection.CHILD}
-    dropped = []
+    now = utcnow()
     for connector in existing:
         if connector.id in kept or connector.status is EntityStatus.DELETED:
             continue
-        below = connector.child.id == entity.id
-        direction = ReferenceDirection.PARENT if below else ReferenceDirection.CHILD
+        direction = (
+            ReferenceDirection.PARENT
+            if connector.child.id == entity.id
+            else ReferenceDirection.CHILD
+        )
         if direction not in directions:
             continue
         if block.connector_types and connector.connector_type not in block.connector_types:
             continue
-        other = connector.parent if below else connector.child
-        dropped.append(f"{connector.connector_type} {direction.lower()} {other.name!r}")
-    if dropped:
-        raise ValidationError(
-            "AssetConnectors.ListOption",
-            f"FullList would end {len(dropped)} connector(s) missing from AssetConnectorList "
-            f"({', '.join(dropped)}); ending connectors is not supported yet, send PartialList",
-        )
+        await end_connector(tx, tenant, connector, now)
 
 
 async def _save_connectors(
@@ -809,7 +814,7 @@ async def _save_connectors(
         path = f"AssetConnectors.AssetConnectorList[{index}]"
         kept.add(await _save_connector(tx, tenant, entity, block, wanted, path, existing))
     if block.list_option is ListOption.FULL_LIST:
-        _refuse_removals(entity, block, existing, kept)
+        await _end_removed(tx, tenant, entity, block, existing, kept)
 
 
 async def _save(tx: AsyncConnection, tenant: Tenant, asset: AssetV1, save_type: SaveType) -> Entity:
