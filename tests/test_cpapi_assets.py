@@ -20,7 +20,8 @@ from adapter.keys import DB
 from adapter.settings import Settings
 from store.accounts import Role, add_account
 from store.catalogue import SelectionValueType, selection_values
-from store.tenants import add_tenant
+from store.messages import recent_messages
+from store.tenants import add_tenant, get_tenant
 
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "specs" / "invade-d7.2-cp-api-ocmp.txt"
 
@@ -865,6 +866,21 @@ async def test_save_asset_list_example_1_as_printed(api: Api) -> None:
         for c in site["AssetConnectors"]["AssetConnectorList"]
     }
     assert links == {("Parent", "Zone", results[0]["Key"]), ("Child", "Site", results[2]["Key"])}
+
+
+async def test_asset_saves_are_logged_with_their_outcome(api: Api) -> None:
+    """DESIGN.md 2.6: every inbound message is logged with its outcome."""
+    await api.save_list([asset(ZONE, kind("Area", "Zone", "Z")), "not an asset"])
+    await api.post("/api/Asset/SaveAssetV1", asset(SITE, None), params={"saveType": "Update"})
+    async with api.client.server.app[DB].read() as tx:
+        tenant = await get_tenant(tx, "pilot-a")
+        logged = await recent_messages(tx, tenant)
+    assert [(m.message_type, m.status) for m in logged] == [
+        ("SaveAssetV1", "refused"),
+        ("SaveAssetListV1", "partial"),
+    ]
+    assert logged[1].detail == "Upsert: 1 of 2 assets saved"
+    assert logged[0].detail.startswith("Update asset 2: ")
 
 
 @pytest.mark.parametrize(

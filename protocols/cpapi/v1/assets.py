@@ -109,6 +109,7 @@ from protocols.cpapi.v1.asset_schemas import (
     SelectionValueSchema,
     parse_word,
 )
+from protocols.cpapi.v1.audit import log_inbound, outcome
 from protocols.cpapi.v1.errors import item_error
 from store.catalogue import (
     AnyKind,
@@ -897,6 +898,12 @@ async def save_asset(request: web.Request) -> web.Response:
     body = _object(await read_json(request), "AssetV1")
     async with database_of(request).transaction() as tx:
         response, status = await _apply(tx, tenant, body, save_type)
+        detail = f"{save_type} {_named(response)}" + (
+            "" if response.success else f": {response.error_message}"
+        )
+        await log_inbound(
+            request, tx, tenant, "SaveAssetV1", outcome(int(response.success), 1), detail
+        )
     return _json(SaveAssetResponseV1Schema().dump(response), status)
 
 
@@ -910,4 +917,19 @@ async def save_asset_list(request: web.Request) -> web.Response:
         raise ValidationError("body", "expected a JSON array of AssetV1")
     async with database_of(request).transaction() as tx:
         results = [(await _apply(tx, tenant, raw, save_type))[0] for raw in body]
+        saved = sum(result.success for result in results)
+        detail = f"{save_type}: {saved} of {len(results)} assets saved"
+        await log_inbound(
+            request, tx, tenant, "SaveAssetListV1", outcome(saved, len(results)), detail
+        )
     return _json(SaveAssetResponseV1Schema(many=True).dump(results))
+
+
+def _named(response: SaveAssetResponseV1) -> str:
+    """The asset a response is about, for the audit trail."""
+    if response.key:
+        return f"asset {response.key}"
+    reference = response.asset_key
+    if reference is None:
+        return "an unreadable asset"
+    return f"asset {reference.external_key or reference.key}"

@@ -87,6 +87,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from protocols.common.context import caller_of, database_of, request_id_of
 from protocols.common.surface import ProtocolError
 from protocols.common.wire import marshmallow_issues, read_json
+from protocols.cpapi.v1.audit import log_inbound, outcome
 from protocols.cpapi.v1.derivations import (
     DERIVED_STEP,
     MAX_BLOCKS,
@@ -120,7 +121,6 @@ from protocols.cpapi.v1.timeseries_schemas import (
 )
 from store.entities import Entity
 from store.errors import Conflict, FieldIssue, NotFound, StoreError, ValidationError
-from store.messages import Direction, log_message
 from store.references import ExternalRef, find_many, normalise, resolve
 from store.series import (
     Series,
@@ -782,7 +782,7 @@ async def save_time_series_list(request: web.Request) -> web.Response:
                 await _save_listed(batch, item, result)
         await batch.flush()
         saved = sum(r.refusal is None for r in results)
-        status = "applied" if saved == len(results) else "partial" if saved else "refused"
+        status = outcome(saved, len(results))
         await _log(
             request,
             tx,
@@ -840,21 +840,10 @@ async def _log(
     result: _ItemResult | None,
     detail: str | None = None,
 ) -> None:
-    """The audit trail (DESIGN.md section 2.6)."""
     if detail is None and result is not None:
         detail = (
             f"{result.series_type} saved"
             if result.refusal is None
             else f"{result.series_type}: {result.refusal.error_message}"
         )
-    await log_message(
-        tx,
-        tenant,
-        protocol=PROTOCOL,
-        message_type=message_type,
-        direction=Direction.IN,
-        status=status,
-        message_id=(request_id_of(request) or "")[:200] or None,
-        payload=await request.read(),
-        detail=None if detail is None else detail[:1000],
-    )
+    await log_inbound(request, tx, tenant, message_type, status, detail)
