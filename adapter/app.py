@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import aiohttp
 from aiohttp import web
@@ -11,13 +12,25 @@ from adapter.auth import RateLimiter
 from adapter.bootstrap import first_start
 from adapter.guards import CredentialCache
 from adapter.health import routes as health_routes
-from adapter.keys import CREDENTIAL_CACHE, DB, DELIVERY, JWT_SECRET, METRICS, RATE_LIMITER, SETTINGS
+from adapter.keys import (
+    CREDENTIAL_CACHE,
+    DB,
+    DELIVERY,
+    JWT_SECRET,
+    METRICS,
+    PEER_CLOCK,
+    RATE_LIMITER,
+    SETTINGS,
+)
 from adapter.metrics import Metrics
 from adapter.middlewares import ROOT_MIDDLEWARES
 from adapter.outbox import DeliveryWorker
+from adapter.peer_clock import PeerClock
 from adapter.settings import Settings
 from adapter.surfaces import mount
+from protocols.common.context import HUB, Hub
 from protocols.cpapi import v1 as cpapi_v1
+from protocols.ocmp import v1_0 as ocmp_v1_0
 from store.app_secrets import get_or_create_secret
 from store.db import open_database
 from store.migrate import upgrade
@@ -52,6 +65,28 @@ async def _delivery(app: web.Application) -> AsyncIterator[None]:
         await worker.stop()
 
 
+async def _peer_clock(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    app[HUB] = Hub(
+        public_url=settings.base_url,
+        heartbeat_seconds=settings.heartbeat_seconds,
+        resend_after=timedelta(minutes=settings.resend_minutes),
+        wake_outbox=app[DELIVERY].wake,
+    )
+    clock = PeerClock(
+        app[DB], app[HUB], app[METRICS], SURFACES, PEER_PROTOCOLS, settings.peer_clock_seconds
+    )
+    app[PEER_CLOCK] = clock
+    clock.start()
+    yield
+    await clock.stop()
+
+
+# Surfaces with peers that handshake and beat, and their protocol names in the peer table.
+SURFACES = (ocmp_v1_0.SURFACE,)
+PEER_PROTOCOLS = ("ocmp",)
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=ROOT_MIDDLEWARES, client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
@@ -60,7 +95,9 @@ def create_app(settings: Settings) -> web.Application:
     app[CREDENTIAL_CACHE] = CredentialCache()
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_delivery)
+    app.cleanup_ctx.append(_peer_clock)
     app.add_routes(health_routes)
     mount(app, settings.cpapi_prefix, cpapi_v1.SURFACE)
     mount(app, f"/{settings.event_hub_path.strip('/')}", cpapi_v1.EVENT_HUB)
+    mount(app, settings.ocmp_prefix, ocmp_v1_0.SURFACE)
     return app

@@ -16,9 +16,10 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from adapter import sas
+from adapter import peer_admin, sas
 from adapter.app import create_app
 from adapter.settings import Settings, SettingsError, load_settings
+from protocols.common.capacity import UnknownIds
 from store.accounts import Role, add_account, get_account, issue_token, parse_role, record_token
 from store.db import Database, open_database
 from store.errors import StoreError
@@ -133,6 +134,32 @@ def _parser() -> argparse.ArgumentParser:
     )
     _settings_flags(gateway_add)
 
+    peer = commands.add_parser("peer", help="OCMP / OSCP peers").add_subparsers(
+        dest="action", required=True
+    )
+    peer_add = peer.add_parser(
+        "add", help="record a peer and the login it uses with us (printed when generated)"
+    )
+    peer_add.add_argument("--tenant", required=True)
+    peer_add.add_argument("--protocol", required=True, choices=peer_admin.PROTOCOLS)
+    peer_add.add_argument("--name", required=True)
+    peer_add.add_argument("--base-url", help="the peer's endpoint (else learnt from its handshake)")
+    login = peer_add.add_mutually_exclusive_group()
+    login.add_argument(
+        "--token", help="OSCP: the token the peer uses with us (generated if absent)"
+    )
+    login.add_argument("--username", help="OCMP: the username the peer uses with us")
+    peer_add.add_argument("--password", help="OCMP: its password (generated if absent)")
+    peer_add.add_argument(
+        "--unknown-ids",
+        choices=[str(u) for u in UnknownIds],
+        default=str(UnknownIds.STRICT),
+        help="an unknown group_id / asset_id: an error (strict) or a new entity (lenient)",
+    )
+    _settings_flags(peer_add)
+    peer_list = peer.add_parser("list", help="peers with their state and last heartbeat")
+    peer_list.add_argument("--tenant", required=True)
+    _settings_flags(peer_list)
     cpapi = commands.add_parser("cpapi", help="INVADE CP-API").add_subparsers(
         dest="action", required=True
     )
@@ -277,7 +304,25 @@ def _admin_command(
             )
         return f"CP-API endpoint of {args.tenant}: {args.url}"
 
+    async def peer_add(db: Database) -> str:
+        new = peer_admin.NewPeer(
+            args.tenant,
+            args.protocol,
+            args.name,
+            args.base_url,
+            username=args.username,
+            password=args.password,
+            token=args.token,
+            unknown_ids=UnknownIds(args.unknown_ids),
+        )
+        return await peer_admin.add(db, new)
+
+    async def peer_list(db: Database) -> str:
+        return await peer_admin.describe(db, args.tenant)
+
     return {
+        ("peer", "add"): peer_add,
+        ("peer", "list"): peer_list,
         ("cpapi", "endpoint"): cpapi_endpoint,
         ("db", "upgrade"): db_upgrade,
         ("gateway", "add"): gateway_add,

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from adapter.guards import CredentialCache
     from adapter.metrics import Metrics
     from adapter.outbox import DeliveryWorker
+    from adapter.peer_clock import PeerClock
     from adapter.settings import Settings
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
@@ -21,3 +22,4 @@ RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
 CREDENTIAL_CACHE: web.AppKey[CredentialCache] = web.AppKey("credential_cache")
 JWT_SECRET: web.AppKey[str] = web.AppKey("jwt_secret")
 DELIVERY: web.AppKey[DeliveryWorker] = web.AppKey("delivery")
+PEER_CLOCK: web.AppKey[PeerClock] = web.AppKey("peer_clock")

@@ -43,6 +43,13 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.peers = Gauge(
+            "flexbridge_peers",
+            "Peers by protocol and whether their last heartbeat still vouches for them",
+            ["protocol", "state"],
+            registry=self.registry,
+        )
+
     def message(self, protocol: str, message_type: str, direction: str, result: str) -> None:
         self.messages.labels(protocol, message_type, direction, result).inc()
 

@@ -56,6 +56,20 @@ class Settings:
     outbox_backoff_cap_seconds: float = 300.0
     outbox_deadline_seconds: float = 24 * 3600.0
     outbox_lease_seconds: float = 60.0
+    # How peers reach this server (sent in handshakes); http://<host>:<port> when empty.
+    public_url: str | None = None
+    # Where OCMP 1.0 is mounted: <prefix>/handshake, <prefix>/heartbeat, ...
+    ocmp_prefix: str = "/ocmp/1.0"
+    # The heartbeat interval flexbridge asks of peers in its handshakes (section 7: 15 min).
+    heartbeat_seconds: float = 900.0
+    # Optimal forecasts are re-sent when a group's inputs change, at most this often.
+    resend_minutes: float = 5.0
+    # How often the peer clock runs (heartbeats due, peers gone offline, re-sends).
+    peer_clock_seconds: float = 1.0
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
 
 def _is_optional(text_type: str) -> bool:
@@ -161,6 +175,9 @@ _LOWER_BOUNDS: tuple[tuple[str, float, bool], ...] = (
     ("outbox_backoff_cap_seconds", 0, True),
     ("outbox_deadline_seconds", 0, False),
     ("outbox_lease_seconds", 0, False),
+    ("heartbeat_seconds", 1, True),
+    ("resend_minutes", 0, True),
+    ("peer_clock_seconds", 0, False),
 )
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from store.errors import Conflict, NotFound, ValidationError
-from store.tables import peers
+from store.tables import peers, tenants
 from store.tenants import Tenant
 from store.timeutil import from_micros, to_micros, utcnow
 
@@ -154,6 +154,19 @@ async def list_peers(
     if protocol is not None:
         query = query.where(peers.c.protocol == protocol)
     return [_peer(row, tenant) for row in await tx.execute(query)]
+
+
+async def peers_of_protocol(tx: AsyncConnection, protocol: str) -> list[Peer]:
+    """Every tenant's peers of one protocol: for the clock that sends heartbeats."""
+    query = (
+        select(peers, tenants.c.name.label("tenant_name"))
+        .join(tenants, tenants.c.id == peers.c.tenant_id)
+        .where(peers.c.protocol == protocol)
+        .order_by(peers.c.id)
+    )
+    return [
+        _peer(row, Tenant(row.tenant_id, row.tenant_name)) for row in await tx.execute(query)
+    ]
 
 
 async def update_peer(

@@ -7,7 +7,9 @@ here, handlers read them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from aiohttp import web
 
@@ -24,7 +26,18 @@ class Caller:
     tenant: Tenant
 
 
+@dataclass(frozen=True, slots=True)
+class Hub:
+    """What the adapter tells protocols about the running server."""
+
+    public_url: str  # how peers reach this server, e.g. https://flexbridge.example
+    heartbeat_seconds: float  # the heartbeat interval we ask of peers
+    resend_after: timedelta  # optimal forecasts are re-sent on new inputs at most this often
+    wake_outbox: Callable[[], None]  # after a commit that queued messages: send them now
+
+
 DB = web.AppKey("db", Database)
+HUB = web.AppKey("hub", Hub)
 CALLER = web.RequestKey("caller", Caller)
 REQUEST_ID = web.RequestKey("request_id", str)
 
@@ -39,3 +52,7 @@ def caller_of(request: web.Request) -> Caller:
 
 def database_of(request: web.Request) -> Database:
     return request.config_dict[DB]
+
+
+def hub_of(request: web.Request) -> Hub:
+    return request.config_dict[HUB]

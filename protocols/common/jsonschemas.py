@@ -23,11 +23,21 @@ def validator(package: str, name: str) -> Any:
     return cls(schema, format_checker=cls.FORMAT_CHECKER)
 
 
+def violations(
+    instance: Any, package: str, name: str, *, limit: int = 20
+) -> list[tuple[tuple[Any, ...], FieldIssue]]:
+    """Every violated path (up to `limit`), as (path in the instance, issue naming it)."""
+    errors = sorted(
+        validator(package, name).iter_errors(instance), key=lambda e: [str(p) for p in e.path]
+    )
+    return [(tuple(e.path), FieldIssue(_field(e), e.message)) for e in errors[:limit]]
+
+
 def check(instance: Any, package: str, name: str, *, limit: int = 20) -> None:
     """Raise ValidationError naming every violated path (up to `limit`)."""
-    errors = sorted(validator(package, name).iter_errors(instance), key=lambda e: list(e.path))
-    if errors:
-        raise ValidationError(issues=[FieldIssue(_field(e), e.message) for e in errors[:limit]])
+    found = violations(instance, package, name, limit=limit)
+    if found:
+        raise ValidationError(issues=[issue for _, issue in found])
 
 
 _REQUIRED = re.compile(r"'(.+)' is a required property")

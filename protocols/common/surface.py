@@ -8,13 +8,16 @@ the protocol's own envelope).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from aiohttp import web
 
+from protocols.common.context import Hub
 from store.accounts import Role
+from store.db import Database
 from store.errors import FieldIssue
 
 
@@ -23,6 +26,7 @@ class Auth(StrEnum):
 
     BASIC_AND_TENANT_KEY = "basic+tenant-key"  # CP-API 4.1.3, OCMP
     SHARED_ACCESS_SIGNATURE = "sas"  # CP-API 5.2.1 event hub: one token per gateway
+    TOKEN = "token"  # OSCP 2.0: "Authorization: Token <token>"
 
 
 class ProtocolError(Exception):
@@ -52,3 +56,5 @@ class Surface:
     roles: frozenset[Role]
     realm: str
     render_error: ErrorRenderer
+    # Run by the adapter's clock about every second: heartbeats, offline peers, re-sends.
+    clock: Callable[[Database, Hub, datetime], Awaitable[None]] | None = None

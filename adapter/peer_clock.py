@@ -1,0 +1,75 @@
+"""The peer clock: runs every mounted surface's `clock` (heartbeats that are due, peers gone
+offline, optimal forecasts to re-send) about once per `peer_clock_seconds`, and keeps the
+online-peers gauge. One failing clock is logged and retried next time; it never stops the
+others or the server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from adapter.metrics import Metrics
+from protocols.common.context import Hub
+from protocols.common.peer_link import is_online
+from protocols.common.surface import Surface
+from store.db import Database
+from store.peers import peers_of_protocol
+
+log = logging.getLogger("flexbridge.clock")
+
+
+class PeerClock:
+    def __init__(
+        self,
+        db: Database,
+        hub: Hub,
+        metrics: Metrics,
+        surfaces: Sequence[Surface],
+        protocols: Sequence[str],
+        period: float,
+    ) -> None:
+        self.db, self.hub, self.metrics = db, hub, metrics
+        self.clocks = [s for s in surfaces if s.clock is not None]
+        self.protocols = tuple(protocols)
+        self.period = period
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="peer clock")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def tick(self) -> None:
+        now = datetime.now(UTC)
+        for surface in self.clocks:
+            try:
+                await surface.clock(self.db, self.hub, now)  # type: ignore[misc]
+            except Exception:
+                log.exception("%s clock failed; retried at the next tick", surface.name)
+        try:
+            await self._count_online()
+        except Exception:  # the database away for a moment: the gauge waits for the next tick
+            log.warning("peer clock could not count online peers", exc_info=True)
+
+    async def _run(self) -> None:
+        while True:
+            await self.tick()
+            await asyncio.sleep(self.period)
+
+    async def _count_online(self) -> None:
+        async with self.db.read() as tx:
+            for protocol in self.protocols:
+                states = Counter(
+                    "online" if is_online(p) else "offline"
+                    for p in await peers_of_protocol(tx, protocol)
+                )
+                for state in ("online", "offline"):
+                    self.metrics.peers.labels(protocol, state).set(states[state])

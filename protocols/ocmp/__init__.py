@@ -1,0 +1,1 @@
+"""OCMP: the Open Capacity Management Protocol (flexbridge as the CMO)."""

@@ -1,0 +1,345 @@
+"""OCMP 1.0 over real HTTP: flexbridge as the CMO, a second aiohttp app as the CPO."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+
+from adapter import peer_admin
+from adapter.app import create_app
+from adapter.auth import encode_basic_auth
+from adapter.keys import DB, METRICS
+from adapter.settings import Settings
+from protocols.common.capacity import UnknownIds
+from protocols.common.context import HUB
+from protocols.ocmp.v1_0 import clock
+from store.catalogue import AssetSubType, AssetType, ConnectorType
+from store.entities import add_connector, create_entity
+from store.messages import recent_messages
+from store.peers import find_peer
+from store.references import ProtocolId, add_reference, find
+from store.series import ensure_series, find_series
+from store.series_types import SeriesType
+from store.tenants import add_tenant
+from store.values import Point, read_values, write_values
+
+Q = timedelta(minutes=15)
+WAIT = 10.0  # seconds any expected message may take; a failure, never a pause
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _next_quarter() -> datetime:
+    now = datetime.now(UTC)
+    return now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0) + Q
+
+
+class Cpo:
+    """The CPO's OCMP endpoint: records every message flexbridge sends it."""
+
+    def __init__(self) -> None:
+        self.inbox: asyncio.Queue[tuple[str, dict[str, str], Any]] = asyncio.Queue()
+
+    async def receive(self, request: web.Request) -> web.Response:
+        body = orjson.loads(await request.read())
+        await self.inbox.put((request.match_info["message"], dict(request.headers), body))
+        return web.Response(status=204)
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/cpo/ocmp/{message}", self.receive)
+        return app
+
+    async def next(self, message: str) -> tuple[dict[str, str], Any]:
+        """The next message of this kind (others sent meanwhile are skipped)."""
+        while True:
+            name, headers, body = await asyncio.wait_for(self.inbox.get(), WAIT)
+            if name == message:
+                return headers, body
+
+
+class Session:
+    def __init__(self, client: Any, app: web.Application, tenant: Any, login: dict[str, str]):
+        self.client, self.app, self.tenant, self.login = client, app, tenant, login
+
+    async def post(self, message: str, body: Any, **headers: str) -> tuple[int, Any]:
+        response = await self.client.post(
+            f"/ocmp/1.0/{message}", json=body, headers={**self.login, **headers}
+        )
+        text = await response.read()
+        return response.status, orjson.loads(text) if text else None
+
+
+async def _setup(db, database_url, aiohttp_client, aiohttp_server, unknown_ids=UnknownIds.STRICT):  # type: ignore[no-untyped-def]
+    cpo = Cpo()
+    cpo_server = await aiohttp_server(cpo.app())
+    settings = replace(
+        Settings(),
+        database_url=database_url,
+        admin_password="admin-pw",
+        peer_clock_seconds=0.05,
+        outbox_poll_seconds=0.05,
+        resend_minutes=0.0,
+    )
+    app = create_app(settings)
+    client = await aiohttp_client(app)
+    async with db.transaction() as tx:
+        tenant, key = await add_tenant(tx, "pilot")
+    await peer_admin.add(
+        app[DB],
+        peer_admin.NewPeer(
+            "pilot", "ocmp", "greenflux", None, "gf", "gf-pw", unknown_ids=unknown_ids
+        ),
+    )
+    async with db.transaction() as tx:
+        site = await create_entity(
+            tx, tenant, AssetType.AREA, AssetSubType.SITE, {"Name": "Site 1", "PhaseCount": 3}
+        )
+        await add_reference(tx, tenant, site, ProtocolId("ocmp", "greenflux", "group", "site-1"))
+        charger = await create_entity(
+            tx, tenant, AssetType.RESOURCE, AssetSubType.CHARGING, {"Name": "CP 1"}
+        )
+        await add_reference(tx, tenant, charger, ProtocolId("ocmp", "greenflux", "asset", "cp-1"))
+        await add_connector(tx, tenant, site, charger, ConnectorType.SITE)
+    login = {"Authorization": encode_basic_auth("gf", "gf-pw"), "X-Tenant-Key": key}
+    session = Session(client, app, tenant, login)
+    session.base = str(cpo_server.make_url("/cpo/ocmp"))  # type: ignore[attr-defined]
+    session.site, session.charger = site, charger  # type: ignore[attr-defined]
+    return session, cpo
+
+
+@pytest.fixture
+async def ocmp(db, database_url, aiohttp_client, aiohttp_server):  # type: ignore[no-untyped-def]
+    return await _setup(db, database_url, aiohttp_client, aiohttp_server)
+
+
+async def _handshake(session: Session, cpo: Cpo, interval: float = 60) -> None:
+    body = {
+        "base_url": session.base,  # type: ignore[attr-defined]
+        "username": "cmo",
+        "password": "cmo-pw",
+        "heartbeat_interval": interval,
+    }
+    assert (await session.post("handshake", body)) == (204, None)
+
+
+def _forecast(amps: list[float], start: datetime, group: str = "site-1") -> dict[str, Any]:
+    return {
+        "group_id": group,
+        "forecasted_blocks": [
+            {
+                "capacity": a,
+                "phase": "ALL",
+                "unit": "A",
+                "start_time": _iso(start + i * Q),
+                "end_time": _iso(start + (i + 1) * Q),
+            }
+            for i, a in enumerate(amps)
+        ],
+    }
+
+
+async def test_a_cpo_session_handshake_heartbeats_forecast_and_optimal_forecast(ocmp):
+    session, cpo = ocmp
+    await _handshake(session, cpo, interval=60)
+    headers, ours = await cpo.next("handshake")
+    assert ours == {
+        "base_url": f"{session.app[HUB].public_url}/ocmp/1.0",
+        "heartbeat_interval": 900.0,
+    }
+    # Basic authentication with the credentials from the CPO's handshake.
+    assert headers["Authorization"] == "Basic " + base64.b64encode(b"cmo:cmo-pw").decode()
+    # Our first heartbeat is due at once; it vouches for three of the CPO's intervals.
+    _, beat = await cpo.next("heartbeat")
+    offline_at = datetime.fromisoformat(beat["offline_mode_at"])
+    assert timedelta(seconds=170) < offline_at - datetime.now(UTC) <= timedelta(seconds=180)
+
+    until = datetime.now(UTC) + timedelta(minutes=30)
+    assert (await session.post("heartbeat", {"offline_mode_at": _iso(until)})) == (204, None)
+
+    start = _next_quarter()
+    assert (
+        await session.post("update_group_maximum_capacity_forecast", _forecast([16.0] * 96, start))
+    ) == (204, None)
+    headers, optimal = await cpo.next("update_group_optimal_capacity_forecast")
+    assert headers["X-Request-ID"]
+    assert optimal["group_id"] == "site-1"
+    blocks = optimal["forecasted_blocks"]
+    assert len(blocks) == 96 and {b["unit"] for b in blocks} == {"A"}
+    assert blocks[0]["start_time"] == _iso(start) and blocks[-1]["end_time"] == _iso(start + 96 * Q)
+    # Nothing else behind the connection: the whole maximum is the CPO's (16 A -> 16 A).
+    assert {b["capacity"] for b in blocks} == {16.0}
+    async with session.app[DB].read() as tx:
+        stored = await find_series(tx, session.tenant, session.site, SeriesType.MAX_CAPACITY)  # type: ignore[attr-defined]
+        limits = await read_values(tx, session.tenant, stored, start, start + Q)
+    assert limits[0].value == pytest.approx(16 * 230 * 3 / 1000)  # kW on the group
+
+
+async def test_the_optimal_capacity_leaves_room_for_the_non_flexible_load(ocmp):
+    """The headroom rule: MaxCapacity - non-flexible load + PV, in Amps per phase."""
+    session, cpo = ocmp
+    await _handshake(session, cpo)
+    start = _next_quarter()
+    async with session.app[DB].transaction() as tx:
+        load = await ensure_series(
+            tx, session.tenant, session.site, SeriesType.CONSUMPTION, resolution=Q
+        )  # type: ignore[attr-defined]
+        await write_values(
+            tx, session.tenant, load, [Point(start, start + Q, 1.0)], source="forecast"
+        )
+        pv = await ensure_series(
+            tx, session.tenant, session.site, SeriesType.PRODUCTION, resolution=Q
+        )  # type: ignore[attr-defined]
+        await write_values(
+            tx, session.tenant, pv, [Point(start + Q, start + 2 * Q, 0.5)], source="forecast"
+        )
+    await session.post(
+        "update_group_maximum_capacity_forecast", _forecast([16.0, 16.0, 1.0], start)
+    )
+    _, optimal = await cpo.next("update_group_optimal_capacity_forecast")
+    capacities = [b["capacity"] for b in optimal["forecasted_blocks"]]
+    kw = 16 * 0.69  # 16 A x 230 V x 3 phases
+    assert capacities[0] == pytest.approx((kw - 4.0) / 0.69, abs=1e-3)  # 1 kWh in 15 min: 4 kW
+    assert capacities[1] == pytest.approx((kw + 2.0) / 0.69, abs=1e-3)  # PV adds 2 kW
+    assert capacities[2] == 1.0
+
+
+async def test_metering_is_stored_as_readings_and_re_plans_the_group(ocmp):
+    session, cpo = ocmp
+    await _handshake(session, cpo)
+    start = _next_quarter()
+    await session.post("update_group_maximum_capacity_forecast", _forecast([16.0] * 4, start))
+    await cpo.next("update_group_optimal_capacity_forecast")
+    t0 = start - 4 * Q
+    readings = {
+        "asset_id": "cp-1",
+        "meter_values": [
+            {"value": 100.0 + 2.5 * i, "unit": "KWH", "measure_time": _iso(t0 + i * Q)}
+            for i in range(4)
+        ],
+    }
+    assert (await session.post("update_detailed_metering_data", readings)) == (204, None)
+    async with session.app[DB].read() as tx:
+        energy = await find_series(tx, session.tenant, session.charger, SeriesType.CONSUMPTION)  # type: ignore[attr-defined]
+        derived = await read_values(tx, session.tenant, energy, t0, t0 + 3 * Q)
+    assert [p.value for p in derived] == [2.5, 2.5, 2.5]
+    # New inputs: the clock re-sends the group's optimal forecast (resend_minutes = 0 here).
+    _, again = await cpo.next("update_group_optimal_capacity_forecast")
+    assert again["group_id"] == "site-1"
+
+
+async def test_a_peer_whose_offline_mode_at_passes_is_marked_offline(ocmp):
+    session, cpo = ocmp
+    await _handshake(session, cpo)
+    until = datetime.now(UTC) + timedelta(minutes=5)
+    await session.post("heartbeat", {"offline_mode_at": _iso(until)})
+    db, hub = session.app[DB], session.app[HUB]
+    await clock.tick(db, hub, until - timedelta(seconds=1))
+    async with db.read() as tx:
+        assert (await find_peer(tx, session.tenant, "ocmp", "greenflux")).state["online"] is True
+    await clock.tick(db, hub, until + timedelta(seconds=1))
+    async with db.read() as tx:
+        peer = await find_peer(tx, session.tenant, "ocmp", "greenflux")
+        logged = await recent_messages(tx, session.tenant)
+    assert peer.state["online"] is False
+    assert any(m.message_type == "PeerOffline" and m.status == "offline" for m in logged)
+    listing = await peer_admin.describe(db, "pilot")
+    assert "greenflux" in listing and "handshaken,offline" in listing
+    metrics = session.app[METRICS].render().decode()
+    assert 'flexbridge_peers{protocol="ocmp",state="offline"}' in metrics
+
+
+async def test_one_reply_lists_every_error_and_the_good_blocks_are_kept(ocmp):
+    """Section 7: "The response contains a list of errors as some data may be ok whilst
+    other data is erroneous"."""
+    session, _cpo = ocmp
+    start = _next_quarter()
+    body = _forecast([10.0, -1.0, 12.0, 13.0], start)
+    body["forecasted_blocks"][2]["start_time"] = _iso(start + 2 * Q + timedelta(minutes=5))
+    body["forecasted_blocks"][3]["unit"] = "kW"
+    status, reply = await session.post("update_group_maximum_capacity_forecast", body)
+    assert status == 400 and reply["accepted"] == 1
+    paths = {e["path"] for e in reply["errors"]}
+    assert paths == {
+        "forecasted_blocks[1].capacity",
+        "forecasted_blocks[2].start_time",
+        "forecasted_blocks[3].unit",
+    }
+    assert all(e["code"] == "invalid" and e["message"] for e in reply["errors"])
+    async with session.app[DB].read() as tx:
+        stored = await find_series(tx, session.tenant, session.site, SeriesType.MAX_CAPACITY)  # type: ignore[attr-defined]
+        kept = await read_values(tx, session.tenant, stored, start, start + 4 * Q)
+    assert [p.start for p in kept] == [start]
+
+
+async def test_an_unknown_group_is_an_error_under_the_strict_policy(ocmp):
+    session, _ = ocmp
+    status, reply = await session.post(
+        "update_group_maximum_capacity_forecast", _forecast([10.0], _next_quarter(), "nowhere")
+    )
+    assert status == 400 and reply["errors"][0]["path"] == "group_id"
+    assert "nowhere" in reply["errors"][0]["message"]
+
+
+async def test_an_unknown_group_becomes_a_site_under_the_lenient_policy(
+    db, database_url, aiohttp_client, aiohttp_server
+):
+    session, _ = await _setup(db, database_url, aiohttp_client, aiohttp_server, UnknownIds.LENIENT)
+    status, _ = await session.post(
+        "update_group_maximum_capacity_forecast", _forecast([10.0], _next_quarter(), "new-site")
+    )
+    assert status == 204
+    async with session.app[DB].read() as tx:
+        made = await find(tx, session.tenant, ProtocolId("ocmp", "greenflux", "group", "new-site"))
+    assert made is not None and made.asset_subtype is AssetSubType.SITE
+
+
+async def test_a_repeated_request_id_is_applied_once(ocmp):
+    session, cpo = ocmp
+    await _handshake(session, cpo)
+    body = _forecast([16.0], _next_quarter())
+    for _ in range(2):
+        assert (
+            await session.post(
+                "update_group_maximum_capacity_forecast", body, **{"X-Request-ID": "m-1"}
+            )
+        )[0] == 204
+    await cpo.next("update_group_optimal_capacity_forecast")
+    async with session.app[DB].read() as tx:
+        logged = await recent_messages(tx, session.tenant)
+    applied = [m for m in logged if m.message_id == "m-1"]
+    assert len(applied) == 1
+
+
+@pytest.mark.parametrize(
+    ("login", "status"),
+    [
+        ({"Authorization": encode_basic_auth("gf", "wrong")}, 401),
+        ({}, 401),
+    ],
+)
+async def test_bad_credentials_are_refused_in_the_ocmp_error_shape(ocmp, login, status):
+    session, _ = ocmp
+    response = await session.client.post(
+        "/ocmp/1.0/heartbeat", json={"offline_mode_at": _iso(datetime.now(UTC))}, headers=login
+    )
+    assert response.status == status
+    assert (await response.json())["errors"][0]["code"]
+
+
+async def test_a_non_peer_account_may_not_speak_ocmp(ocmp):
+    session, _ = ocmp
+    admin = {**session.login, "Authorization": encode_basic_auth("admin", "admin-pw")}
+    response = await session.client.post(
+        "/ocmp/1.0/heartbeat", json={"offline_mode_at": _iso(datetime.now(UTC))}, headers=admin
+    )
+    assert response.status == 403
