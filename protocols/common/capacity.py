@@ -150,7 +150,7 @@ async def _per_block_kw(
     return {p.start: p.value / hours for p in points if p.value is not None}
 
 
-async def headroom(
+async def plan_group(
     tx: AsyncConnection, tenant: Tenant, group: Entity, start: datetime, end: datetime
 ) -> list[Block]:
     """The optimal capacity by the headroom rule for the blocks of [start, end) that have a

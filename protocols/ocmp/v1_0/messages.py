@@ -27,7 +27,7 @@ from protocols.common.capacity import (
     BLOCK,
     Block,
     from_kw,
-    headroom,
+    plan_group,
     quarter_hours,
     resolve_id,
     store_capacity,
@@ -226,7 +226,7 @@ async def send_optimal(
 ) -> int:
     """Plan the group's capacity over [start, end) and queue the optimal forecast for the
     peer, in Amps, one block per quarter hour; returns how many blocks."""
-    plan = await headroom(tx, peer.tenant, group, start, end)
+    plan = await plan_group(tx, peer.tenant, group, start, end)
     if plan:
         body = {
             "group_id": group_id,
