@@ -134,6 +134,22 @@ async def find(tx: AsyncConnection, tenant: Tenant, ref: Reference) -> Entity | 
     return None if entity_id is None else await get_entity_by_id(tx, tenant, entity_id)
 
 
+async def find_in_system(
+    tx: AsyncConnection, tenant: Tenant, system: str, external_key: str
+) -> Entity | None:
+    """The entity an outside system calls `external_key`, whatever reference type it was
+    recorded with; Conflict when two entities carry that key in that system."""
+    query = select(entity_references.c.entity_id).where(
+        entity_references.c.tenant_id == tenant.id,
+        entity_references.c.system == system,
+        entity_references.c.external_key == external_key,
+    )
+    ids = sorted({row.entity_id for row in await tx.execute(query)})
+    if len(ids) > 1:
+        raise Conflict(f"{len(ids)} entities are called {external_key!r} in {system!r}")
+    return await get_entity_by_id(tx, tenant, ids[0]) if ids else None
+
+
 async def find_many(
     tx: AsyncConnection, tenant: Tenant, targets: Iterable[uuid.UUID | ExternalRef]
 ) -> dict[uuid.UUID | ExternalRef, Entity]:

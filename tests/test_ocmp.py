@@ -24,7 +24,7 @@ from store.catalogue import AssetSubType, AssetType, ConnectorType
 from store.entities import add_connector, create_entity
 from store.messages import recent_messages
 from store.peers import find_peer
-from store.references import ProtocolId, add_reference, find
+from store.references import ExternalRef, ProtocolId, add_reference, find
 from store.series import ensure_series, find_series
 from store.series_types import SeriesType
 from store.tenants import add_tenant
@@ -343,3 +343,21 @@ async def test_a_non_peer_account_may_not_speak_ocmp(ocmp):
         "/ocmp/1.0/heartbeat", json={"offline_mode_at": _iso(datetime.now(UTC))}, headers=admin
     )
     assert response.status == 403
+
+
+async def test_a_group_named_by_a_cp_api_cross_reference_of_the_peers_system_is_found(ocmp):
+    """The operator maps CPO ids with ordinary cross-references (system "ocmp:<peer>")."""
+    session, _ = ocmp
+    async with session.app[DB].transaction() as tx:
+        zone = await create_entity(
+            tx, session.tenant, AssetType.AREA, AssetSubType.ZONE, {"Name": "Zone 2"}
+        )
+        await add_reference(tx, session.tenant, zone, ExternalRef("ocmp:greenflux", "Zone", "z-2"))
+    start = _next_quarter()
+    status, _ = await session.post(
+        "update_group_maximum_capacity_forecast", _forecast([8.0], start, "z-2")
+    )
+    assert status == 204
+    async with session.app[DB].read() as tx:
+        stored = await find_series(tx, session.tenant, zone, SeriesType.MAX_CAPACITY)
+    assert stored is not None

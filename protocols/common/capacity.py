@@ -26,7 +26,7 @@ from store.catalogue import AssetSubType, AssetType
 from store.entities import Entity, create_entity
 from store.errors import ValidationError
 from store.peers import Peer
-from store.references import ProtocolId, add_reference, find
+from store.references import ProtocolId, add_reference, find, find_in_system
 from store.series import ensure_series, find_series
 from store.series_types import SeriesType
 from store.tenants import Tenant
@@ -73,7 +73,11 @@ async def resolve_id(
     """The entity the peer names `kind` `value` (a group_id or asset_id), through its
     cross-references; created under the lenient policy, refused under the strict one."""
     ref = ProtocolId(peer.protocol, peer.name, kind, value)
-    entity = await find(tx, tenant, ref)
+    # Recorded by us, or by the operator as a CP-API cross-reference of system
+    # "<protocol>:<peer>" (of whatever ExternalEntityReferenceType).
+    entity = await find(tx, tenant, ref) or await find_in_system(
+        tx, tenant, f"{peer.protocol}:{peer.name}", value
+    )
     if entity is not None:
         return Resolved(entity, False)
     if policy_of(peer) is UnknownIds.STRICT:
