@@ -60,6 +60,9 @@ class Settings:
     public_url: str | None = None
     # Where OCMP 1.0 is mounted: <prefix>/handshake, <prefix>/heartbeat, ...
     ocmp_prefix: str = "/ocmp/1.0"
+    # Where OSCP 2.0 is mounted: flexbridge as Capacity Optimizer and as Capacity Provider.
+    oscp_co_prefix: str = "/oscp/co/2.0"
+    oscp_cp_prefix: str = "/oscp/cp/2.0"
     # The heartbeat interval flexbridge asks of peers in its handshakes (section 7: 15 min).
     heartbeat_seconds: float = 900.0
     # Optimal forecasts are re-sent when a group's inputs change, at most this often.

@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from adapter.auth import Forbidden
-from adapter.guards import basic_account, enforce_rate_limit, gateway_account, tenant_of
+from adapter.guards import basic_login, enforce_rate_limit, gateway_account, tenant_of
 from adapter.refusals import refusal_of
 from protocols.common.context import CALLER, Caller, request_id_of
 from protocols.common.surface import Auth, Surface
@@ -19,10 +19,13 @@ from protocols.common.surface import Auth, Surface
 
 async def _authenticate(request: web.Request, surface: Surface) -> Caller:
     if surface.auth is Auth.BASIC_AND_TENANT_KEY:
-        account = await basic_account(request, realm=surface.realm)
-        tenant = await tenant_of(request, account)
+        login = await basic_login(request, realm=surface.realm)
+        account, tenant = login.account, tenant_of(request, login)
     elif surface.auth is Auth.SHARED_ACCESS_SIGNATURE:
         account = await gateway_account(request)
+        tenant = account.tenant
+    elif surface.auth is Auth.TOKEN:
+        account = await _token_account(request, surface.realm)
         tenant = account.tenant
     else:  # pragma: no cover - a Surface with a scheme this adapter does not know
         raise RuntimeError(f"unknown auth scheme {surface.auth}")

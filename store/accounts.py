@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import NamedTuple
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -50,6 +51,7 @@ _ACCOUNT_COLUMNS = (
     accounts.c.password_hash,
     tenants.c.id.label("tenant_id"),
     tenants.c.name.label("tenant_name"),
+    tenants.c.key_hash.label("tenant_key_hash"),
 )
 
 
@@ -93,12 +95,20 @@ async def get_account(tx: AsyncConnection, tenant: Tenant, username: str) -> Acc
     return _account(row)
 
 
-async def password_hash_of(tx: AsyncConnection, username: str) -> tuple[Account, str] | None:
-    """The account and its stored hash, for the caller to verify off the event loop."""
+class Login(NamedTuple):
+    """What checking a basic login needs, in one read: the account, its password hash (to
+    verify off the event loop) and its tenant's key hash (CP-API 4.1.3.4's header)."""
+
+    account: Account
+    password_hash: str
+    tenant_key_hash: str
+
+
+async def password_hash_of(tx: AsyncConnection, username: str) -> Login | None:
     row = (await tx.execute(_account_query().where(accounts.c.username == username))).first()
     if row is None or row.password_hash is None:
         return None
-    return _account(row), row.password_hash
+    return Login(_account(row), row.password_hash, row.tenant_key_hash)
 
 
 async def issue_token(tx: AsyncConnection, account: Account, ttl: timedelta | None = None) -> str:
@@ -145,3 +155,14 @@ async def record_token(
             expires_at=None if expires_at is None else to_micros(expires_at),
         )
     )
+
+
+async def revoke_token(tx: AsyncConnection, account: Account, token: str) -> bool:
+    """Forget one token of `account` (OSCP 2.0 registration: token C replaces token A);
+    True when the account had it."""
+    result = await tx.execute(
+        delete(api_tokens).where(
+            api_tokens.c.account_id == account.id, api_tokens.c.token_hash == hash_token(token)
+        )
+    )
+    return result.rowcount == 1

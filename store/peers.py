@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -136,13 +136,17 @@ async def find_peer(tx: AsyncConnection, tenant: Tenant, protocol: str, name: st
 
 
 async def peer_for_account(
-    tx: AsyncConnection, tenant: Tenant, protocol: str, account_id: int
+    tx: AsyncConnection, tenant: Tenant, protocol: str, account_id: int, *, for_update: bool = False
 ) -> Peer | None:
+    """The peer an account speaks for; `for_update` locks its row (PostgreSQL) so that a
+    state change made from this copy (`set_state`) merges into the current state."""
     query = select(peers).where(
         peers.c.tenant_id == tenant.id,
         peers.c.protocol == protocol,
         peers.c.account_id == account_id,
     )
+    if for_update:
+        query = query.with_for_update()
     row = (await tx.execute(query)).first()
     return None if row is None else _peer(row, tenant)
 
@@ -164,9 +168,29 @@ async def peers_of_protocol(tx: AsyncConnection, protocol: str) -> list[Peer]:
         .where(peers.c.protocol == protocol)
         .order_by(peers.c.id)
     )
-    return [
-        _peer(row, Tenant(row.tenant_id, row.tenant_name)) for row in await tx.execute(query)
-    ]
+    return [_peer(row, Tenant(row.tenant_id, row.tenant_name)) for row in await tx.execute(query)]
+
+
+async def set_state(
+    tx: AsyncConnection,
+    tenant: Tenant,
+    locked: Peer,
+    state: Mapping[str, Any],
+    *,
+    seen: datetime | None = None,
+) -> Peer:
+    """Merge `state` into a peer read in this transaction with its row locked: one statement,
+    for the hot paths (a heartbeat)."""
+    merged = {**locked.state, **state}
+    changes: dict[str, Any] = {"state": merged}
+    if seen is not None:
+        changes["last_seen_at"] = to_micros(seen)
+    await tx.execute(
+        update(peers)
+        .where(peers.c.id == locked.id, peers.c.tenant_id == tenant.id)
+        .values(**changes)
+    )
+    return replace(locked, state=merged, last_seen_at=seen or locked.last_seen_at)
 
 
 async def update_peer(

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from adapter.app import create_app
 from adapter.auth import encode_basic_auth
-from adapter.guards import basic_account, enforce_rate_limit, tenant_of
+from adapter.guards import basic_login, enforce_rate_limit, tenant_of
 from adapter.keys import DB
 from adapter.settings import Settings
 from store.accounts import Role, add_account
@@ -45,8 +45,8 @@ async def _echo(request: web.Request) -> web.Response:
 
 async def _whoami(request: web.Request) -> web.Response:
     # AuthError and Forbidden escape: the root error middleware answers 401/403.
-    account = await basic_account(request)
-    tenant = await tenant_of(request, account)
+    login = await basic_login(request)
+    account, tenant = login.account, tenant_of(request, login)
     enforce_rate_limit(request, account)
     return web.json_response({"account": account.username, "tenant": tenant.name})
 

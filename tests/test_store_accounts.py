@@ -17,7 +17,7 @@ from store.accounts import (
 )
 from store.app_secrets import get_or_create_secret
 from store.errors import Conflict, NotFound, ValidationError
-from store.secrets import verify_password
+from store.secrets import hash_token, verify_password
 from store.tenants import add_tenant, count_tenants, get_tenant, tenant_for_key
 from store.timeutil import utcnow
 
@@ -51,18 +51,19 @@ async def test_tenant_names_are_unique_and_checked(db):
 
 async def test_password_is_stored_hashed_and_generated_when_absent(db):
     async with db.transaction() as tx:
-        tenant, _ = await add_tenant(tx, "t")
+        tenant, key = await add_tenant(tx, "t")
         account, given = await add_account(tx, tenant, "alice", Role.PARTICIPANT, "s3cret!")
         _, generated = await add_account(tx, tenant, "bob", Role.PEER)
     assert given == "s3cret!"
     assert len(generated) >= 16
     async with db.read() as tx:
-        found, stored = await password_hash_of(tx, "alice")
+        found, stored, key_hash = await password_hash_of(tx, "alice")
+        assert key_hash == hash_token(key)
         assert found == account
         assert "s3cret!" not in stored
         assert verify_password("s3cret!", stored)
         assert not verify_password("wrong", stored)
-        _bob, bob_hash = await password_hash_of(tx, "bob")
+        _bob, bob_hash, _ = await password_hash_of(tx, "bob")
         assert verify_password(generated, bob_hash)
         assert await password_hash_of(tx, "carol") is None
 

@@ -29,7 +29,7 @@ import orjson
 from store.db import Database
 from store.messages import Direction, log_message
 from store.outbox import enqueue
-from store.peers import Peer, get_peer, peers_of_protocol, update_peer
+from store.peers import Peer, get_peer, peers_of_protocol, set_state, update_peer
 from store.tenants import Tenant
 
 log = logging.getLogger("flexbridge.peers")
@@ -62,21 +62,17 @@ class Heartbeats:
     body: Callable[[datetime], dict[str, Any]]  # offline_mode_at -> message body
 
 
-async def record_heartbeat(tx: Any, tenant: Tenant, peer: Peer, offline_at: datetime) -> Peer:
+async def record_heartbeat(tx: Any, tenant: Tenant, locked: Peer, offline_at: datetime) -> Peer:
+    """A heartbeat from a peer read with its row locked (store.peers.peer_for_account)."""
     now = datetime.now(UTC)
-    if not peer.state.get("online", False):
-        log.info("%s peer %r is online until %s", peer.protocol, peer.name, iso(offline_at))
-    return await update_peer(
-        tx,
-        tenant,
-        peer,
-        state={
-            "last_heartbeat_at": iso(now),
-            "offline_mode_at": iso(offline_at),
-            "online": offline_at > now,
-        },
-        seen=now,
-    )
+    if not locked.state.get("online", False):
+        log.info("%s peer %r is online until %s", locked.protocol, locked.name, iso(offline_at))
+    state = {
+        "last_heartbeat_at": iso(now),
+        "offline_mode_at": iso(offline_at),
+        "online": offline_at > now,
+    }
+    return await set_state(tx, tenant, locked, state, seen=now)
 
 
 async def record_interval(tx: Any, tenant: Tenant, peer: Peer, seconds: float | None) -> Peer:

@@ -99,9 +99,10 @@ def timestamp(text: str, where: str) -> datetime:
 
 
 async def _peer(tx: AsyncConnection, request: web.Request) -> Peer:
-    """The OCMP peer the caller's account belongs to (`flexbridge peer add`)."""
+    """The OCMP peer the caller's account belongs to (`flexbridge peer add`), its row locked
+    for the state changes the message makes."""
     caller = caller_of(request)
-    peer = await peer_for_account(tx, caller.tenant, PROTOCOL, caller.account.id)
+    peer = await peer_for_account(tx, caller.tenant, PROTOCOL, caller.account.id, for_update=True)
     if peer is None:
         raise ProtocolError(
             403, "forbidden", f"account {caller.account.username!r} is no OCMP peer"
