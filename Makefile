@@ -11,6 +11,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# Third-party protocol peers pin old libraries (pyoscp: Flask 2): they get their own venv.
+PEERS  := .venv-peers
+
+$(PEERS)/.installed: tests/peers/requirements-pyoscp.txt
+	$(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/pip install --quiet -r tests/peers/requirements-pyoscp.txt
+	touch $@
+
 $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
@@ -22,7 +30,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-run
 	$(BIN)/flexbridge serve
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test $(PEERS)/.installed
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed-test
@@ -33,4 +41,4 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/cpapi_ingest.py
 
 clean:
-	rm -rf $(VENV) *.egg-info flexbridge.db flexbridge.db-*
+	rm -rf $(VENV) $(PEERS) *.egg-info flexbridge.db flexbridge.db-*
