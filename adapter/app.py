@@ -10,13 +10,14 @@ from aiohttp import web
 
 from adapter.auth import RateLimiter
 from adapter.bootstrap import first_start
-from adapter.guards import CredentialCache
+from adapter.guards import CredentialCache, LoginCache
 from adapter.health import routes as health_routes
 from adapter.keys import (
     CREDENTIAL_CACHE,
     DB,
     DELIVERY,
     JWT_SECRET,
+    LOGIN_CACHE,
     METRICS,
     PEER_CLOCK,
     RATE_LIMITER,
@@ -93,6 +94,7 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS] = Metrics()
     app[RATE_LIMITER] = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app[CREDENTIAL_CACHE] = CredentialCache()
+    app[LOGIN_CACHE] = LoginCache(settings.login_cache_seconds)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_delivery)
     app.cleanup_ctx.append(_peer_clock)

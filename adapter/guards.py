@@ -27,7 +27,7 @@ from adapter.auth import (
     token_challenge,
     verify_jwt,
 )
-from adapter.keys import CREDENTIAL_CACHE, DB, JWT_SECRET, RATE_LIMITER, SETTINGS
+from adapter.keys import CREDENTIAL_CACHE, DB, JWT_SECRET, LOGIN_CACHE, RATE_LIMITER, SETTINGS
 from store.accounts import Account, Login, account_for_token, password_hash_of
 from store.secrets import hash_token, verify_password
 from store.tenants import Tenant
@@ -58,14 +58,48 @@ class CredentialCache:
             self._seen.popitem(last=False)
 
 
+class LoginCache:
+    """Logins read from the database in the last `ttl` seconds, by username: a peer sending
+    heartbeats every few milliseconds would otherwise pay a database read per request for an
+    answer that changes when an operator edits an account. A changed password, a removed
+    account or a new tenant key takes effect within `ttl` (setting `login_cache_seconds`)."""
+
+    def __init__(self, ttl: float, max_entries: int = 4096) -> None:
+        self._ttl = ttl
+        self._max = max_entries
+        self._logins: OrderedDict[str, tuple[float, Login]] = OrderedDict()
+
+    def get(self, username: str) -> Login | None:
+        found = self._logins.get(username)
+        if found is None or found[0] < time.monotonic():
+            return None
+        return found[1]
+
+    def put(self, username: str, login: Login) -> None:
+        if self._ttl <= 0:
+            return
+        self._logins[username] = (time.monotonic() + self._ttl, login)
+        self._logins.move_to_end(username)
+        while len(self._logins) > self._max:
+            self._logins.popitem(last=False)
+
+
+async def _login_of(request: web.Request, username: str) -> Login | None:
+    cache = request.config_dict[LOGIN_CACHE]
+    login = cache.get(username)
+    if login is None:
+        async with request.config_dict[DB].read() as tx:
+            login = await password_hash_of(tx, username)
+    return login
+
+
 async def basic_login(request: web.Request, realm: str = "flexbridge") -> Login:
     """The login named by HTTP basic credentials; AuthError (401) when absent or wrong."""
     credentials = parse_basic_auth(request.headers.get("Authorization"), realm=realm)
     if credentials is None:
         raise AuthError("basic authentication required", www_authenticate=basic_challenge(realm))
     username, password = credentials
-    async with request.config_dict[DB].read() as tx:
-        found = await password_hash_of(tx, username)
+    found = await _login_of(request, username)
     loop = asyncio.get_running_loop()
     if found is None:
         # Pay the same scrypt cost as for a known user, so timing does not reveal usernames.
@@ -79,6 +113,7 @@ async def basic_login(request: web.Request, realm: str = "flexbridge") -> Login:
                 "unknown user or wrong password", www_authenticate=basic_challenge(realm)
             )
         cache.add(key)
+    request.config_dict[LOGIN_CACHE].put(username, found)  # only logins that verified
     return found
 
 

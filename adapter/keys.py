@@ -10,7 +10,7 @@ from protocols.common.context import DB as DB  # one key object, shared with pro
 
 if TYPE_CHECKING:
     from adapter.auth import RateLimiter
-    from adapter.guards import CredentialCache
+    from adapter.guards import CredentialCache, LoginCache
     from adapter.metrics import Metrics
     from adapter.outbox import DeliveryWorker
     from adapter.peer_clock import PeerClock
@@ -23,3 +23,4 @@ CREDENTIAL_CACHE: web.AppKey[CredentialCache] = web.AppKey("credential_cache")
 JWT_SECRET: web.AppKey[str] = web.AppKey("jwt_secret")
 DELIVERY: web.AppKey[DeliveryWorker] = web.AppKey("delivery")
 PEER_CLOCK: web.AppKey[PeerClock] = web.AppKey("peer_clock")
+LOGIN_CACHE: web.AppKey[LoginCache] = web.AppKey("login_cache")

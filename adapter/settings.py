@@ -48,6 +48,8 @@ class Settings:
     # Per-account request budget: sustained requests per second and burst size.
     rate_limit_per_second: float = 200.0
     rate_limit_burst: int = 400
+    # Seconds a verified basic login is reused without reading the database (0: never).
+    login_cache_seconds: float = 5.0
     # Outbox delivery.
     outbox_poll_seconds: float = 1.0
     outbox_batch: int = 50
@@ -171,6 +173,7 @@ _LOWER_BOUNDS: tuple[tuple[str, float, bool], ...] = (
     ("jwt_ttl_seconds", 0, False),
     ("rate_limit_per_second", 0, False),
     ("rate_limit_burst", 1, True),
+    ("login_cache_seconds", 0, True),
     ("outbox_poll_seconds", 0, False),
     ("outbox_batch", 0, False),
     ("outbox_timeout_seconds", 0, False),

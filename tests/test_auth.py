@@ -434,3 +434,65 @@ def test_rate_limiter_refuses_bad_configuration() -> None:
 @pytest.mark.parametrize(("wait", "header"), [(0.01, "1"), (1.0, "1"), (1.2, "2"), (59.5, "60")])
 def test_retry_after_rounds_up_to_whole_seconds(wait: float, header: str) -> None:
     assert retry_after(wait) == header
+
+
+def test_the_login_cache_forgets_a_login_after_its_time(monkeypatch):
+    from adapter import guards
+    from store.accounts import Account, Login, Role
+    from store.tenants import Tenant
+
+    now = [100.0]
+    monkeypatch.setattr(guards.time, "monotonic", lambda: now[0])
+    login = Login(Account(1, Tenant(1, "t"), "cpo", Role.PEER), "hash", "key-hash")
+    cache = guards.LoginCache(ttl=5.0)
+    cache.put("cpo", login)
+    assert cache.get("cpo") == login and cache.get("other") is None
+    now[0] += 5.5
+    assert cache.get("cpo") is None
+    off = guards.LoginCache(ttl=0)
+    off.put("cpo", login)
+    assert off.get("cpo") is None
+
+
+async def test_a_changed_password_takes_effect_at_once_without_the_login_cache(
+    aiohttp_client, tmp_path
+):
+    from dataclasses import replace as _replace
+
+    from sqlalchemy import update
+
+    from adapter.app import create_app
+    from adapter.auth import encode_basic_auth
+    from adapter.keys import DB
+    from adapter.settings import Settings
+    from store.accounts import Role, add_account
+    from store.secrets import hash_password
+    from store.tables import accounts
+    from store.tenants import add_tenant
+
+    settings = _replace(
+        Settings(),
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'a.db'}",
+        admin_password="admin-pw",
+        login_cache_seconds=0,
+    )
+    app = create_app(settings)
+    client = await aiohttp_client(app)
+    async with app[DB].transaction() as tx:
+        tenant, key = await add_tenant(tx, "t")
+        await add_account(tx, tenant, "cpo", Role.PARTICIPANT, "old-pw")
+
+    async def status(password: str) -> int:
+        headers = {"Authorization": encode_basic_auth("cpo", password), "X-Tenant-Key": key}
+        response = await client.post("/api/Asset/GetAssetV1List", json={}, headers=headers)
+        return response.status
+
+    assert await status("old-pw") == 200
+    async with app[DB].transaction() as tx:
+        await tx.execute(
+            update(accounts)
+            .where(accounts.c.username == "cpo")
+            .values(password_hash=hash_password("new-pw"))
+        )
+    assert await status("old-pw") == 401
+    assert await status("new-pw") == 200
