@@ -11,7 +11,8 @@ where to send.
    the time from sending it to the CPO endpoint receiving the optimal forecast for it.
 2. Heartbeats at --rate requests/s for --seconds (open loop: a request starts every 1/rate s
    whether or not the previous one has answered), latency p50 / p99 of each round trip.
-3. Maximum capacity forecasts (96 quarter hours in Amps) at --rate requests/s, the same way.
+3. Maximum capacity forecasts (96 quarter hours in Amps), the same way, at --forecast-rate
+   (a sustainable rate) and at --rate.
 
 Targets (the issue): heartbeat p99 <= 10 ms at 200 requests/s; forecast to optimal forecast
 <= 2 s.
@@ -171,14 +172,14 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
                         raise RuntimeError(f"heartbeat answered {a.status}: {await a.text()}")
 
             day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-            bodies = [
-                _forecast(day + timedelta(days=1 + k)) for k in range(int(args.rate * args.seconds))
-            ]
+            count = int((args.rate + args.forecast_rate) * args.seconds)
+            bodies = [_forecast(day + timedelta(days=1 + k)) for k in range(count)]
+            next_body = iter(range(count))
 
             async def forecast(k: int) -> None:
                 async with session.post(
                     f"{base}/update_group_maximum_capacity_forecast",
-                    data=bodies[k],
+                    data=bodies[next(next_body)],
                     headers={"Content-Type": "application/json"},
                 ) as a:
                     if a.status != 204:
@@ -201,8 +202,9 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
             await _open_loop(50, 1, heartbeat)  # warm-up
             latencies, achieved = await _open_loop(args.rate, args.seconds, heartbeat)
             _report(f"heartbeat at {args.rate:.0f} requests/s", latencies, achieved)
-            latencies, achieved = await _open_loop(args.rate, args.seconds, forecast)
-            _report(f"maximum forecast (96 blocks) at {args.rate:.0f}/s", latencies, achieved)
+            for rate in (args.forecast_rate, args.rate):
+                latencies, achieved = await _open_loop(rate, args.seconds, forecast)
+                _report(f"maximum forecast (96 blocks) at {rate:.0f}/s", latencies, achieved)
 
     finally:
         code = server.stop()
@@ -216,6 +218,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--forecasts", type=int, default=50)
+    parser.add_argument("--forecast-rate", type=float, default=20.0)
     args = parser.parse_args()
     print(describe(), flush=True)
     with tempfile.TemporaryDirectory() as folder:
