@@ -92,6 +92,7 @@ def test_an_impossible_energy_need_is_reported_as_unmet_energy() -> None:
     assert plan.status is PlanStatus.OPTIMAL
     assert plan.relaxation_kinds == ("unmet_energy",)
     (relaxation,) = plan.relaxations
+    assert relaxation.kind is RelaxationKind.UNMET_ENERGY
     assert relaxation.amount_kwh == pytest.approx(20.0)
     assert relaxation.assets == ("ev",)
     assert plan.charger("ev").unmet_kwh == pytest.approx(20.0)
