@@ -39,6 +39,8 @@ lint: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/store_ingest.py
 	$(BIN)/python benchmarks/cpapi_ingest.py
+	$(BIN)/python benchmarks/ocmp_roundtrip.py
+	$(BIN)/python benchmarks/optimizer.py
 
 clean:
 	rm -rf $(VENV) $(PEERS) *.egg-info flexbridge.db flexbridge.db-*

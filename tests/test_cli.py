@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -219,3 +220,28 @@ def test_gateway_add_prints_a_shared_access_signature(env):
     assert "&skn=gw-9" in token and "&se=" in token and "&sig=" in token
     again = _run("gateway", "add", "--tenant", "pilot", "--gateway-id", "gw-9", env=env)
     assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_optimize_group_prints_the_plan_and_refuses_a_bad_field(env, tmp_path):
+    """Issue 5: what-if solves from the command line, without a server or a database."""
+    problem = {
+        "start": "2026-03-02T00:00:00Z",
+        "resolution": "PT1H",
+        "price_eur_per_kwh": [0.30, 0.10],
+        "grid_limit_kw": [20.0, 20.0],
+        "chargers": [
+            {"id": "cp-1", "max_kw": 11.0, "energy_kwh": 11.0, "deadline": "2026-03-02T02:00:00Z"}
+        ],
+    }
+    path = tmp_path / "problem.json"
+    path.write_text(json.dumps(problem))
+    solved = _run("optimize", "group", "--input", str(path), env=env)
+    assert solved.returncode == 0, solved.stderr
+    plan = json.loads(solved.stdout)
+    assert plan["status"] == "optimal" and plan["fallback"] is False
+    assert plan["capacity_kw"] == pytest.approx([0.0, 11.0])  # all of it in the cheap hour
+    problem["chargers"][0]["max_kw"] = -1
+    path.write_text(json.dumps(problem))
+    refused = _run("optimize", "group", "--input", str(path), env=env)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.strip().startswith("error: chargers[0].max_kw:")
