@@ -22,12 +22,14 @@ from adapter.keys import (
     PEER_CLOCK,
     RATE_LIMITER,
     SETTINGS,
+    SOLVER,
 )
 from adapter.metrics import Metrics
 from adapter.middlewares import ROOT_MIDDLEWARES
 from adapter.outbox import DeliveryWorker
 from adapter.peer_clock import PeerClock
 from adapter.settings import Settings
+from adapter.solver import Solver
 from adapter.surfaces import mount
 from protocols.common.context import HUB, Hub
 from protocols.cpapi import v1 as cpapi_v1
@@ -66,6 +68,13 @@ async def _delivery(app: web.Application) -> AsyncIterator[None]:
         await worker.stop()
 
 
+async def _solver(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    app[SOLVER] = Solver(settings.solver_workers, settings.solver_deadline_seconds)
+    yield
+    await app[SOLVER].close()
+
+
 async def _peer_clock(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     app[HUB] = Hub(
@@ -73,6 +82,8 @@ async def _peer_clock(app: web.Application) -> AsyncIterator[None]:
         heartbeat_seconds=settings.heartbeat_seconds,
         resend_after=timedelta(minutes=settings.resend_minutes),
         wake_outbox=app[DELIVERY].wake,
+        solve=app[SOLVER].solve,
+        plan_hooks=tuple(s.on_plan for s in (cpapi_v1.SURFACE, *SURFACES) if s.on_plan),
     )
     clock = PeerClock(
         app[DB], app[HUB], app[METRICS], SURFACES, PEER_PROTOCOLS, settings.peer_clock_seconds
@@ -97,6 +108,7 @@ def create_app(settings: Settings) -> web.Application:
     app[LOGIN_CACHE] = LoginCache(settings.login_cache_seconds)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_delivery)
+    app.cleanup_ctx.append(_solver)
     app.cleanup_ctx.append(_peer_clock)
     app.add_routes(health_routes)
     mount(app, settings.cpapi_prefix, cpapi_v1.SURFACE)

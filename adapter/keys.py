@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from adapter.outbox import DeliveryWorker
     from adapter.peer_clock import PeerClock
     from adapter.settings import Settings
+    from adapter.solver import Solver
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
@@ -24,3 +25,4 @@ JWT_SECRET: web.AppKey[str] = web.AppKey("jwt_secret")
 DELIVERY: web.AppKey[DeliveryWorker] = web.AppKey("delivery")
 PEER_CLOCK: web.AppKey[PeerClock] = web.AppKey("peer_clock")
 LOGIN_CACHE: web.AppKey[LoginCache] = web.AppKey("login_cache")
+SOLVER: web.AppKey[Solver] = web.AppKey("solver")

@@ -71,6 +71,9 @@ class Settings:
     resend_minutes: float = 5.0
     # How often the peer clock runs (heartbeats due, peers gone offline, re-sends).
     peer_clock_seconds: float = 1.0
+    # Optimizer worker processes, and the time after which a solve gives way to the headroom.
+    solver_workers: int = 1
+    solver_deadline_seconds: float = 20.0
 
     @property
     def base_url(self) -> str:
@@ -184,6 +187,8 @@ _LOWER_BOUNDS: tuple[tuple[str, float, bool], ...] = (
     ("heartbeat_seconds", 1, True),
     ("resend_minutes", 0, True),
     ("peer_clock_seconds", 0, False),
+    ("solver_workers", 1, True),
+    ("solver_deadline_seconds", 0, False),
 )
 
 

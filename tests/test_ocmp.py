@@ -21,9 +21,10 @@ from protocols.common.capacity import UnknownIds
 from protocols.common.context import HUB
 from protocols.ocmp.v1_0 import clock
 from store.catalogue import AssetSubType, AssetType, ConnectorType
-from store.entities import add_connector, create_entity
+from store.entities import add_connector, create_entity, update_entity
 from store.messages import recent_messages
-from store.peers import find_peer
+from store.outbox import list_outbox
+from store.peers import add_peer, find_peer
 from store.references import ExternalRef, ProtocolId, add_reference, find
 from store.series import ensure_series, find_series
 from store.series_types import SeriesType
@@ -361,3 +362,43 @@ async def test_a_group_named_by_a_cp_api_cross_reference_of_the_peers_system_is_
     async with session.app[DB].read() as tx:
         stored = await find_series(tx, session.tenant, zone, SeriesType.MAX_CAPACITY)
     assert stored is not None
+
+
+async def test_a_group_with_chargers_is_planned_by_the_optimizer_and_the_plan_goes_out(ocmp):
+    """Issue 5 wiring: the group's charger and its demand forecast go to the optimizer (in
+    its process pool); the optimal capacity is the planned charging, the setpoints and the
+    flexibility are stored with source optimizer, and the CP-API endpoint receives them."""
+    session, cpo = ocmp
+    await _handshake(session, cpo)
+    start = _next_quarter()
+    db = session.app[DB]
+    async with db.transaction() as tx:
+        await update_entity(tx, session.tenant, session.charger, {"InstalledMaxCapacity": 11.0})  # type: ignore[attr-defined]
+        demand = await ensure_series(
+            tx, session.tenant, session.charger, SeriesType.CONSUMPTION, resolution=Q
+        )  # type: ignore[attr-defined]
+        await write_values(
+            tx, session.tenant, demand, [Point(start, start + Q, 2.0)], source="forecast"
+        )
+        endpoint = await add_peer(
+            tx, session.tenant, protocol="cpapi", name="endpoint", base_url="http://127.0.0.1:9/iip"
+        )
+    await session.post("update_group_maximum_capacity_forecast", _forecast([32.0, 32.0], start))
+    _, optimal = await cpo.next("update_group_optimal_capacity_forecast")
+    capacities = [b["capacity"] for b in optimal["forecasted_blocks"]]
+    assert capacities == pytest.approx([8.0 / 0.69, 0.0], abs=1e-3)  # 2 kWh in 15 min = 8 kW
+    async with db.read() as tx:
+        charger = session.charger  # type: ignore[attr-defined]
+        setpoints = await find_series(
+            tx, session.tenant, charger, SeriesType.CHARGING_POWER_REGULATION
+        )
+        planned = await read_values(
+            tx, session.tenant, setpoints, start, start + 2 * Q, sources=["optimizer"]
+        )
+        up = await find_series(tx, session.tenant, session.site, SeriesType.FLEXIBILITY_UP)  # type: ignore[attr-defined]
+        headroom = await read_values(tx, session.tenant, up, start, start + 2 * Q)
+        queued = await list_outbox(tx, session.tenant)
+    assert [p.value for p in planned] == pytest.approx([8.0, 0.0])
+    assert headroom[0].value == pytest.approx(32 * 0.69 - 8.0)
+    sent = {m.message_type for m in queued if m.peer_id == endpoint.id}
+    assert {"ControlRegulationMessage", "FlexibilityOfferMessage"} <= sent

@@ -6,14 +6,13 @@ quarter hours is laid onto that grid (capacity is a power, so it repeats), and A
 kW with the group's NominalVoltage, PhaseCount and PowerFactor (230 V, 3 phases, 1.0 when
 the group has none).
 
-Until the optimizer decides, the optimal capacity is the headroom rule: per block,
-max(0, MaxCapacity - non-flexible load + PV), where the group's own Consumption and
-Production series (energy per block, so divided by the block's hours) are its non-flexible
-load and PV forecasts, and a block without one counts 0.
+The optimal capacity is planned by `protocols.common.planning` (the optimizer, or the headroom
+max(0, MaxCapacity - non-flexible load + PV) for a group without flexible assets).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,12 +21,15 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from optimizer import GroupPlan, GroupProblem, solve_group
+from protocols.common import planning
+from protocols.common.planning import PlanHook, Solve
 from store.catalogue import AssetSubType, AssetType
 from store.entities import Entity, create_entity
 from store.errors import ValidationError
 from store.peers import Peer
 from store.references import ProtocolId, add_reference, find, find_in_system
-from store.series import ensure_series, find_series
+from store.series import ensure_series
 from store.series_types import SeriesType
 from store.tenants import Tenant
 from store.units import (
@@ -37,10 +39,9 @@ from store.units import (
     amps_to_kw,
     kw_to_amps,
 )
-from store.values import Point, read_values, write_values
+from store.values import Point, write_values
 
 BLOCK = timedelta(minutes=15)
-OPTIMIZER_SOURCE = "optimizer"
 
 
 class UnknownIds(StrEnum):
@@ -138,42 +139,22 @@ async def store_capacity(
     )
 
 
-async def _per_block_kw(
-    tx: AsyncConnection,
-    tenant: Tenant,
-    group: Entity,
-    series_type: SeriesType,
-    start: datetime,
-    end: datetime,
-) -> dict[datetime, float]:
-    series = await find_series(tx, tenant, group, series_type)
-    if series is None or series.resolution is None:
-        return {}
-    points = await read_values(tx, tenant, series, start, end, resolution=BLOCK)
-    hours = BLOCK / timedelta(hours=1)
-    return {p.start: p.value / hours for p in points if p.value is not None}
+async def _solve_in_thread(problem: GroupProblem) -> GroupPlan:
+    return await asyncio.to_thread(solve_group, problem)
 
 
 async def plan_group(
-    tx: AsyncConnection, tenant: Tenant, group: Entity, start: datetime, end: datetime
+    tx: AsyncConnection,
+    tenant: Tenant,
+    group: Entity,
+    start: datetime,
+    end: datetime,
+    *,
+    solve: Solve = _solve_in_thread,
+    hooks: Sequence[PlanHook] = (),
 ) -> list[Block]:
-    """The optimal capacity by the headroom rule for the blocks of [start, end) that have a
-    MaxCapacity, and writes it as the group's OptimalCapacityRegulation (source optimizer)."""
-    limit_series = await find_series(tx, tenant, group, SeriesType.MAX_CAPACITY)
-    if limit_series is None:
-        return []
-    limits = await read_values(tx, tenant, limit_series, start, end)
-    load = await _per_block_kw(tx, tenant, group, SeriesType.CONSUMPTION, start, end)
-    pv = await _per_block_kw(tx, tenant, group, SeriesType.PRODUCTION, start, end)
-    plan = [
-        Block(p.start, p.end, max(0.0, p.value - load.get(p.start, 0.0) + pv.get(p.start, 0.0)))
-        for p in limits
-        if p.value is not None
-    ]
-    if plan:
-        series = await ensure_series(
-            tx, tenant, group, SeriesType.OPTIMAL_CAPACITY_REGULATION, resolution=BLOCK
-        )
-        points = [Point(b.start, b.end, b.kw) for b in plan]
-        await write_values(tx, tenant, series, points, source=OPTIMIZER_SOURCE)
-    return plan
+    """The group's optimal capacity for the blocks of [start, end) that have a MaxCapacity,
+    planned by `protocols.common.planning` and stored as its OptimalCapacityRegulation.
+    `solve`: the hub's process pool (`Hub.solve`); a thread when not given."""
+    points = await planning.plan(tx, tenant, group, start, end, solve, hooks)
+    return [Block(p.start, p.end, p.value) for p in points if p.value is not None]

@@ -7,9 +7,10 @@ here, handlers read them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from aiohttp import web
 
@@ -34,6 +35,9 @@ class Hub:
     heartbeat_seconds: float  # the heartbeat interval we ask of peers
     resend_after: timedelta  # optimal forecasts are re-sent on new inputs at most this often
     wake_outbox: Callable[[], None]  # after a commit that queued messages: send them now
+    solve: Callable[[Any], Awaitable[Any]]  # GroupProblem -> GroupPlan, off the event loop
+    # What protocols do with each series of a written plan (CP-API: section 6 messages).
+    plan_hooks: tuple[Callable[..., Awaitable[Any]], ...] = ()
 
 
 DB = web.AppKey("db", Database)

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from aiohttp import web
 
@@ -58,3 +59,5 @@ class Surface:
     render_error: ErrorRenderer
     # Run by the adapter's clock about every second: heartbeats, offline peers, re-sends.
     clock: Callable[[Database, Hub, datetime], Awaitable[None]] | None = None
+    # Called with each series of a plan the hub writes (tx, tenant, entity, series, points).
+    on_plan: Callable[..., Awaitable[Any]] | None = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from protocols.common.surface import Auth, Surface
-from protocols.cpapi.v1 import assets, eventhub, timeseries
+from protocols.cpapi.v1 import assets, eventhub, outbound, timeseries
 from protocols.cpapi.v1.errors import error_response
 from store.accounts import Role
 
@@ -15,6 +15,8 @@ SURFACE = Surface(
     roles=frozenset({Role.ADMIN, Role.PARTICIPANT}),
     realm="CP-API",
     render_error=error_response,
+    # Section 6: plans' control, capacity and flexibility series go to the tenant's endpoint.
+    on_plan=outbound.emit,
 )
 
 

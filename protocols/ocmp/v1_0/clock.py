@@ -49,7 +49,9 @@ async def _resend_changed(db: Database, hub: Hub, now: datetime) -> int:
                 if group is None:
                     continue
                 start = _floor(now)
-                sent += await send_optimal(tx, current, group, group_id, start, start + HORIZON)
+                sent += await send_optimal(
+                    tx, hub, current, group, group_id, start, start + HORIZON
+                )
     return sent
 
 

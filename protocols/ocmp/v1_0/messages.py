@@ -33,7 +33,7 @@ from protocols.common.capacity import (
     store_capacity,
     to_kw,
 )
-from protocols.common.context import caller_of, database_of, hub_of
+from protocols.common.context import Hub, caller_of, database_of, hub_of
 from protocols.common.jsonschemas import check, violations
 from protocols.common.peer_link import iso, record_heartbeat, record_interval
 from protocols.common.surface import ProtocolError
@@ -217,17 +217,27 @@ async def update_group_maximum_capacity_forecast(request: web.Request) -> web.Re
         blocks, kept = _blocks(group, checked)
         if blocks:
             await store_capacity(tx, peer.tenant, group, blocks, source=peer.name)
-            await send_optimal(tx, peer, group, group_id, blocks[0].start, blocks[-1].end)
+            await send_optimal(
+                tx, hub_of(request), peer, group, group_id, blocks[0].start, blocks[-1].end
+            )
     hub_of(request).wake_outbox()
     return _answer(request, checked.issues, kept)
 
 
 async def send_optimal(
-    tx: AsyncConnection, peer: Peer, group: Entity, group_id: str, start: datetime, end: datetime
+    tx: AsyncConnection,
+    hub: Hub,
+    peer: Peer,
+    group: Entity,
+    group_id: str,
+    start: datetime,
+    end: datetime,
 ) -> int:
     """Plan the group's capacity over [start, end) and queue the optimal forecast for the
     peer, in Amps, one block per quarter hour; returns how many blocks."""
-    plan = await plan_group(tx, peer.tenant, group, start, end)
+    plan = await plan_group(
+        tx, peer.tenant, group, start, end, solve=hub.solve, hooks=hub.plan_hooks
+    )
     if plan:
         body = {
             "group_id": group_id,
