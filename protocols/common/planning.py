@@ -21,7 +21,9 @@ flexibility are written too, all with source `optimizer`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,6 +36,7 @@ from optimizer import (
     GroupPlan,
     GroupProblem,
     History,
+    ProblemError,
     SolveOptions,
     block_starts,
     headroom_kw,
@@ -47,6 +50,8 @@ from store.series import ensure_series, find_series
 from store.series_types import SeriesType
 from store.tenants import Tenant
 from store.values import Point, read_values, write_values
+
+log = logging.getLogger("flexbridge.planning")
 
 BLOCK = timedelta(minutes=15)
 OPTIMIZER_SOURCE = "optimizer"
@@ -196,11 +201,15 @@ async def gather(
             tx, tenant, group, SeriesType.CONSUMPTION, starts, per_hour=True
         ),
         pv_kw=await _blocks_of(tx, tenant, group, SeriesType.PRODUCTION, starts, per_hour=True),
-        chargers=tuple(chargers),
-        batteries=tuple(batteries),
         solver=SOLVE_OPTIONS,
     )
-    return problem, assets
+    try:
+        return replace(problem, chargers=tuple(chargers), batteries=tuple(batteries)), assets
+    except ProblemError as exc:  # an asset's stored properties the model refuses
+        log.warning(
+            "group %s planned by the headroom rule: %s: %s", group.key, exc.field, exc.reason
+        )
+        return problem, {}
 
 
 async def _write(
