@@ -34,6 +34,7 @@ from adapter.surfaces import mount
 from protocols.common.context import HUB, Hub
 from protocols.cpapi import v1 as cpapi_v1
 from protocols.ocmp import v1_0 as ocmp_v1_0
+from protocols.oscp import v2_0 as oscp_v2_0
 from store.app_secrets import get_or_create_secret
 from store.db import open_database
 from store.migrate import upgrade
@@ -95,8 +96,8 @@ async def _peer_clock(app: web.Application) -> AsyncIterator[None]:
 
 
 # Surfaces with peers that handshake and beat, and their protocol names in the peer table.
-SURFACES = (ocmp_v1_0.SURFACE,)
-PEER_PROTOCOLS = ("ocmp",)
+SURFACES = (ocmp_v1_0.SURFACE, oscp_v2_0.CO_SURFACE, oscp_v2_0.CP_SURFACE)
+PEER_PROTOCOLS = ("ocmp", "oscp")
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -114,4 +115,6 @@ def create_app(settings: Settings) -> web.Application:
     mount(app, settings.cpapi_prefix, cpapi_v1.SURFACE)
     mount(app, f"/{settings.event_hub_path.strip('/')}", cpapi_v1.EVENT_HUB)
     mount(app, settings.ocmp_prefix, ocmp_v1_0.SURFACE)
+    mount(app, settings.oscp_co_prefix, oscp_v2_0.CO_SURFACE)
+    mount(app, settings.oscp_cp_prefix, oscp_v2_0.CP_SURFACE)
     return app

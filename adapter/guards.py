@@ -118,15 +118,27 @@ async def basic_login(request: web.Request, realm: str = "flexbridge") -> Login:
 
 
 async def token_account(
-    request: web.Request, scheme: str = "Bearer", realm: str = "flexbridge"
+    request: web.Request,
+    scheme: str = "Bearer",
+    realm: str = "flexbridge",
+    *,
+    unknown_is_forbidden: bool = False,
 ) -> Account:
-    """The account owning an opaque token sent as `Authorization: <scheme> <token>`."""
+    """The account owning an opaque token sent as `Authorization: <scheme> <token>`.
+
+    No token (or another scheme): 401. An unknown, expired or revoked token: 401 as RFC 6750
+    has it, or 403 where the protocol says so (`unknown_is_forbidden`; OSCP 2.0)."""
     token = parse_token_auth(request.headers.get("Authorization"), scheme, realm=realm)
     if token is None:
-        raise AuthError(f"{scheme} token required", www_authenticate=token_challenge(scheme, realm))
+        raise AuthError(
+            f"header Authorization: {scheme} <token> required",
+            www_authenticate=token_challenge(scheme, realm),
+        )
     async with request.config_dict[DB].read() as tx:
         account = await account_for_token(tx, token)
     if account is None:
+        if unknown_is_forbidden:
+            raise Forbidden("unknown token")
         raise AuthError(
             "unknown or expired token",
             www_authenticate=token_challenge(scheme, realm, error="invalid_token"),

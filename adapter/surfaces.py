@@ -11,7 +11,13 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from adapter.auth import Forbidden
-from adapter.guards import basic_login, enforce_rate_limit, gateway_account, tenant_of
+from adapter.guards import (
+    basic_login,
+    enforce_rate_limit,
+    gateway_account,
+    tenant_of,
+    token_account,
+)
 from adapter.refusals import refusal_of
 from protocols.common.context import CALLER, Caller, request_id_of
 from protocols.common.surface import Auth, Surface
@@ -25,7 +31,7 @@ async def _authenticate(request: web.Request, surface: Surface) -> Caller:
         account = await gateway_account(request)
         tenant = account.tenant
     elif surface.auth is Auth.TOKEN:
-        account = await _token_account(request, surface.realm)
+        account = await token_account(request, "Token", surface.realm, unknown_is_forbidden=True)
         tenant = account.tenant
     else:  # pragma: no cover - a Surface with a scheme this adapter does not know
         raise RuntimeError(f"unknown auth scheme {surface.auth}")

@@ -14,7 +14,7 @@ from aiohttp import web
 from adapter.app import create_app
 from adapter.auth import encode_basic_auth
 from adapter.guards import basic_login, enforce_rate_limit, tenant_of
-from adapter.keys import DB
+from adapter.keys import DB, DELIVERY, PEER_CLOCK
 from adapter.settings import Settings
 from store.accounts import Role, add_account
 from store.errors import ValidationError
@@ -69,9 +69,16 @@ async def test_health_reports_database_and_version(aiohttp_client, tmp_path):
     assert body["version"] and body["schema"] == head_revision()
 
 
+async def _stop_workers(app: web.Application) -> None:
+    """The background workers would reopen the SQLite file the test removes."""
+    await app[PEER_CLOCK].stop()
+    await app[DELIVERY].stop()
+
+
 async def test_health_says_unavailable_when_the_database_is_gone(aiohttp_client, tmp_path):
     app = _app(tmp_path)
     client = await aiohttp_client(app)
+    await _stop_workers(app)
     await app[DB].engine.dispose()
     (tmp_path / "app.db").unlink()
     (tmp_path / "app.db").mkdir()  # a directory where the file was: unopenable
@@ -84,6 +91,7 @@ async def test_metrics_still_answer_when_the_database_is_gone(aiohttp_client, tm
     app = _app(tmp_path)
     client = await aiohttp_client(app)
     assert (await client.get("/health")).status == 200
+    await _stop_workers(app)
     await app[DB].engine.dispose()
     (tmp_path / "app.db").unlink()
     (tmp_path / "app.db").mkdir()  # a directory where the file was: unopenable

@@ -402,3 +402,22 @@ async def test_a_group_with_chargers_is_planned_by_the_optimizer_and_the_plan_go
     assert headroom[0].value == pytest.approx(32 * 0.69 - 8.0)
     sent = {m.message_type for m in queued if m.peer_id == endpoint.id}
     assert {"ControlRegulationMessage", "FlexibilityOfferMessage"} <= sent
+
+
+async def test_readings_off_the_quarter_hour_are_stored_and_derive_energy(ocmp):
+    session, _ = ocmp
+    t0 = _next_quarter() - 8 * Q
+    times = [t0 + timedelta(minutes=7), t0 + timedelta(minutes=37)]
+    readings = {
+        "asset_id": "cp-1",
+        "meter_values": [
+            {"value": 100.0 + 3.0 * i, "unit": "KWH", "measure_time": _iso(t)}
+            for i, t in enumerate(times)
+        ],
+    }
+    assert (await session.post("update_detailed_metering_data", readings)) == (204, None)
+    async with session.app[DB].read() as tx:
+        energy = await find_series(tx, session.tenant, session.charger, SeriesType.CONSUMPTION)  # type: ignore[attr-defined]
+        derived = await read_values(tx, session.tenant, energy, t0, t0 + 4 * Q)
+    # 3 kWh over 30 minutes: the quarter hour between the readings gets 1.5 kWh.
+    assert [(p.start, p.value) for p in derived] == [(t0 + Q, pytest.approx(1.5))]

@@ -334,10 +334,15 @@ async def _store_readings(
 ) -> None:
     series = await ensure_series(tx, tenant, asset, SeriesType.CONSUMPTION_METER_READING)
     await write_values(tx, tenant, series, readings, source=source)
-    first = min(p.start for p in readings)
-    last = max(p.start for p in readings)
-    start = first - (first - datetime(2000, 1, 1, tzinfo=UTC)) % BLOCK - BLOCK
-    await derive_energy(tx, tenant, asset, series, start, last + BLOCK, BLOCK)
+    # The quarter hours from the one before the first reading to the one holding the last:
+    # a new reading completes the block it ends as well as the ones it lies in.
+    start = _quarter(min(p.start for p in readings)) - BLOCK
+    end = _quarter(max(p.start for p in readings)) + BLOCK
+    await derive_energy(tx, tenant, asset, series, start, end, BLOCK)
+
+
+def _quarter(moment: datetime) -> datetime:
+    return moment - (moment - datetime(2000, 1, 1, tzinfo=UTC)) % BLOCK
 
 
 async def _mark_groups(tx: AsyncConnection, peer: Peer, asset: Entity) -> None:

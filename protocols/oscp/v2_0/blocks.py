@@ -9,6 +9,7 @@ Each block is then laid onto the quarter hours it covers; a block off that grid 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -23,10 +24,14 @@ SPAN = timedelta(days=31)  # the most one message may cover, all its blocks toge
 _ENERGY_PER_KWH = {"WH": 1000.0, "KWH": 1.0}
 
 
-def _kw(group: Entity, capacity: float, unit: str, length: timedelta) -> float:
+def _kw(group: Entity, capacity: float, unit: str, length: timedelta, where: str) -> float:
     if unit in _ENERGY_PER_KWH:
-        return capacity / _ENERGY_PER_KWH[unit] / (length / HOUR)
-    return to_kw(group, capacity, unit)
+        kw = capacity / _ENERGY_PER_KWH[unit] / (length / HOUR)
+    else:
+        kw = to_kw(group, capacity, unit)
+    if not math.isfinite(kw):
+        raise ValidationError(f"{where}.capacity", "too large")
+    return kw
 
 
 def blocks_of(
@@ -46,8 +51,10 @@ def blocks_of(
                 raise ValidationError(f"{where}.end_time", "must be after start_time")
             covered += end - start
             if covered > SPAN:
-                raise ValidationError(f"{where}.end_time", f"the blocks cover more than {SPAN}")
-            kw = _kw(group, float(item["capacity"]), item["unit"], end - start)
+                raise ValidationError(
+                    f"{where}.end_time", f"the blocks cover more than {SPAN.days} days"
+                )
+            kw = _kw(group, float(item["capacity"]), item["unit"], end - start, where)
             blocks.extend(quarter_hours(start, end, kw, where))
         except ValidationError as exc:
             issues.extend(

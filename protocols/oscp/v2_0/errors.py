@@ -40,4 +40,6 @@ def message_reply(
     wire, the status says it."""
     del code
     headers = {**(headers or {}), **({"X-Correlation-ID": request_id} if request_id else {})}
-    return web.json_response({"message": message_of(message, issues)}, status=status, headers=headers)
+    return web.json_response(
+        {"message": message_of(message, issues)}, status=status, headers=headers
+    )

@@ -102,7 +102,8 @@ async def apply(tx: AsyncConnection, peer: Peer) -> int:
             if entry.get("applied"):
                 continue
             group = await _group(tx, peer, group_id)
-            if group is None:
+            if group is None:  # nothing to apply it to; not tried again every tick
+                kinds[wire_type] = {**entry, "applied": True}
                 continue
             blocks = _decode(entry["blocks"])
             kind = KINDS[wire_type]

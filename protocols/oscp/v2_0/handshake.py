@@ -29,12 +29,13 @@ from protocols.oscp.v2_0.link import (
     read,
     registered,
     request_id,
-    send,
     seconds,
+    send,
 )
 from store.peers import Peer, update_peer
 
-routes = web.RouteTableDef()
+routes = web.RouteTableDef()  # hosted by the CO (an FP's Handshake)
+ack_routes = web.RouteTableDef()  # hosted by the CO and the CP
 
 
 async def _keep_behaviour(tx: AsyncConnection, peer: Peer, body: dict[str, Any]) -> Peer:
@@ -74,8 +75,8 @@ async def handshake(request: web.Request) -> web.StreamResponse:
     return response
 
 
-@routes.post("/handshake_acknowledge")
-@routes.post("/handshake_acknowledgment")
+@ack_routes.post("/handshake_acknowledge")
+@ack_routes.post("/handshake_acknowledgment")
 async def handshake_acknowledge(request: web.Request) -> web.Response:
     """The answer to a Handshake: what the peer requires of us (often nothing: `{}`)."""
     request_id(request)

@@ -1,9 +1,9 @@
 """Where a group's capacity forecasts live in the store.
 
-    CONSUMPTION  the group's MaxCapacity (kW), what the optimizer plans within
-    GENERATION   the group's ProductionPowerRegulation (kW, a magnitude >= 0): the most the
-                 group may feed in. Kept for the optimizer and the operator; the headroom
-                 rule of plan_group does not read it yet, so it changes no OPTIMUM.
+CONSUMPTION  the group's MaxCapacity (kW), what the optimizer plans within
+GENERATION   the group's ProductionPowerRegulation (kW, a magnitude >= 0): the most the
+             group may feed in. Kept for the optimizer and the operator; the headroom
+             rule of plan_group does not read it yet, so it changes no OPTIMUM.
 """
 
 from __future__ import annotations

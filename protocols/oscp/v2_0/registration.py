@@ -1,13 +1,13 @@
 """OSCP 2.0 registration: the token swap that opens a link, its update and its end.
 
-    POST   {prefix}/register   initiator's Register (Authorization: Token A, body token B):
-                               204 first, then our Register to the chosen base_url with
-                               Authorization: Token B, X-Correlation-ID = its X-Request-ID,
-                               body token C + our version; C replaces A (A is revoked)
-    POST   {prefix}/register   with X-Correlation-ID: the answer to a Register of ours: its
-                               token and base_url are kept, nothing is sent back
-    PUT    {prefix}/register   endpoint update: the new token and base_url are kept; no swap
-    DELETE {prefix}/register   unregister: we forget how to reach the peer and stop sending
+POST   {prefix}/register   initiator's Register (Authorization: Token A, body token B):
+                           204 first, then our Register to the chosen base_url with
+                           Authorization: Token B, X-Correlation-ID = its X-Request-ID,
+                           body token C + our version; C replaces A (A is revoked)
+POST   {prefix}/register   with X-Correlation-ID: the answer to a Register of ours: its
+                           token and base_url are kept, nothing is sent back
+PUT    {prefix}/register   endpoint update: the new token and base_url are kept; no swap
+DELETE {prefix}/register   unregister: we forget how to reach the peer and stop sending
 """
 
 from __future__ import annotations
@@ -58,9 +58,9 @@ def our_base_url(request: web.Request) -> str:
 
 @routes.post("/register")
 async def register(request: web.Request) -> web.StreamResponse:
-    """OSCP 2.0: "Receiver answers 204 FIRST, then POSTs its own Register to the chosen
-    base_url with `Authorization: Token B`, body token C + the selected version,
-    `X-Correlation-ID` = initiator's request id. Token C replaces A.\""""
+    """OSCP 2.0: the receiver answers 204 first, then posts its own Register to the chosen
+    base_url with `Authorization: Token B`, body token C and the selected version,
+    `X-Correlation-ID` = the initiator's request id; token C replaces A."""
     answering = request_id(request)
     body = await read(request, "register")
     base_url = chosen_base_url(body)

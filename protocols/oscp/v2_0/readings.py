@@ -1,0 +1,162 @@
+"""OSCP 2.0 measurements as the store keeps them.
+
+EnergyMeasurement (an accumulated register, WH or KWH) -> a meter-reading series of the entity,
+in kWh, by direction; the interval energy per quarter hour is derived from the readings (as
+OCMP does):
+
+    IMPORT  ConsumptionMeterReading  -> Consumption
+    EXPORT  ProductionMeterReading   -> Production
+    NET     NetEnergyMeterReading    -> NetEnergy (signed)
+
+phase ONE, TWO, THREE -> the series of that phase; ALL and UNKNOWN -> the entity's total.
+(NetEnergyMeterReading has no per-phase series: a NET reading of one phase is refused.)
+
+InstantaneousMeasurement (A, W or KW at an instant) -> a power series of the entity, in kW,
+by the asset's category:
+
+    CHARGING, CONSUMPTION  ConsumptionInstantPower
+    GENERATION             ProductionInstantPower
+    STORAGE                NetInstantPower (signed)
+
+Amps are per phase: on phase ONE, TWO or THREE they are that one phase's current, on ALL or
+UNKNOWN each of the entity's PhaseCount phases (NominalVoltage and PowerFactor as for groups).
+An energy unit is no instantaneous value and is refused.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from protocols.common.capacity import BLOCK, to_kw
+from protocols.oscp.v2_0.times import timestamp
+from store.entities import Entity
+from store.errors import ValidationError
+from store.series import ensure_series
+from store.series_types import SeriesType
+from store.tenants import Tenant
+from store.units import DEFAULT_PHASES, DEFAULT_POWER_FACTOR, DEFAULT_VOLTAGE, amps_to_kw
+from store.values import Point, derive_energy, read_values, write_values
+
+SPAN = timedelta(days=31)  # readings of one message may lie at most this far apart
+LOOK_BACK = timedelta(days=2)  # how far back the reading before a message is looked for
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_PHASES = {"ONE": 1, "TWO": 2, "THREE": 3}
+_REGISTERS = {
+    "IMPORT": SeriesType.CONSUMPTION_METER_READING,
+    "EXPORT": SeriesType.PRODUCTION_METER_READING,
+    "NET": SeriesType.NET_ENERGY_METER_READING,
+}
+_INSTANTS = {
+    "CHARGING": SeriesType.CONSUMPTION_INSTANT_POWER,
+    "CONSUMPTION": SeriesType.CONSUMPTION_INSTANT_POWER,
+    "GENERATION": SeriesType.PRODUCTION_INSTANT_POWER,
+    "STORAGE": SeriesType.NET_INSTANT_POWER,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    series_type: SeriesType
+    phase: int | None
+    at: datetime
+    kwh: float
+
+
+@dataclass(frozen=True, slots=True)
+class Instant:
+    series_type: SeriesType
+    at: datetime
+    kw: float
+
+
+def reading_of(measurement: dict[str, Any], where: str) -> Reading:
+    """An EnergyMeasurement as a register reading; ValidationError naming the field."""
+    direction = measurement["direction"]
+    series_type = _REGISTERS[direction]
+    phase = _PHASES.get(measurement["phase"])
+    if phase is not None and direction == "NET":
+        raise ValidationError(
+            f"{where}.phase", "a NET register is kept per entity, not per phase: send ALL"
+        )
+    value = float(measurement["value"])
+    if direction != "NET" and value < 0:
+        raise ValidationError(f"{where}.value", f"an {direction} register cannot be negative")
+    kwh = value / 1000.0 if measurement["unit"] == "WH" else value
+    return Reading(
+        series_type, phase, timestamp(measurement["measure_time"], f"{where}.measure_time"), kwh
+    )
+
+
+def instant_of(entity: Entity, category: str, measurement: dict[str, Any], where: str) -> Instant:
+    """An InstantaneousMeasurement as a power in kW; ValidationError naming the field."""
+    unit = measurement["unit"]
+    if unit in ("WH", "KWH"):
+        raise ValidationError(
+            f"{where}.unit", f"{unit} is an energy; an instantaneous value is A, W or KW"
+        )
+    series_type = _INSTANTS[category]
+    value = float(measurement["value"])
+    if series_type is not SeriesType.NET_INSTANT_POWER and value < 0:
+        raise ValidationError(f"{where}.value", f"a {category} asset's power is a magnitude >= 0")
+    if unit == "A":
+        props = entity.properties
+        phases = (
+            1 if measurement["phase"] in _PHASES else int(props.get("PhaseCount") or DEFAULT_PHASES)
+        )
+        kw = amps_to_kw(
+            value,
+            voltage=float(props.get("NominalVoltage") or DEFAULT_VOLTAGE),
+            phases=phases,
+            power_factor=float(props.get("PowerFactor") or DEFAULT_POWER_FACTOR),
+        )
+    else:
+        kw = to_kw(entity, value, unit)
+    return Instant(series_type, timestamp(measurement["measure_time"], f"{where}.measure_time"), kw)
+
+
+def check_span(moments: Sequence[datetime], field: str) -> None:
+    if moments and max(moments) - min(moments) > SPAN:
+        raise ValidationError(field, f"the measurements lie more than {SPAN.days} days apart")
+
+
+def _floor(moment: datetime) -> datetime:
+    return moment - (moment - _EPOCH) % BLOCK
+
+
+async def store_readings(
+    tx: AsyncConnection, tenant: Tenant, entity: Entity, readings: Sequence[Reading], source: str
+) -> None:
+    """Write the readings per series and derive the quarter-hour energy they decide, from
+    the reading before them (when there is one in the last LOOK_BACK) to the last of them."""
+    by_series: dict[tuple[SeriesType, int | None], list[Reading]] = defaultdict(list)
+    for reading in readings:
+        by_series[(reading.series_type, reading.phase)].append(reading)
+    for (series_type, phase), group in by_series.items():
+        series = await ensure_series(tx, tenant, entity, series_type, phase=phase)
+        first = min(r.at for r in group)
+        last = max(r.at for r in group)
+        earlier = await read_values(tx, tenant, series, first - LOOK_BACK, first)
+        await write_values(
+            tx, tenant, series, [Point(r.at, r.at, r.kwh) for r in group], source=source
+        )
+        start = _floor(earlier[-1].start) if earlier else _floor(first) - BLOCK
+        await derive_energy(tx, tenant, entity, series, start, _floor(last) + 2 * BLOCK, BLOCK)
+
+
+async def store_instants(
+    tx: AsyncConnection, tenant: Tenant, entity: Entity, instants: Sequence[Instant], source: str
+) -> None:
+    by_type: dict[SeriesType, list[Instant]] = defaultdict(list)
+    for instant in instants:
+        by_type[instant.series_type].append(instant)
+    for series_type, group in by_type.items():
+        series = await ensure_series(tx, tenant, entity, series_type)
+        await write_values(
+            tx, tenant, series, [Point(i.at, i.at, i.kw) for i in group], source=source
+        )
