@@ -57,7 +57,7 @@ async def _resend_changed(db: Database, hub: Hub, now: datetime) -> int:
                     continue  # the operator removed the group since
                 start = _floor(now)
                 sent += await send_optimum(
-                    tx, current, found.entity, group_id, start, start + HORIZON
+                    tx, current, found.entity, group_id, start, start + HORIZON, hub
                 )
     return sent
 

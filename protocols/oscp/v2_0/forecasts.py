@@ -62,7 +62,9 @@ async def update_group_capacity_forecast(request: web.Request) -> web.StreamResp
             await remember_group(
                 tx, peer, group_id, unit=reply_unit(items), phase=reply_phase(items)
             )
-            await send_optimum(tx, peer, group, group_id, blocks[0].start, blocks[-1].end)
+            await send_optimum(
+                tx, peer, group, group_id, blocks[0].start, blocks[-1].end, hub_of(request)
+            )
     response = await answered_first(request)
     hub_of(request).wake_outbox()
     return response

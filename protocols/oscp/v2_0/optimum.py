@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocols.common.capacity import from_kw, plan_group
+from protocols.common.context import Hub
 from protocols.oscp.v2_0.link import PROTOCOL, send
 from protocols.oscp.v2_0.times import iso
 from store.entities import Entity, connectors_of
@@ -42,11 +43,23 @@ async def remember_group(
 
 
 async def send_optimum(
-    tx: AsyncConnection, peer: Peer, group: Entity, group_id: str, start: datetime, end: datetime
+    tx: AsyncConnection,
+    peer: Peer,
+    group: Entity,
+    group_id: str,
+    start: datetime,
+    end: datetime,
+    hub: Hub | None = None,
 ) -> int:
     """Plan the group over [start, end) and queue the OPTIMUM forecast to the peer, one block
-    per quarter hour with a MaxCapacity; returns how many blocks were sent."""
-    plan = await plan_group(tx, peer.tenant, group, start, end)
+    per quarter hour with a MaxCapacity; returns how many blocks were sent. With the `hub`,
+    the solve runs in its process pool and the plan goes to the other protocols' hooks."""
+    if hub is None:
+        plan = await plan_group(tx, peer.tenant, group, start, end)
+    else:
+        plan = await plan_group(
+            tx, peer.tenant, group, start, end, solve=hub.solve, hooks=hub.plan_hooks
+        )
     entry = (await get_peer(tx, peer.tenant, peer.id)).state.get("groups", {}).get(group_id, {})
     unit, phase = entry.get("unit", "KW"), entry.get("phase", "ALL")
     sent = False
