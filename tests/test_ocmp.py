@@ -421,3 +421,20 @@ async def test_readings_off_the_quarter_hour_are_stored_and_derive_energy(ocmp):
         derived = await read_values(tx, session.tenant, energy, t0, t0 + 4 * Q)
     # 3 kWh over 30 minutes: the quarter hour between the readings gets 1.5 kWh.
     assert [(p.start, p.value) for p in derived] == [(t0 + Q, pytest.approx(1.5))]
+
+
+def test_the_heartbeat_ledger_skips_only_small_moves_within_a_second(monkeypatch):
+    from protocols.common import peer_link
+
+    clock = [10.0]
+    monkeypatch.setattr(peer_link.time, "monotonic", lambda: clock[0])
+    ledger = peer_link.HeartbeatLedger()
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    assert not ledger.covers(7, at)  # nothing written yet
+    ledger.note(7, at)
+    assert ledger.covers(7, at + timedelta(milliseconds=500))
+    assert not ledger.covers(7, at + timedelta(seconds=2))  # moves it too far: written
+    assert not ledger.covers(7, at - timedelta(seconds=1))  # goes back: written
+    assert not ledger.covers(8, at)  # another peer
+    clock[0] += 1.5
+    assert not ledger.covers(7, at)  # the second has passed

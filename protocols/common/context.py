@@ -38,6 +38,8 @@ class Hub:
     solve: Callable[[Any], Awaitable[Any]]  # GroupProblem -> GroupPlan, off the event loop
     # What protocols do with each series of a written plan (CP-API: section 6 messages).
     plan_hooks: tuple[Callable[..., Awaitable[Any]], ...] = ()
+    # Heartbeats written in the last second, by account (peer_link.HeartbeatLedger).
+    heartbeats: Any = None
 
 
 DB = web.AppKey("db", Database)

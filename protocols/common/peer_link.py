@@ -19,6 +19,7 @@ the peer's state (the peer list and the metrics read it).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -51,6 +52,28 @@ def moment(state: dict[str, Any] | Any, key: str) -> datetime | None:
 def is_online(peer: Peer) -> bool:
     """As the clock last judged: marked offline once offline_mode_at passed unrenewed."""
     return bool(peer.state.get("online"))
+
+
+class HeartbeatLedger:
+    """The heartbeats this process wrote in the last WINDOW seconds, by account: a peer that
+    beats many times a second costs one write a second. A heartbeat is idempotent and only
+    moves offline_mode_at forward, so skipping one that moves it less than WINDOW leaves the
+    store at most WINDOW behind the peer's latest word (the clock could mark a peer that
+    stops beating offline up to a second early)."""
+
+    WINDOW = timedelta(seconds=1)
+
+    def __init__(self) -> None:
+        self._written: dict[int, tuple[float, datetime]] = {}
+
+    def covers(self, account_id: int, offline_at: datetime) -> bool:
+        entry = self._written.get(account_id)
+        if entry is None or time.monotonic() - entry[0] >= self.WINDOW.total_seconds():
+            return False
+        return timedelta(0) <= offline_at - entry[1] < self.WINDOW
+
+    def note(self, account_id: int, offline_at: datetime) -> None:
+        self._written[account_id] = (time.monotonic(), offline_at)
 
 
 @dataclass(frozen=True, slots=True)

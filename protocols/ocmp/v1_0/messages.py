@@ -173,9 +173,13 @@ async def handshake(request: web.Request) -> web.Response:
 async def heartbeat(request: web.Request) -> web.Response:
     body = _check_whole(await read_json(request), "heartbeat")
     offline_at = timestamp(body["offline_mode_at"], "offline_mode_at")
+    ledger, account = hub_of(request).heartbeats, caller_of(request).account
+    if ledger.covers(account.id, offline_at):
+        return web.Response(status=204)
     async with database_of(request).transaction() as tx:
         peer = await _peer(tx, request)
         await record_heartbeat(tx, peer.tenant, peer, offline_at)
+    ledger.note(account.id, offline_at)
     return web.Response(status=204)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from protocols.common.context import database_of
+from protocols.common.context import caller_of, database_of, hub_of
 from protocols.common.peer_link import record_heartbeat
 from protocols.oscp.v2_0 import fallback
 from protocols.oscp.v2_0.link import first_time, no_content, peer_of, read, request_id
@@ -26,6 +26,9 @@ async def heartbeat(request: web.Request) -> web.Response:
     request_id(request)
     body = await read(request, "heartbeat")
     offline_at = timestamp(body["offline_mode_at"], "offline_mode_at")
+    ledger, account = hub_of(request).heartbeats, caller_of(request).account
+    if ledger.covers(account.id, offline_at):  # written less than a second ago
+        return no_content(request)
     async with database_of(request).transaction() as tx:
         peer = await peer_of(tx, request)
         if not await first_time(tx, request, peer, "Heartbeat"):
@@ -34,4 +37,5 @@ async def heartbeat(request: web.Request) -> web.Response:
         peer = await record_heartbeat(tx, peer.tenant, peer, offline_at)
         if was_offline and not fallback.is_offline(peer):
             await fallback.restore(tx, peer)
+    ledger.note(account.id, offline_at)
     return no_content(request)
