@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from adapter import peer_admin, sas
 from adapter.app import create_app
 from adapter.settings import Settings, SettingsError, load_settings
+from conformance import cli as conformance_cli
 from optimizer import cli as optimizer_cli
 from protocols.common.capacity import UnknownIds
 from store.accounts import Role, add_account, get_account, issue_token, parse_role, record_token
@@ -136,6 +137,7 @@ def _parser() -> argparse.ArgumentParser:
     _settings_flags(gateway_add)
 
     optimizer_cli.add_parser(commands)
+    conformance_cli.add_parser(commands)
     peer = commands.add_parser("peer", help="OCMP / OSCP peers").add_subparsers(
         dest="action", required=True
     )
@@ -347,6 +349,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "optimize":  # what-if solves: no server, no database
         return optimizer_cli.run(args)
+    if args.command in conformance_cli.COMMANDS:  # HTTP clients of a server, any server
+        return conformance_cli.run(args)
     flags = {name: getattr(args, name, None) for name in ("host", "port", "database_url", "config")}
     try:
         settings = load_settings(flags)

@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 from store.db import Database
+from store.errors import ValidationError
 from store.messages import Direction, log_message
 from store.outbox import enqueue
 from store.peers import Peer, get_peer, peers_of_protocol, set_state, update_peer
@@ -37,6 +38,8 @@ log = logging.getLogger("flexbridge.peers")
 
 # Peers take us as offline after this many of our heartbeat intervals without one.
 OFFLINE_AFTER_INTERVALS = 3
+# The longest heartbeat interval a peer may ask for (the schemas say so too).
+MAX_INTERVAL = timedelta(days=1)
 
 
 def iso(moment: datetime) -> str:
@@ -100,6 +103,8 @@ async def record_heartbeat(tx: Any, tenant: Tenant, locked: Peer, offline_at: da
 
 async def record_interval(tx: Any, tenant: Tenant, peer: Peer, seconds: float | None) -> Peer:
     """The heartbeat interval the peer asked of us; the first heartbeat is due at once."""
+    if seconds is not None and not 1 <= seconds <= MAX_INTERVAL.total_seconds():
+        raise ValidationError("heartbeat_interval", f"must be 1 to 86400 seconds, got {seconds}")
     now = datetime.now(UTC)
     state: dict[str, Any] = {"handshaken_at": iso(now)}
     if seconds is not None:

@@ -48,6 +48,7 @@ from store.references import references_of
 from store.series import ensure_series
 from store.series_types import SeriesType
 from store.tenants import Tenant
+from store.timeutil import in_range
 from store.values import Point, derive_energy, write_values
 
 PROTOCOL = "ocmp"
@@ -95,7 +96,10 @@ def timestamp(text: str, where: str) -> datetime:
         raise ValidationError(where, f"{text!r} is not an RFC 3339 date-time") from None
     if moment.tzinfo is None:
         raise ValidationError(where, f"{text!r} has no UTC offset; add 'Z' or +hh:mm")
-    return moment.astimezone(UTC)
+    utc = in_range(moment)
+    if utc is None:
+        raise ValidationError(where, f"{text!r} is outside the years 1900-8999")
+    return utc
 
 
 async def _peer(tx: AsyncConnection, request: web.Request) -> Peer:
