@@ -68,19 +68,31 @@ def policy_of(peer: Peer) -> UnknownIds:
     return UnknownIds(peer.state.get("unknown_ids", UnknownIds.STRICT))
 
 
+async def find_id(
+    tx: AsyncConnection, tenant: Tenant, peer: Peer, kind: str, value: str
+) -> Entity | None:
+    """The entity the peer calls `kind` `value`: recorded by us, or by the operator as a
+    CP-API cross-reference of system "<protocol>:<peer>" (of any ExternalEntityReferenceType)."""
+    ref = ProtocolId(peer.protocol, peer.name, kind, value)
+    return await find(tx, tenant, ref) or await find_in_system(
+        tx, tenant, f"{peer.protocol}:{peer.name}", value
+    )
+
+
+def quarter(moment: datetime) -> datetime:
+    """The start of the quarter hour holding `moment`."""
+    return moment - (moment - datetime(2000, 1, 1, tzinfo=moment.tzinfo)) % BLOCK
+
+
 async def resolve_id(
     tx: AsyncConnection, tenant: Tenant, peer: Peer, kind: str, value: str, where: str
 ) -> Resolved:
     """The entity the peer names `kind` `value` (a group_id or asset_id), through its
     cross-references; created under the lenient policy, refused under the strict one."""
-    ref = ProtocolId(peer.protocol, peer.name, kind, value)
-    # Recorded by us, or by the operator as a CP-API cross-reference of system
-    # "<protocol>:<peer>" (of whatever ExternalEntityReferenceType).
-    entity = await find(tx, tenant, ref) or await find_in_system(
-        tx, tenant, f"{peer.protocol}:{peer.name}", value
-    )
+    entity = await find_id(tx, tenant, peer, kind, value)
     if entity is not None:
         return Resolved(entity, False)
+    ref = ProtocolId(peer.protocol, peer.name, kind, value)
     if policy_of(peer) is UnknownIds.STRICT:
         raise ValidationError(
             where, f"unknown {kind} {value!r}: no entity carries this {peer.protocol} id"

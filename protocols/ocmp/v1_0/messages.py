@@ -28,6 +28,7 @@ from protocols.common.capacity import (
     Block,
     from_kw,
     plan_group,
+    quarter,
     quarter_hours,
     resolve_id,
     store_capacity,
@@ -344,13 +345,9 @@ async def _store_readings(
     await write_values(tx, tenant, series, readings, source=source)
     # The quarter hours from the one before the first reading to the one holding the last:
     # a new reading completes the block it ends as well as the ones it lies in.
-    start = _quarter(min(p.start for p in readings)) - BLOCK
-    end = _quarter(max(p.start for p in readings)) + BLOCK
+    start = quarter(min(p.start for p in readings)) - BLOCK
+    end = quarter(max(p.start for p in readings)) + BLOCK
     await derive_energy(tx, tenant, asset, series, start, end, BLOCK)
-
-
-def _quarter(moment: datetime) -> datetime:
-    return moment - (moment - datetime(2000, 1, 1, tzinfo=UTC)) % BLOCK
 
 
 async def _mark_groups(tx: AsyncConnection, peer: Peer, asset: Entity) -> None:

@@ -5,17 +5,16 @@ every `Hub.resend_after`, over optimum.HORIZON from now)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
-from protocols.common.capacity import BLOCK, resolve_id
 from protocols.common.context import Hub
-from protocols.common.peer_link import Heartbeats, beat, iso, moment
+from protocols.common.peer_link import Heartbeats, beat, iso
+from protocols.common.replan import resend_changed
 from protocols.oscp.v2_0 import fallback
 from protocols.oscp.v2_0.link import PROTOCOL
 from protocols.oscp.v2_0.optimum import HORIZON, send_optimum
 from store.db import Database
-from store.errors import StoreError
-from store.peers import Peer, get_peer, peers_of_protocol
+from store.peers import peers_of_protocol
 
 HEARTBEATS = Heartbeats(PROTOCOL, "/heartbeat", lambda until: {"offline_mode_at": iso(until)})
 
@@ -28,40 +27,9 @@ async def tick(db: Database, hub: Hub, now: datetime) -> None:
         hub.wake_outbox()
     if await fallback.apply_due(db):
         hub.wake_outbox()
-    if await _resend_changed(db, hub, now):
+
+    async def send(tx, peer, group, group_id, start, end):  # type: ignore[no-untyped-def]
+        return await send_optimum(tx, peer, group, group_id, start, end, hub)
+
+    if await resend_changed(db, hub, now, PROTOCOL, HORIZON, send):
         hub.wake_outbox()
-
-
-def _due_groups(peer: Peer, hub: Hub, now: datetime) -> list[str]:
-    due = []
-    for group_id, entry in peer.state.get("groups", {}).items():
-        sent = moment(entry, "sent_at")
-        if entry.get("dirty") and (sent is None or now - sent >= hub.resend_after):
-            due.append(group_id)
-    return due
-
-
-async def _resend_changed(db: Database, hub: Hub, now: datetime) -> int:
-    async with db.read() as tx:
-        peers = await peers_of_protocol(tx, PROTOCOL)
-    sent = 0
-    for peer in peers:
-        for group_id in _due_groups(peer, hub, now):
-            async with db.transaction() as tx:
-                current = await get_peer(tx, peer.tenant, peer.id, for_update=True)
-                if group_id not in _due_groups(current, hub, now):
-                    continue  # another process sent it
-                try:
-                    found = await resolve_id(tx, peer.tenant, current, "group", group_id, "")
-                except StoreError:
-                    continue  # the operator removed the group since
-                start = _floor(now)
-                sent += await send_optimum(
-                    tx, current, found.entity, group_id, start, start + HORIZON, hub
-                )
-    return sent
-
-
-def _floor(now: datetime) -> datetime:
-    epoch = datetime(2000, 1, 1, tzinfo=UTC)
-    return now - (now - epoch) % BLOCK

@@ -28,12 +28,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from protocols.common.capacity import BLOCK, to_kw
+from protocols.common.capacity import BLOCK, quarter, to_kw
 from protocols.oscp.v2_0.times import timestamp
 from store.entities import Entity
 from store.errors import ValidationError
@@ -45,7 +45,6 @@ from store.values import Point, derive_energy, read_values, write_values
 
 SPAN = timedelta(days=31)  # readings of one message may lie at most this far apart
 LOOK_BACK = timedelta(days=2)  # how far back the reading before a message is looked for
-_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _PHASES = {"ONE": 1, "TWO": 2, "THREE": 3}
 _REGISTERS = {
     "IMPORT": SeriesType.CONSUMPTION_METER_READING,
@@ -125,10 +124,6 @@ def check_span(moments: Sequence[datetime], field: str) -> None:
         raise ValidationError(field, f"the measurements lie more than {SPAN.days} days apart")
 
 
-def _floor(moment: datetime) -> datetime:
-    return moment - (moment - _EPOCH) % BLOCK
-
-
 async def store_readings(
     tx: AsyncConnection, tenant: Tenant, entity: Entity, readings: Sequence[Reading], source: str
 ) -> None:
@@ -145,8 +140,8 @@ async def store_readings(
         await write_values(
             tx, tenant, series, [Point(r.at, r.at, r.kwh) for r in group], source=source
         )
-        start = _floor(earlier[-1].start) if earlier else _floor(first) - BLOCK
-        await derive_energy(tx, tenant, entity, series, start, _floor(last) + 2 * BLOCK, BLOCK)
+        start = quarter(earlier[-1].start) if earlier else quarter(first) - BLOCK
+        await derive_energy(tx, tenant, entity, series, start, quarter(last) + 2 * BLOCK, BLOCK)
 
 
 async def store_instants(
