@@ -73,7 +73,7 @@ class Settings:
     peer_clock_seconds: float = 1.0
     # Optimizer worker processes, and the time after which a solve gives way to the headroom.
     solver_workers: int = 1
-    solver_deadline_seconds: float = 20.0
+    solver_deadline_seconds: float = 5.0
 
     @property
     def base_url(self) -> str:

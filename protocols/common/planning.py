@@ -57,7 +57,9 @@ BLOCK = timedelta(minutes=15)
 OPTIMIZER_SOURCE = "optimizer"
 DEFAULT_PRICE = 0.25  # EUR/kWh
 HISTORY = timedelta(days=2)
-SOLVE_OPTIONS = SolveOptions(time_limit_s=10.0)
+# A plan is made inside the write transaction of the message that asked for it: a solve may
+# hold SQLite's writer for at most this long before the best plan found (or the headroom) goes.
+SOLVE_OPTIONS = SolveOptions(time_limit_s=2.0)
 _HOURS = BLOCK / timedelta(hours=1)
 
 Solve = Callable[[GroupProblem], Awaitable[GroupPlan]]
