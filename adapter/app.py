@@ -32,7 +32,6 @@ from adapter.settings import Settings
 from adapter.solver import Solver
 from adapter.surfaces import mount
 from protocols.common.context import HUB, Hub
-from protocols.common.peer_link import HeartbeatLedger
 from protocols.cpapi import v1 as cpapi_v1
 from protocols.ocmp import v1_0 as ocmp_v1_0
 from protocols.oscp import v2_0 as oscp_v2_0
@@ -86,7 +85,6 @@ async def _peer_clock(app: web.Application) -> AsyncIterator[None]:
         wake_outbox=app[DELIVERY].wake,
         solve=app[SOLVER].solve,
         plan_hooks=tuple(s.on_plan for s in (cpapi_v1.SURFACE, *SURFACES) if s.on_plan),
-        heartbeats=HeartbeatLedger(),
     )
     clock = PeerClock(
         app[DB], app[HUB], app[METRICS], SURFACES, PEER_PROTOCOLS, settings.peer_clock_seconds

@@ -8,12 +8,13 @@ here, handlers read them.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
 
+from protocols.common.peer_link import HeartbeatLedger
 from store.accounts import Account
 from store.db import Database
 from store.tenants import Tenant
@@ -38,8 +39,8 @@ class Hub:
     solve: Callable[[Any], Awaitable[Any]]  # GroupProblem -> GroupPlan, off the event loop
     # What protocols do with each series of a written plan (CP-API: section 6 messages).
     plan_hooks: tuple[Callable[..., Awaitable[Any]], ...] = ()
-    # Heartbeats written in the last second, by account (peer_link.HeartbeatLedger).
-    heartbeats: Any = None
+    # Heartbeats written in the last second, by account.
+    heartbeats: HeartbeatLedger = field(default_factory=HeartbeatLedger)
 
 
 DB = web.AppKey("db", Database)
