@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocols.common.context import caller_of, database_of, hub_of
 from protocols.common.surface import ProtocolError
@@ -31,7 +32,7 @@ from protocols.oscp.v2_0.link import (
 )
 from protocols.oscp.v2_0.times import iso
 from store.accounts import record_token, revoke_token
-from store.peers import OutboundAuth, check_base_url, update_peer
+from store.peers import OutboundAuth, Peer, check_base_url, update_peer
 from store.secrets import new_secret
 
 VERSION = "2.0"
@@ -70,16 +71,7 @@ async def register(request: web.Request) -> web.StreamResponse:
         peer = await peer_of(tx, request)
         if not await first_time(tx, request, peer, "Register"):
             return no_content(request)
-        peer = await update_peer(
-            tx,
-            peer.tenant,
-            peer,
-            base_url=base_url,
-            auth=OutboundAuth.TOKEN,
-            secret=body["token"],
-            state={"registered_at": iso(now), "version": VERSION},
-            seen=now,
-        )
+        peer = await _keep_endpoint(tx, peer, base_url, body["token"], "registered_at", now)
         if not is_reply:
             account = caller_of(request).account
             token_c = new_secret()
@@ -95,6 +87,22 @@ async def register(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def _keep_endpoint(
+    tx: AsyncConnection, peer: Peer, base_url: str, token: str, when: str, now: datetime
+) -> Peer:
+    """Where and with which token (B) we reach the peer, and when it told us (`when`)."""
+    return await update_peer(
+        tx,
+        peer.tenant,
+        peer,
+        base_url=base_url,
+        auth=OutboundAuth.TOKEN,
+        secret=token,
+        state={when: iso(now), "version": VERSION},
+        seen=now,
+    )
+
+
 @routes.put("/register")
 async def update_endpoint(request: web.Request) -> web.Response:
     """The peer moved or changed the token we use towards it; its token with us stays."""
@@ -105,16 +113,7 @@ async def update_endpoint(request: web.Request) -> web.Response:
     async with database_of(request).transaction() as tx:
         peer = await peer_of(tx, request)
         if await first_time(tx, request, peer, "RegisterUpdate"):
-            await update_peer(
-                tx,
-                peer.tenant,
-                peer,
-                base_url=base_url,
-                auth=OutboundAuth.TOKEN,
-                secret=body["token"],
-                state={"endpoint_updated_at": iso(now), "version": VERSION},
-                seen=now,
-            )
+            await _keep_endpoint(tx, peer, base_url, body["token"], "endpoint_updated_at", now)
     return no_content(request)
 
 
