@@ -189,16 +189,61 @@ def _alignment_micros(series: Series) -> int:
     return block if 0 < block <= 3600 * _MICROS_PER_SECOND else 0
 
 
+class Blocks(NamedTuple):
+    """Values of a regular series as columns, the store's cheapest input: block starts in
+    integer microseconds since the epoch (each block lasts the series' resolution), the
+    values, and the statuses (None when no value has one). A reader that already holds
+    microseconds (a memo of the timestamps a message repeats) skips the datetimes."""
+
+    starts_us: Sequence[int]
+    values: Sequence[float | None]
+    statuses: Sequence[str | None] | None = None
+
+
+class _Checks(NamedTuple):
+    """What every point of one series is checked against, worked out once per write."""
+
+    res_us: int
+    align_us: int
+    meta: SeriesTypeInfo
+    low: float
+    high: float
+    bounded: bool
+
+
+def _checks(series: Series) -> _Checks:
+    meta = info(series.series_type)
+    bounds = _value_bounds(meta)
+    low, high = bounds or (0.0, 0.0)
+    return _Checks(
+        _block_micros(series), _alignment_micros(series), meta, low, high, bounds is not None
+    )
+
+
+def _checked_value(value: Any, status: Any, checks: _Checks) -> float | None:
+    """`value` as stored; ValueError for a value or status the series cannot hold."""
+    if value is not None:
+        if value.__class__ is int:  # bool is not: its __class__ is bool
+            value = float(value)
+        elif value.__class__ is not float:
+            raise ValueError
+        if checks.bounded:
+            if not checks.low <= value <= checks.high:
+                raise ValueError
+        elif value not in checks.meta.states:  # type: ignore[operator]
+            raise ValueError
+    if status is not None and (status.__class__ is not str or len(status) > 20):
+        raise ValueError
+    return value  # type: ignore[no-any-return]
+
+
 def _rows(series: Series, points: Sequence[Any], source: int, belief: int) -> list[tuple[Any, ...]]:
     """Driver-ready rows in ROW_ORDER (the upsert's parameter order) for `points`.
 
     Every point is checked; all problems (up to _MAX_ISSUES) are reported together.
     """
-    res_us = _block_micros(series)
-    align_us = _alignment_micros(series)
-    meta = info(series.series_type)
-    bounds = _value_bounds(meta)
-    low, high = bounds or (0.0, 0.0)
+    checks = _checks(series)
+    res_us, align_us = checks.res_us, checks.align_us
     sid = series.id
     epoch, micro = EPOCH, MICROSECOND
     earliest, latest = to_micros(EARLIEST), to_micros(LATEST)
@@ -219,21 +264,61 @@ def _rows(series: Series, points: Sequence[Any], source: int, belief: int) -> li
                 raise ValueError
             if not earliest <= start_us <= end_us < latest:
                 raise ValueError
-            if value is not None:
-                if value.__class__ is int:  # bool is not: its __class__ is bool
-                    value = float(value)
-                elif value.__class__ is not float:
-                    raise ValueError
-                if not (low <= value <= high if bounds else value in meta.states):  # type: ignore[operator]
-                    raise ValueError
-            if status is not None and (status.__class__ is not str or len(status) > 20):
-                raise ValueError
+            value = _checked_value(value, status, checks)
         except Exception:  # any malformed point: find out precisely what, off the happy path
-            issues.append(_point_issue(index, point, res_us, align_us, meta))
+            issues.append(_point_issue(index, point, res_us, align_us, checks.meta))
             if len(issues) >= _MAX_ISSUES:
                 break
             continue
         append((sid, start_us, source, end_us, value, belief, status))
+    if issues:
+        raise ValidationError(issues=issues)
+    return rows
+
+
+def _block_point(blocks: Blocks, index: int, res_us: int) -> Any:
+    """Block `index` as a point, for `_point_issue` to judge; the raw start if unreadable."""
+    start_us = blocks.starts_us[index]
+    status = blocks.statuses[index] if blocks.statuses is not None else None
+    try:
+        start = from_micros(start_us)
+        return Point(start, start + timedelta(microseconds=res_us), blocks.values[index], status)
+    except (TypeError, OverflowError):
+        return (start_us, None, blocks.values[index], status)
+
+
+def _block_rows(series: Series, blocks: Blocks, source: int, belief: int) -> list[tuple[Any, ...]]:
+    """`_rows` for columns of block starts: the same checks, on integers."""
+    checks = _checks(series)
+    res_us, align_us = checks.res_us, checks.align_us
+    if not res_us:
+        raise ValidationError("values", "blocks need a series with a resolution")
+    if len(blocks.starts_us) != len(blocks.values) or (
+        blocks.statuses is not None and len(blocks.statuses) != len(blocks.values)
+    ):
+        raise ValidationError("values", "block columns of different lengths")
+    sid = series.id
+    earliest, last_start = to_micros(EARLIEST), to_micros(LATEST) - res_us
+    statuses = blocks.statuses if blocks.statuses is not None else itertools.repeat(None)
+    rows: list[tuple[Any, ...]] = []
+    append = rows.append
+    issues: list[FieldIssue] = []
+    for index, (start_us, value, status) in enumerate(
+        zip(blocks.starts_us, blocks.values, statuses, strict=False)  # lengths checked above
+    ):
+        try:
+            if start_us.__class__ is not int or not earliest <= start_us < last_start:
+                raise ValueError
+            if align_us and start_us % align_us:
+                raise ValueError
+            value = _checked_value(value, status, checks)
+        except Exception:  # any malformed block: find out precisely what, off the happy path
+            point = _block_point(blocks, index, res_us)
+            issues.append(_point_issue(index, point, res_us, align_us, checks.meta))
+            if len(issues) >= _MAX_ISSUES:
+                break
+            continue
+        append((sid, start_us, source, start_us + res_us, value, belief, status))
     if issues:
         raise ValidationError(issues=issues)
     return rows
@@ -258,7 +343,7 @@ async def _checked_source(tx: AsyncConnection, tenant: Tenant, series: Series, s
 
 def prepare_rows(
     series: Series,
-    points: Sequence[Point],
+    points: Sequence[Point] | Blocks,
     *,
     source_id: int,
     belief: datetime | None = None,
@@ -272,7 +357,10 @@ def prepare_rows(
     have been checked.
     """
     belief_us = to_micros(require_utc(belief, "belief") if belief is not None else utcnow())
-    rows = _rows(series, points, source_id, belief_us)
+    if isinstance(points, Blocks):
+        rows = _block_rows(series, points, source_id, belief_us)
+    else:
+        rows = _rows(series, points, source_id, belief_us)
     if unit is not None and str(unit) != str(series.unit):
         converted = convert([row[4] for row in rows], unit, series.unit)
         rows = [(*row[:4], value, *row[5:]) for row, value in zip(rows, converted, strict=True)]
@@ -283,7 +371,7 @@ async def write_values(
     tx: AsyncConnection,
     tenant: Tenant,
     series: Series,
-    points: Sequence[Point],
+    points: Sequence[Point] | Blocks,
     *,
     source: str,
     belief: datetime | None = None,

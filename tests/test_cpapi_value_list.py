@@ -13,8 +13,11 @@ from marshmallow import ValidationError as SchemaError
 from protocols.cpapi.v1.timeseries_schemas import (
     TimeSeriesSchema,
     TimeSeriesValueSchema,
+    ValueColumns,
     _plain_values,
 )
+from store.timeutil import to_micros
+from store.values import Blocks
 
 _TIMES = st.one_of(
     st.sampled_from(
@@ -81,7 +84,7 @@ def test_fast_reader_accepts_only_what_the_schema_accepts_and_reads_it_alike(raw
     slow = _by_schema(raw)
     if fast is not None:
         assert slow is not None, f"fast reader accepted what the schema refuses: {raw!r}"
-        assert fast == slow
+        assert list(fast) == slow
 
 
 def test_fast_reader_reads_the_usual_list() -> None:
@@ -95,6 +98,20 @@ def test_fast_reader_reads_the_usual_list() -> None:
     assert values[0].value == 1.0 and isinstance(values[0].value, float)
     assert values[1].time == datetime(2025, 12, 31, 23, 15, tzinfo=UTC)
     assert values[1].status == "ok"
+
+
+def test_the_usual_list_becomes_the_stores_columns_and_bands_go_to_the_schema() -> None:
+    values = _plain_values(
+        [
+            {"ValueTime": "2026-01-01T00:00:00Z", "Value": 1},
+            {"ValueTime": "2026-01-01T00:15:00Z", "Value": None},
+        ]
+    )
+    assert isinstance(values, ValueColumns)
+    first = to_micros(datetime(2026, 1, 1, tzinfo=UTC))
+    assert values.blocks == Blocks([first, first + 900_000_000], [1.0, None], None)
+    band = {"ValueTime": "2026-01-01T00:00:00Z", "ValueToTime": "2026-01-01T01:00:00Z"}
+    assert _plain_values([{**band, "Value": 4}]) is None
 
 
 @pytest.mark.parametrize(

@@ -6,17 +6,20 @@ import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from store.catalogue import AssetSubType, AssetType
 from store.entities import create_entity
 from store.errors import NotFound, ValidationError
-from store.series import ensure_series, find_series
+from store.series import Series, ensure_series, find_series
 from store.series_types import SeriesType
 from store.tables import values
 from store.tenants import add_tenant
+from store.timeutil import EARLIEST, LATEST, from_micros, to_micros
 from store.units import Unit
-from store.values import Point, derive_energy, read_values, write_values
+from store.values import Blocks, Point, derive_energy, prepare_rows, read_values, write_values
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 Q = timedelta(minutes=15)
@@ -288,3 +291,73 @@ async def test_another_tenants_entity_or_series_is_not_found(db, meter):
         )
         with pytest.raises(ValidationError, match="not a series of"):
             await derive_energy(tx, tenant, mine_too, counter, T0, T0 + H, Q)
+
+
+# ---------------------------------------------------------------------------------------------
+# Blocks: the columnar input of list saves, checked like points
+
+
+_EARLIEST_US = to_micros(EARLIEST)
+_LATEST_US = to_micros(LATEST)
+_Q_US = 15 * 60 * 1_000_000
+_SERIES = Series(7, 3, SeriesType.CONSUMPTION, None, Unit.KWH, Q)
+
+_block_starts = st.one_of(
+    st.integers(0, 4 * 96).map(lambda k: to_micros(T0) + k * _Q_US),  # on the grid
+    st.integers(1, _Q_US - 1).map(lambda k: to_micros(T0) + k),  # off the grid
+    st.sampled_from(
+        [_EARLIEST_US, _EARLIEST_US - _Q_US, _LATEST_US - _Q_US, _LATEST_US - 2 * _Q_US]
+    ),
+)
+_block_values = st.one_of(
+    st.floats(min_value=0, max_value=1e6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-5, 5),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=2),
+)
+_block_statuses = st.one_of(st.none(), st.text(max_size=22), st.integers())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_block_starts, _block_values, _block_statuses), max_size=6))
+def test_blocks_make_the_rows_and_the_refusals_their_points_make(blocks) -> None:  # type: ignore[no-untyped-def]
+    """Columns of block starts in microseconds are checked exactly as the same points."""
+    points = [
+        Point(from_micros(s), from_micros(s) + Q, value, status) for s, value, status in blocks
+    ]
+    columns = Blocks([b[0] for b in blocks], [b[1] for b in blocks], [b[2] for b in blocks])
+
+    def outcome(given):  # type: ignore[no-untyped-def]
+        try:
+            return prepare_rows(_SERIES, given, source_id=1, belief=T0)
+        except ValidationError as refused:
+            return refused.issues
+
+    assert outcome(columns) == outcome(points)
+
+
+def test_blocks_without_statuses_and_with_ragged_columns() -> None:
+    starts = [to_micros(T0), to_micros(T0 + Q)]
+    rows = prepare_rows(_SERIES, Blocks(starts, [1, None]), source_id=1, belief=T0)
+    assert [(r[1], r[3], r[4], r[6]) for r in rows] == [
+        (starts[0], starts[0] + _Q_US, 1.0, None),
+        (starts[1], starts[1] + _Q_US, None, None),
+    ]
+    with pytest.raises(ValidationError, match="different lengths"):
+        prepare_rows(_SERIES, Blocks(starts, [1.0]), source_id=1, belief=T0)
+    irregular = Series(8, 3, SeriesType.CONSUMPTION, None, Unit.KWH, None)
+    with pytest.raises(ValidationError, match="resolution"):
+        prepare_rows(irregular, Blocks(starts, [1.0, 2.0]), source_id=1, belief=T0)
+
+
+async def test_blocks_are_written_and_merged_like_points(db, meter):
+    tenant, entity = meter
+    async with db.transaction() as tx:
+        energy = await ensure_series(tx, tenant, entity, SeriesType.CONSUMPTION, resolution=Q)
+        starts = [to_micros(T0 + i * Q) for i in range(3)]
+        await write_values(tx, tenant, energy, Blocks(starts, [1.0, 2.0, 3.0]), source="m")
+        await write_values(tx, tenant, energy, _blocks(T0 + Q, Q, [20.0]), source="m")
+        stored = await read_values(tx, tenant, energy, T0, T0 + 3 * Q)
+    assert [(p.start, p.value) for p in stored] == [(T0, 1.0), (T0 + Q, 20.0), (T0 + 2 * Q, 3.0)]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, overload
 
 from marshmallow import Schema, fields, post_load, validate
 from marshmallow import ValidationError as SchemaError
@@ -30,7 +30,8 @@ from protocols.common.wire import CaseInsensitiveSchema
 from protocols.cpapi.v1.wire_types import NAIVE_REASON, UtcDateTime, iso  # noqa: F401
 from store.errors import FieldIssue
 from store.references import EntityRef
-from store.timeutil import in_range
+from store.timeutil import from_micros, in_range, to_micros
+from store.values import Blocks
 
 # ---------------------------------------------------------------------------------------------
 # Resolution (TimeSeriesV1.Resolution)
@@ -224,8 +225,9 @@ _MISSING = object()
 
 
 @functools.lru_cache(maxsize=8192)
-def _utc_moment(text: str) -> datetime | None:
-    """An offset-bearing ISO 8601 date-time in the stored years, in UTC; None otherwise.
+def _utc_micros(text: str) -> int | None:
+    """An offset-bearing ISO 8601 date-time in the stored years, as integer microseconds
+    since the epoch in UTC; None otherwise.
 
     A memo of a pure function: a list save repeats the same timestamps for every series."""
     try:
@@ -234,7 +236,37 @@ def _utc_moment(text: str) -> datetime | None:
         return None
     if moment.tzinfo is None or moment.utcoffset() is None:
         return None
-    return in_range(moment)
+    moment = in_range(moment)
+    return None if moment is None else to_micros(moment)
+
+
+class ValueColumns(Sequence[ValueIn]):
+    """A well-formed value list without ValueToTime, kept as the columns the store takes
+    (`store.values.Blocks`: starts in microseconds, values, statuses) instead of 96 ValueIn
+    a series. Read as a sequence it gives ValueIn, for every path that wants them."""
+
+    __slots__ = ("blocks",)
+
+    def __init__(self, blocks: Blocks) -> None:
+        self.blocks = blocks
+
+    def __len__(self) -> int:
+        return len(self.blocks.starts_us)
+
+    @overload
+    def __getitem__(self, index: int) -> ValueIn: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[ValueIn]: ...
+    def __getitem__(self, index: int | slice) -> ValueIn | list[ValueIn]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        statuses = self.blocks.statuses
+        return ValueIn(
+            from_micros(self.blocks.starts_us[index]),
+            None,
+            self.blocks.values[index],
+            None if statuses is None else statuses[index],
+        )
 
 
 def _members(item: dict[Any, Any]) -> dict[str, Any]:
@@ -249,39 +281,38 @@ def _members(item: dict[Any, Any]) -> dict[str, Any]:
     return members
 
 
-def _plain_value(item: Any) -> ValueIn | None:
-    if item.__class__ is not dict:
-        return None
-    members = _members(item)
-    time, to_time = members.get("ValueTime"), members.get("ValueToTime")
-    value, status = members.get("Value", _MISSING), members.get("Status")
-    if time.__class__ is not str or (to_time is not None and to_time.__class__ is not str):
-        return None
-    if status is not None and (status.__class__ is not str or len(status) > 20):
-        return None
-    if value is not None:
-        if value.__class__ is int:
-            value = float(value)
-        elif value.__class__ is not float or not math.isfinite(value):
-            return None  # also _MISSING, booleans and strings
-    start = _utc_moment(time)
-    end = None if to_time is None else _utc_moment(to_time)
-    if start is None or (to_time is not None and end is None):
-        return None
-    return ValueIn(start, end, value, status)
-
-
-def _plain_values(raw: Any) -> list[ValueIn] | None:
-    """The values of a well-formed TimeSeriesValueList, or None to let the schema judge."""
+def _plain_values(raw: Any) -> ValueColumns | None:
+    """The values of a well-formed TimeSeriesValueList without ValueToTime, or None to let
+    the schema judge (a list with ValueToTime takes the schema too: bands are rare)."""
     if raw.__class__ is not list:
         return None
-    values = []
+    starts: list[int] = []
+    values: list[float | None] = []
+    statuses: list[str | None] = []
+    micros, names = _utc_micros, _VALUE_NAMES
     for item in raw:
-        value = _plain_value(item)
-        if value is None:
+        if item.__class__ is not dict:
             return None
+        if not names.issuperset(item):
+            item = _members(item)
+        time, value, status = item.get("ValueTime"), item.get("Value", _MISSING), item.get("Status")
+        if time.__class__ is not str or item.get("ValueToTime") is not None:
+            return None
+        if status is not None and (status.__class__ is not str or len(status) > 20):
+            return None
+        if value is not None:
+            if value.__class__ is int:
+                value = float(value)
+            elif value.__class__ is not float or not math.isfinite(value):
+                return None  # also _MISSING, booleans and strings
+        start = micros(time)
+        if start is None:
+            return None
+        starts.append(start)
         values.append(value)
-    return values
+        statuses.append(status)
+    has_status = any(status is not None for status in statuses)
+    return ValueColumns(Blocks(starts, values, statuses if has_status else None))
 
 
 class ValueList(fields.List):
