@@ -13,7 +13,8 @@ every item Success true. The floor is a no-op aiohttp server, also a subprocess 
 run with --serve-noop), whose handler reads the body and answers a small JSON list; it gets
 the very same bodies and headers at the same concurrency. Each server first gets --warmup
 requests (days of their own, not timed), so that the one-off creation of the 100 series
-is not in the figure.
+is not in the figure. A second floor, a handler that only parses the body with aiohttp's
+request.json(), shows what reading the JSON alone costs.
 
 Targets (the issue): >= 100,000 values/s, and >= 40% of the no-op request rate.
 """
@@ -185,9 +186,16 @@ async def _noop(request: web.Request) -> web.Response:
     return web.Response(body=b'[{"Success":true}]', content_type="application/json")
 
 
-def serve_noop(port: int) -> None:
+async def _parse_only(request: web.Request) -> web.Response:
+    """A second, more telling floor: the body parsed as JSON (aiohttp's own request.json())
+    and nothing stored."""
+    body = await request.json()
+    return web.json_response([{"Success": True} for _ in body])
+
+
+def serve_noop(port: int, parse: bool) -> None:
     app = web.Application(client_max_size=64 * 1024 * 1024)
-    app.router.add_post(PATH, _noop)
+    app.router.add_post(PATH, _parse_only if parse else _noop)
     app.router.add_get("/health", _ok)
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
@@ -215,6 +223,26 @@ def _check_noop(status: int, payload: bytes) -> None:
     if status != 200:
         raise RuntimeError(f"no-op server answered {status}: {payload[:2000]!r}")
     orjson.loads(payload)
+
+
+async def _floor(  # type: ignore[no-untyped-def]
+    label: str, flag: str, args: argparse.Namespace, folder: Path, headers, warm, bodies
+) -> float:
+    """The request rate of this file's no-op server (`flag` picks the handler)."""
+    port = _free_port()
+    noop = Server(
+        label,
+        [sys.executable, str(Path(__file__).resolve()), flag, str(port)],
+        port,
+        folder / f"{flag.strip('-')}.log",
+    )
+    try:
+        elapsed, latencies = await _measure(
+            noop, headers, warm, bodies, args.concurrency, _check_noop
+        )
+    finally:
+        noop.stop()
+    return _report(label, args.requests, elapsed, latencies)
 
 
 async def _fire(  # type: ignore[no-untyped-def]
@@ -316,25 +344,22 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
     )
     fb_values = args.requests * SERIES * VALUES / elapsed
 
-    port = _free_port()
-    noop = Server(
-        "no-op server",
-        [sys.executable, str(Path(__file__).resolve()), "--serve-noop", str(port)],
-        port,
-        folder / "noop.log",
+    noop_rate = await _floor(
+        "no-op aiohttp handler (subprocess), same bodies",
+        "--serve-noop",
+        args,
+        folder,
+        headers,
+        warm,
+        bodies,
     )
-    try:
-        elapsed, latencies = await _measure(
-            noop, headers, warm, bodies, args.concurrency, _check_noop
-        )
-    finally:
-        noop.stop()
-    noop_rate = _report(
-        "no-op aiohttp handler (subprocess), same bodies", args.requests, elapsed, latencies
+    parse_rate = await _floor(
+        "parse-only handler (request.json())", "--serve-parse", args, folder, headers, warm, bodies
     )
 
     ratio = fb_rate / noop_rate
     print(f"{'ratio flexbridge / no-op (requests/s)':<48} {ratio:>10.1%}", flush=True)
+    print(f"{'ratio flexbridge / parse-only (requests/s)':<48} {fb_rate / parse_rate:>10.1%}")
     values_met = "met" if fb_values >= 100_000 else "NOT met"
     ratio_met = "met" if ratio >= 0.40 else "NOT met"
     print(
@@ -352,9 +377,10 @@ def main() -> None:
         "--warmup", type=int, default=1, help="untimed requests per server first (default 1)"
     )
     parser.add_argument("--serve-noop", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-parse", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve_noop is not None:
-        serve_noop(args.serve_noop)
+    if args.serve_noop is not None or args.serve_parse is not None:
+        serve_noop(args.serve_noop or args.serve_parse, parse=args.serve_parse is not None)
         return
     if args.requests < 1 or args.concurrency < 1 or args.warmup < 0:
         parser.error("--requests and --concurrency must be >= 1, --warmup >= 0")
