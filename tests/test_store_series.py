@@ -361,3 +361,22 @@ async def test_blocks_are_written_and_merged_like_points(db, meter):
         await write_values(tx, tenant, energy, _blocks(T0 + Q, Q, [20.0]), source="m")
         stored = await read_values(tx, tenant, energy, T0, T0 + 3 * Q)
     assert [(p.start, p.value) for p in stored] == [(T0, 1.0), (T0 + Q, 20.0), (T0 + 2 * Q, 3.0)]
+
+
+async def test_a_write_larger_than_one_statement_is_stored_whole(db, meter):
+    """Rows go to the database in statements of `_CHUNK_ROWS`; a write spanning several, with
+    a remainder, stores every value (on SQLite and on PostgreSQL)."""
+    from store.values import _CHUNK_ROWS
+
+    tenant, entity = meter
+    count = 2 * _CHUNK_ROWS + 17
+    starts = [to_micros(T0) + k * _Q_US for k in range(count)]
+    async with db.transaction() as tx:
+        energy = await ensure_series(tx, tenant, entity, SeriesType.CONSUMPTION, resolution=Q)
+        await write_values(
+            tx, tenant, energy, Blocks(starts, [float(k) for k in range(count)]), source="m"
+        )
+    assert await _count(db) == count
+    async with db.read() as tx:
+        stored = await read_values(tx, tenant, energy, T0, T0 + count * Q)
+    assert [p.value for p in stored] == [float(k) for k in range(count)]
