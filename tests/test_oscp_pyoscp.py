@@ -24,67 +24,31 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-PEERS_PYTHON = ROOT / ".venv-peers" / "bin" / "python"
-HARNESS = ROOT / "tests" / "peers" / "pyoscp_fp.py"
-FLEXBRIDGE = Path(sys.executable).parent / "flexbridge"
-
-pytestmark = pytest.mark.skipif(
-    not PEERS_PYTHON.exists() and not os.environ.get("CI"),
-    reason=(
-        f"{PEERS_PYTHON.relative_to(ROOT)} is missing (pyoscp lives there): create it with "
-        "`python3 -m venv .venv-peers && .venv-peers/bin/pip install -r "
-        "tests/peers/requirements-pyoscp.txt`"
-    ),
+from pyoscp_peer import (
+    ASSET_MEASUREMENTS,
+    CAPACITIES,
+    DEADLINE,
+    FORECAST,
+    FP_READY,
+    HANDSHAKE,
+    HARNESS,
+    PEERS_PYTHON,
+    TIMEOUT,
+    TOKEN_A,
+    requires_peers_venv,
+    wait_until,
 )
 
-TOKEN_A = "token-A-out-of-band"
-DEADLINE = 20.0
-TIMEOUT = aiohttp.ClientTimeout(total=15)
-FP_READY = re.compile(r"pyoscp FP ready on (http://127\.0\.0\.1:\d+)")
+FLEXBRIDGE = Path(sys.executable).parent / "flexbridge"
 CO_READY = re.compile(r"flexbridge serving on (http://127\.0\.0\.1:\d+)")
 
-HANDSHAKE = {
-    "required_behaviour": {"heartbeat_interval": 60, "measurement_configuration": ["CONTINUOUS"]}
-}
-CAPACITIES = [123.456, 234.567, 345.678, 456.789]
-FORECAST = {
-    "group_id": "abc123",
-    "type": "CONSUMPTION",
-    "forecasted_blocks": [
-        {
-            "capacity": capacity,
-            "phase": "ALL",
-            "unit": "KW",
-            "start_time": f"2022-10-07T00:{15 * i:02d}:00Z",
-            "end_time": f"2022-10-07T{(15 * i + 15) // 60:02d}:{(15 * i + 15) % 60:02d}:00Z",
-        }
-        for i, capacity in enumerate(CAPACITIES)
-    ],
-}
-ASSET_MEASUREMENTS = {
-    "group_id": "abc123",
-    "measurements": [
-        {
-            "asset_id": "evse-1",
-            "asset_category": "CHARGING",
-            "energy_measurement": {
-                "value": 123.456,
-                "phase": "ALL",
-                "unit": "KWH",
-                "direction": "IMPORT",
-                "measure_time": "2024-01-01T11:22:33.456+08:00",
-            },
-        }
-    ],
-}
+pytestmark = requires_peers_venv
 
 
 def header(received: dict[str, Any], name: str) -> str | None:
@@ -97,20 +61,6 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-async def wait_until(check: Callable[[], Any], what: str) -> Any:
-    """Poll `check` (another process's state) until truthy; fail after DEADLINE."""
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {DEADLINE}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def _ready_line(proc: asyncio.subprocess.Process, pattern: re.Pattern[str]) -> str | None:

@@ -17,7 +17,6 @@ import os
 import re
 import secrets
 import signal
-import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,75 +26,24 @@ import aiohttp
 import pytest
 from aiohttp import web
 from multidict import CIMultiDict
-
-ROOT = Path(__file__).resolve().parent.parent
-PEERS_PYTHON = ROOT / ".venv-peers" / "bin" / "python"
-HARNESS = ROOT / "tests" / "peers" / "pyoscp_fp.py"
-
-# Skipped on a developer's machine without the peers venv; in CI (`make test` makes it) a
-# missing venv fails the tests instead of hiding them.
-pytestmark = pytest.mark.skipif(
-    not PEERS_PYTHON.exists() and not os.environ.get("CI"),
-    reason=(
-        f"{PEERS_PYTHON.relative_to(ROOT)} is missing: create it with `python3 -m venv "
-        ".venv-peers && .venv-peers/bin/pip install -r tests/peers/requirements-pyoscp.txt`"
-    ),
+from pyoscp_peer import (
+    ASSET_MEASUREMENTS,
+    DEADLINE,
+    FORECAST,
+    FP_READY,
+    HANDSHAKE,
+    HARNESS,
+    PEERS_PYTHON,
+    TIMEOUT,
+    TOKEN_A,
+    requires_peers_venv,
+    wait_until,
 )
 
-TOKEN_A = "token-A-out-of-band"
-READY = re.compile(r"pyoscp FP ready on (http://127\.0\.0\.1:\d+)")
 PYOSCP_REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{11}")  # secrets.token_urlsafe(8)
 PYOSCP_HEARTBEAT_TIME = "%Y-%m-%d %H:%M:%S"  # zone-less local time
-DEADLINE = 20.0
-TIMEOUT = aiohttp.ClientTimeout(total=15)
 
-HANDSHAKE = {
-    "required_behaviour": {"heartbeat_interval": 60, "measurement_configuration": ["CONTINUOUS"]}
-}
-FORECAST = {
-    "group_id": "abc123",
-    "type": "CONSUMPTION",
-    "forecasted_blocks": [
-        {
-            "capacity": capacity,
-            "phase": "ALL",
-            "unit": "KW",
-            "start_time": f"2022-10-07T00:{start:02d}:00Z",
-            "end_time": f"2022-10-07T{(start + 15) // 60:02d}:{(start + 15) % 60:02d}:00Z",
-        }
-        for capacity, start in ((123.456, 0), (234.567, 15), (345.678, 30), (456.789, 45))
-    ],
-}
-ASSET_MEASUREMENTS = {
-    "group_id": "abc123",
-    "measurements": [
-        {
-            "asset_id": "evse-1",
-            "asset_category": "CHARGING",
-            "energy_measurement": {
-                "value": 123.456,
-                "phase": "ALL",
-                "unit": "KWH",
-                "direction": "IMPORT",
-                "measure_time": "2024-01-01T11:22:33.456+08:00",
-            },
-        }
-    ],
-}
-
-
-async def wait_until(check: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
+pytestmark = requires_peers_venv
 
 
 class StubCO:
@@ -203,7 +151,7 @@ class PeerFP:
             line = await asyncio.wait_for(proc.stdout.readline(), DEADLINE)
         except TimeoutError:
             line = b""
-        match = READY.fullmatch(line.decode().strip())
+        match = FP_READY.fullmatch(line.decode().strip())
         if not match:
             proc.kill()
             await proc.wait()
