@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # PostgreSQL leg of the store tests; skipped (and said so) when it does not answer.
 export FLEXBRIDGE_TEST_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint typecheck bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,15 @@ test: $(VENV)/.installed-test $(PEERS)/.installed
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
+
+# mypy checks the packages that [tool.mypy] names in pyproject.toml; one without an
+# __init__.py yet is left out rather than stopping the run (mypy refuses a package it
+# cannot find).
+MYPY_PACKAGES = $(shell $(BIN)/python -c "import tomllib; \
+	print(*tomllib.load(open('pyproject.toml', 'rb'))['tool']['mypy']['packages'])")
+
+typecheck: $(VENV)/.installed-test
+	$(BIN)/mypy $(patsubst %/__init__.py,-p %,$(wildcard $(MYPY_PACKAGES:=/__init__.py)))
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/store_ingest.py
