@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Row, Select, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from store.db import inserted_id
 from store.errors import Conflict, NotFound, ValidationError
 from store.secrets import hash_password, hash_token, new_password, new_secret
 from store.tables import accounts, api_tokens, tenants
@@ -55,11 +56,11 @@ _ACCOUNT_COLUMNS = (
 )
 
 
-def _account(row) -> Account:  # type: ignore[no-untyped-def]
+def _account(row: Row[*tuple[Any, ...]]) -> Account:
     return Account(row.id, Tenant(row.tenant_id, row.tenant_name), row.username, Role(row.role))
 
 
-def _account_query():  # type: ignore[no-untyped-def]
+def _account_query() -> Select[*tuple[Any, ...]]:
     return select(*_ACCOUNT_COLUMNS).join(tenants, tenants.c.id == accounts.c.tenant_id)
 
 
@@ -82,7 +83,7 @@ async def add_account(
         )
     except IntegrityError:
         raise Conflict(f"account {username!r} already exists") from None
-    return Account(result.inserted_primary_key[0], tenant, username, role), password
+    return Account(inserted_id(result), tenant, username, role), password
 
 
 async def get_account(tx: AsyncConnection, tenant: Tenant, username: str) -> Account:

@@ -12,10 +12,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, CursorResult, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
 
 _WRITE_OPTION = "flexbridge_write"
 _STARTUP_LOCK = 0x666C6578  # "flex": the advisory lock id of startup work
@@ -80,7 +83,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "connect")
-    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
         # Let SQLAlchemy's "begin" event issue BEGIN itself, so we choose its kind.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -91,9 +94,18 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.close()
 
     @event.listens_for(sync_engine, "begin")
-    def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
+    def _on_begin(conn: Connection) -> None:
         write = conn.get_execution_options().get(_WRITE_OPTION, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def inserted_id(result: CursorResult[*tuple[Any, ...]]) -> int:
+    """The integer primary key of the one row an INSERT statement added."""
+    key = result.inserted_primary_key
+    if key is None:  # only a statement that is not a single-row INSERT has none
+        raise RuntimeError("the statement inserted no row")
+    value: int = key[0]
+    return value
 
 
 def open_database(url: str, *, echo: bool = False) -> Database:

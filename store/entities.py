@@ -8,11 +8,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from store.catalogue import AssetSubType, AssetType, EntityStatus, validate_properties
+from store.db import inserted_id
 from store.errors import Conflict, NotFound, ValidationError
 from store.tables import connectors, entities
 from store.tenants import Tenant
@@ -118,7 +119,7 @@ async def create_entity(
     except IntegrityError:
         raise Conflict(f"platform key {key} is already in use in this tenant") from None
     return Entity(
-        result.inserted_primary_key[0],
+        inserted_id(result),
         tenant.id,
         key,
         asset_type,
@@ -205,9 +206,9 @@ async def list_entities(
     return [entity_from_row(row) for row in await tx.execute(query)]
 
 
-def _overlaps(start: int | None, end: int | None):  # type: ignore[no-untyped-def]
+def _overlaps(start: int | None, end: int | None) -> ColumnElement[bool]:
     """SQL condition: a stored [valid_from, valid_to) overlaps [start, end); None is unbounded."""
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     if end is not None:
         conditions.append(or_(connectors.c.valid_from.is_(None), connectors.c.valid_from < end))
     if start is not None:
@@ -285,7 +286,7 @@ async def add_connector(
         )
     )
     return Connector(
-        result.inserted_primary_key[0], parent, child, connector_type, valid_from, valid_to, status
+        inserted_id(result), parent, child, connector_type, valid_from, valid_to, status
     )
 
 

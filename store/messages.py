@@ -11,6 +11,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from store.db import inserted_id
 from store.tables import messages
 from store.tenants import Tenant
 from store.timeutil import from_micros, to_micros, utcnow
@@ -69,7 +70,7 @@ async def log_message(
             created_at=to_micros(utcnow()),
         )
     )
-    return result.inserted_primary_key[0]
+    return inserted_id(result)
 
 
 async def claim_message(

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from store.db import Database
+from store.db import Database, inserted_id
 from store.peers import OutboundAuth, Peer
 from store.tables import outbox, peers
 from store.tenants import Tenant
@@ -86,7 +86,7 @@ async def enqueue(
             created_at=to_micros(now),
         )
     )
-    return result.inserted_primary_key[0]
+    return inserted_id(result)
 
 
 def to_micros_delta(delta: timedelta) -> int:

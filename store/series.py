@@ -14,6 +14,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from store.db import inserted_id
 from store.entities import Entity, require_own
 from store.errors import NotFound, ValidationError
 from store.series_types import SeriesType, info
@@ -104,7 +105,7 @@ async def ensure_series(
         except IntegrityError:
             continue  # created concurrently: the second look finds it
         return Series(
-            result.inserted_primary_key[0],
+            inserted_id(result),
             entity.id,
             series_type,
             phase,
@@ -191,15 +192,15 @@ async def source_id(tx: AsyncConnection, tenant: Tenant, name: str) -> int:
     query = select(sources_table.c.id).where(
         sources_table.c.tenant_id == tenant.id, sources_table.c.name == name
     )
-    found = (await tx.execute(query)).scalar_one_or_none()
+    found: int | None = (await tx.execute(query)).scalar_one_or_none()
     if found is not None:
         return found
     try:
         async with tx.begin_nested():
             result = await tx.execute(insert(sources_table).values(tenant_id=tenant.id, name=name))
     except IntegrityError:  # made concurrently: take that one
-        found = (await tx.execute(query)).scalar_one_or_none()
-        if found is None:
+        theirs: int | None = (await tx.execute(query)).scalar_one_or_none()
+        if theirs is None:
             raise
-        return found
-    return result.inserted_primary_key[0]
+        return theirs
+    return inserted_id(result)

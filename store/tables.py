@@ -37,7 +37,7 @@ metadata = MetaData(
 Micros = BigInteger
 
 
-def _tenant_fk() -> Column:
+def _tenant_fk() -> Column[int]:
     return Column(
         "tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False
     )

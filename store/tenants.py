@@ -9,6 +9,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from store.db import inserted_id
 from store.errors import Conflict, NotFound, ValidationError
 from store.secrets import hash_token, new_secret
 from store.tables import tenants
@@ -42,7 +43,7 @@ async def add_tenant(tx: AsyncConnection, name: str) -> tuple[Tenant, str]:
         )
     except IntegrityError:
         raise Conflict(f"tenant {name!r} already exists") from None
-    return Tenant(result.inserted_primary_key[0], name), key
+    return Tenant(inserted_id(result), name), key
 
 
 async def get_tenant(tx: AsyncConnection, name: str) -> Tenant:
