@@ -982,7 +982,7 @@ def _match(value: object, options: Iterable[str]) -> str | None:
     return next((option for option in options if option.casefold() == key), None)
 
 
-def parse_asset_type(value: str, field: str = "AssetType") -> AssetType:
+def parse_asset_type(value: object, field: str = "AssetType") -> AssetType:
     """`value` as an AssetType, ignoring case; refused with `field` named otherwise."""
     found = _match(value, AssetType)
     if found is None:
@@ -992,7 +992,7 @@ def parse_asset_type(value: str, field: str = "AssetType") -> AssetType:
     return AssetType(found)
 
 
-def parse_asset_subtype(value: str, field: str = "AssetSubType") -> AssetSubType:
+def parse_asset_subtype(value: object, field: str = "AssetSubType") -> AssetSubType:
     """`value` as an AssetSubType, ignoring case; 'Metering' and 'Weather' are aliases."""
     found = _match(value, AssetSubType)
     if found is not None:
@@ -1148,7 +1148,7 @@ _COERCERS: Final = MappingProxyType(
 )
 
 
-def _selection_name(selection_type: SelectionValueType, value: str) -> str:
+def _selection_name(selection_type: SelectionValueType, value: object) -> str:
     """The canonical spelling of a saveable option (spec 4.2.3: only persisted ones)."""
     options = _SELECTION_OPTIONS[selection_type]
     saveable = [name for name, persistable in options if persistable]
@@ -1165,8 +1165,11 @@ def _coerce(definition: PropertyDef, raw: object) -> object:
     value = _COERCERS[definition.value_type](raw)
     if definition.selection_type is not None:
         value = _selection_name(definition.selection_type, value)
-    if definition.bounds is not None and not definition.bounds.admits(value):
-        raise _Refused(f"expected a number {definition.bounds}, got {_describe(raw)}")
+    if definition.bounds is not None:
+        if not isinstance(value, int | float):  # a bound compares with numbers only
+            raise TypeError(f"{definition.name} has bounds but {definition.value_type} values")
+        if not definition.bounds.admits(value):
+            raise _Refused(f"expected a number {definition.bounds}, got {_describe(raw)}")
     if definition.mandatory and isinstance(value, str) and not value.strip():
         raise _Refused(f"mandatory; expected a non-empty string, got {_describe(raw)}")
     return value
@@ -1217,11 +1220,20 @@ def _unknown_reason(
     return f"unknown property for {label}; expected one of " + ", ".join(d.name for d in catalogue)
 
 
+def _exceeds(low: object, high: object) -> bool:
+    """`low > high` for the coerced values of an ordered pair: two numbers or two date-times."""
+    if isinstance(low, int | float) and isinstance(high, int | float):
+        return low > high
+    if isinstance(low, datetime) and isinstance(high, datetime):
+        return low > high
+    raise TypeError(f"cannot order {type(low).__name__} and {type(high).__name__}")
+
+
 def _ordering_issues(supplied: Mapping[str, object]) -> list[FieldIssue]:
     issues = []
     for low, high in _ORDERED_PAIRS:
         low_value, high_value = supplied.get(low), supplied.get(high)
-        if low_value is not None and high_value is not None and low_value > high_value:
+        if low_value is not None and high_value is not None and _exceeds(low_value, high_value):
             issues.append(
                 FieldIssue(low, f"expected at most {high} ({high_value}), got {low_value}")
             )

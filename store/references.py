@@ -88,19 +88,13 @@ def parse_platform_key(text: str, field: str = "Key") -> uuid.UUID:
         raise ValidationError(field, f"{text!r} is not a platform key (a UUID)") from None
 
 
-def _external_from(ref: EntityRef) -> ExternalRef:
+def _external_from(ref: EntityRef, external_key: str) -> ExternalRef:
     """CP-API 4.1.2: 'ExternalKey ... if supplied the System Identifier should also be supplied'."""
-    missing = [
-        name
-        for name, value in (
-            ("SystemIdentifier", ref.system),
-            ("ExternalEntityReferenceType", ref.reference_type),
-        )
-        if not value
-    ]
-    if missing:
-        raise ValidationError(missing[0], "required with ExternalKey")
-    return ExternalRef(ref.system, ref.reference_type, ref.external_key)  # type: ignore[arg-type]
+    if not ref.system:
+        raise ValidationError("SystemIdentifier", "required with ExternalKey")
+    if not ref.reference_type:
+        raise ValidationError("ExternalEntityReferenceType", "required with ExternalKey")
+    return ExternalRef(ref.system, ref.reference_type, external_key)
 
 
 def normalise(ref: Reference) -> uuid.UUID | ExternalRef:
@@ -109,7 +103,7 @@ def normalise(ref: Reference) -> uuid.UUID | ExternalRef:
         if ref.key:
             return parse_platform_key(ref.key)
         if ref.external_key:
-            return _external_from(ref)
+            return _external_from(ref, ref.external_key)
         raise ValidationError("Key", "either Key or ExternalKey is required")
     if isinstance(ref, uuid.UUID):
         return ref
@@ -158,7 +152,9 @@ async def find_many(
     wanted = set(targets)
     keys = [t for t in wanted if isinstance(t, uuid.UUID)]
     refs = {t for t in wanted if isinstance(t, ExternalRef)}
-    found: dict[uuid.UUID | ExternalRef, Entity] = dict(await get_entities(tx, tenant, keys))
+    found: dict[uuid.UUID | ExternalRef, Entity] = dict(
+        (await get_entities(tx, tenant, keys)).items()
+    )
     # By external key alone (a plain IN list, whose SQL is cached), then the whole triple.
     external_keys = sorted({ref.external_key for ref in refs})
     for first in range(0, len(external_keys), _BATCH):

@@ -23,12 +23,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise, repeat
+from typing import TypeVar, cast
 
 from store.errors import ValidationError
 from store.series_types import Quantity, SeriesType, info
 from store.timeutil import from_micros, require_utc, to_micros
 
 _MICRO = timedelta(microseconds=1)
+_V = TypeVar("_V")
 _HOUR_US = 3_600_000_000
 
 _INSTANT_KINDS = frozenset({Quantity.READING, Quantity.LEVEL})
@@ -136,7 +138,11 @@ def _block_aggregate(padded: list[float | None], n: int, kind: Quantity) -> list
         raise ValidationError("quantity", f"no coarsening rule for {kind}")
     # NaN stands in for None: fsum propagates it, so a block with any missing value ends as
     # NaN (-> None) without a Python-level branch per value.
-    filled = [math.nan if v is None else v for v in padded] if None in padded else padded
+    filled = (
+        [math.nan if v is None else v for v in padded]
+        if None in padded
+        else cast("list[float]", padded)  # without a None it is a list of floats
+    )
     blocks = list(_blocks(filled, n))
     try:
         sums = list(map(math.fsum, blocks))  # correctly rounded: totals do not drift with n
@@ -153,7 +159,7 @@ def _block_aggregate(padded: list[float | None], n: int, kind: Quantity) -> list
     ]
 
 
-def _blocks(values: list[float | None], n: int) -> Iterator[tuple[float | None, ...]]:
+def _blocks(values: list[_V], n: int) -> Iterator[tuple[_V, ...]]:
     """Consecutive groups of n values (len(values) is a multiple of n); zip runs in C."""
     return zip(*[iter(values)] * n, strict=True)
 

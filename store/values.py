@@ -99,15 +99,17 @@ def _upsert_sql(dialect: Dialect, rows: int) -> str:
     group, _, tail = rest.partition(") ON CONFLICT")
     if dialect.paramstyle == "numeric_dollar":  # asyncpg: $1..$7, then $8..$14, ...
         width = len(ROW_ORDER)
-        groups = ", ".join(
-            "(" + re.sub(r"\$(\d+)", lambda m, k=k: f"${int(m[1]) + k * width}", group) + ")"
-            for k in range(rows)
-        )
+        groups = ", ".join("(" + _shift_numbers(group, k * width) + ")" for k in range(rows))
     elif dialect.paramstyle == "qmark":
         groups = ", ".join([f"({group})"] * rows)
     else:
         raise NotImplementedError(f"paramstyle {dialect.paramstyle}")
     return f"{head} VALUES {groups} ON CONFLICT{tail}"
+
+
+def _shift_numbers(group: str, offset: int) -> str:
+    """`group` with each numeric parameter $n renumbered $(n + offset)."""
+    return re.sub(r"\$(\d+)", lambda m: f"${int(m[1]) + offset}", group)
 
 
 async def write_rows(tx: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -212,6 +214,7 @@ class _Checks(NamedTuple):
     low: float
     high: float
     bounded: bool
+    states: frozenset[int]  # the values a series of states may take; empty when bounded
 
 
 def _checks(series: Series) -> _Checks:
@@ -219,7 +222,13 @@ def _checks(series: Series) -> _Checks:
     bounds = _value_bounds(meta)
     low, high = bounds or (0.0, 0.0)
     return _Checks(
-        _block_micros(series), _alignment_micros(series), meta, low, high, bounds is not None
+        _block_micros(series),
+        _alignment_micros(series),
+        meta,
+        low,
+        high,
+        bounds is not None,
+        meta.states or frozenset(),
     )
 
 
@@ -233,11 +242,12 @@ def _checked_value(value: Any, status: Any, checks: _Checks) -> float | None:
         if checks.bounded:
             if not checks.low <= value <= checks.high:
                 raise ValueError
-        elif value not in checks.meta.states:  # type: ignore[operator]
+        elif value not in checks.states:
             raise ValueError
     if status is not None and (status.__class__ is not str or len(status) > 20):
         raise ValueError
-    return value  # type: ignore[no-any-return]
+    stored: float | None = value
+    return stored
 
 
 def _rows(series: Series, points: Sequence[Any], source: int, belief: int) -> list[tuple[Any, ...]]:
