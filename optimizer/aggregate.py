@@ -28,7 +28,7 @@ class Units:
         return int(self.count.size)
 
 
-def _key(index: int, charger: Charger, blocks: int) -> tuple:
+def _key(index: int, charger: Charger, blocks: int) -> tuple[object, ...]:
     if charger.mode is ChargerMode.ON_OFF:
         return ("single", index)
     demand = None if charger.demand_kw is None else charger.demand_kw.tobytes()
@@ -46,7 +46,7 @@ def merge(chargers: tuple[Charger, ...], blocks: int, enabled: bool) -> Units:
     if not enabled:
         identity = np.arange(len(chargers))
         return Units(identity, np.ones(len(chargers)), identity)
-    first_of: dict[tuple, int] = {}
+    first_of: dict[tuple[object, ...], int] = {}
     members = np.empty(len(chargers), dtype=np.int64)
     for index, charger in enumerate(chargers):
         members[index] = first_of.setdefault(_key(index, charger, blocks), len(first_of))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -88,6 +88,18 @@ def series(field: str, value: Any, blocks: int | None, *, low: float | None = No
         index = int(np.flatnonzero(array < low)[0])
         raise ProblemError(f"{field}[{index}]", f"must be >= {low:g}, got {array[index]:g}")
     return frozen(array)
+
+
+@overload
+def per_block(value: np.ndarray | float) -> np.ndarray: ...
+@overload
+def per_block(value: None) -> None: ...
+def per_block(value: np.ndarray | float | None) -> np.ndarray | None:
+    """A problem field that its __post_init__ turned into a per-block array with `series`
+    (its declared type also admits the scalar a caller may pass); None stays None."""
+    if value is None or isinstance(value, np.ndarray):
+        return value
+    raise TypeError(f"expected a per-block array, got {type(value).__name__}")
 
 
 def mask(field: str, value: Any, blocks: int) -> np.ndarray:

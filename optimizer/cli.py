@@ -31,13 +31,16 @@ from optimizer.problem_json import (
 from optimizer.storage import solve_storage
 
 # kind -> (read JSON into a problem, solve it, write the plan as JSON)
-_KINDS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any], Callable[[Any], dict]]] = {
+_Kind = tuple[Callable[[Any], Any], Callable[[Any], Any], Callable[[Any], dict[str, Any]]]
+_KINDS: dict[str, _Kind] = {
     "group": (group_problem_from_json, solve_group, group_plan_to_json),
     "storage": (storage_problem_from_json, solve_storage, storage_plan_to_json),
 }
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     """Add `optimize` with its `group` and `storage` commands to an argparse subparsers."""
     optimize = subparsers.add_parser("optimize", help="solve an optimizer problem file")
     kinds = optimize.add_subparsers(dest="action", required=True, metavar="KIND")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from optimizer.assets import ChargerMode
-from optimizer.checks import frozen
+from optimizer.checks import frozen, per_block
 from optimizer.costs import energy_cost
 from optimizer.plans import (
     BatteryPlan,
@@ -76,7 +76,10 @@ def headroom_plan(problem: GroupProblem, reason: str, timings: Timings | None = 
         engine=str(problem.solver.engine),
         objective=float("nan"),
         cost_eur=energy_cost(
-            problem.hours, net, problem.price_eur_per_kwh, problem.export_price_eur_per_kwh
+            problem.hours,
+            net,
+            problem.price_eur_per_kwh,
+            per_block(problem.export_price_eur_per_kwh),
         ),
         capacity_kw=frozen(headroom),
         net_import_kw=frozen(net),

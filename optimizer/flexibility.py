@@ -24,7 +24,8 @@ ROUND_OFF = 1e-6
 
 
 def up(limit_kw: np.ndarray, net_import_kw: np.ndarray) -> np.ndarray:
-    return np.maximum(0.0, limit_kw - net_import_kw)
+    headroom: np.ndarray = np.maximum(0.0, limit_kw - net_import_kw)
+    return headroom
 
 
 def _charger_least(form: Formulation, raw: RawSolution) -> np.ndarray:
@@ -43,7 +44,8 @@ def _charger_least(form: Formulation, raw: RawSolution) -> np.ndarray:
     # A continuous charger keeps its minimum while plugged in; a switch can go to 0.
     continuous = np.where(units.connected, floor, 0.0)
     switched = np.where(need > TOLERANCE, floor, 0.0)
-    return np.minimum(kw, np.where(units.on_off[:, None], switched, continuous))
+    least: np.ndarray = np.minimum(kw, np.where(units.on_off[:, None], switched, continuous))
+    return least
 
 
 def _storage_drop(form: Formulation, raw: RawSolution) -> np.ndarray:
@@ -62,7 +64,8 @@ def _storage_drop(form: Formulation, raw: RawSolution) -> np.ndarray:
     less_charge = np.minimum(charge, margin / (hours * eta_c))
     left = margin - hours * eta_c * less_charge
     room = np.maximum(0.0, st.max_discharge[:, None] - raw.discharge_kw)
-    return less_charge + np.minimum(room, left * eta_d / hours)
+    drop: np.ndarray = less_charge + np.minimum(room, left * eta_d / hours)
+    return drop
 
 
 def down(form: Formulation, raw: RawSolution) -> np.ndarray:

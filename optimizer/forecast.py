@@ -12,7 +12,7 @@ with the naive one; on_blocks puts posted values onto the horizon's blocks first
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -38,6 +38,9 @@ class History:
 
     times: Sequence[datetime]
     values: Sequence[float | None] | np.ndarray
+    # The finite values and their times (µs), in time order: set by __post_init__.
+    _micros: np.ndarray = field(init=False, repr=False)
+    _values: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if len(self.times) != len(self.values):
@@ -70,7 +73,9 @@ class History:
         total = np.concatenate([[0.0], np.cumsum(self._values)])
         count = high - low
         sums = total[high] - total[low]
-        return np.divide(sums, count, out=np.full(starts.shape, np.nan), where=count > 0)
+        empty = np.full(starts.shape, np.nan)
+        means: np.ndarray = np.divide(sums, count, out=empty, where=count > 0)
+        return means
 
 
 def block_starts(start: datetime, resolution: timedelta, blocks: int) -> list[datetime]:

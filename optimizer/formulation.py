@@ -15,6 +15,7 @@ import numpy as np
 
 from optimizer.aggregate import Units, merge
 from optimizer.assets import ChargerMode
+from optimizer.checks import per_block
 from optimizer.options import Penalties
 from optimizer.pricing import export_price, slopes
 from optimizer.problems import GroupProblem, StorageProblem
@@ -96,7 +97,9 @@ class Formulation:
         return float(np.sum(self.hours * self.export_price * self.fixed_kw))
 
 
-def _storages(soc0: list[float], low: list[float], high: list[float], **rest: list) -> Storages:
+def _storages(
+    soc0: list[float], low: list[float], high: list[float], **rest: list[float]
+) -> Storages:
     soc = np.asarray(soc0, dtype=np.float64)
     lo = np.asarray(low, dtype=np.float64)
     hi = np.asarray(high, dtype=np.float64)
@@ -140,12 +143,15 @@ def from_group(problem: GroupProblem, aggregate: bool) -> tuple[Formulation, Uni
         problem.price_eur_per_kwh, problem.prefer_charging_sooner
     )
     ends = [i for i, b in enumerate(batteries) if b.threshold_end is not None]
+    end_kwh = [b.threshold_end * b.capacity_kwh for b in batteries if b.threshold_end is not None]
     formulation = Formulation(
         hours=problem.hours,
-        fixed_kw=problem.non_flexible_kw - problem.pv_kw,
-        limit_kw=problem.grid_limit_kw,
+        fixed_kw=per_block(problem.non_flexible_kw) - per_block(problem.pv_kw),
+        limit_kw=per_block(problem.grid_limit_kw),
         import_price=problem.price_eur_per_kwh,
-        export_price=export_price(problem.price_eur_per_kwh, problem.export_price_eur_per_kwh),
+        export_price=export_price(
+            problem.price_eur_per_kwh, per_block(problem.export_price_eur_per_kwh)
+        ),
         charge_slope=charge_slope,
         discharge_slope=discharge_slope,
         units=_units(problem, merged),
@@ -163,7 +169,7 @@ def from_group(problem: GroupProblem, aggregate: bool) -> tuple[Formulation, Uni
         targets=Targets(
             storage=np.array(ends, dtype=np.int64),
             block=np.full(len(ends), problem.blocks - 1, dtype=np.int64),
-            value=np.array([batteries[i].threshold_end * batteries[i].capacity_kwh for i in ends]),
+            value=np.array(end_kwh),
             exact=np.zeros(len(ends), dtype=bool),
         ),
         penalties=problem.penalties,
@@ -190,7 +196,7 @@ def from_storage(problem: StorageProblem) -> Formulation:
     eta = math.sqrt(problem.roundtrip_efficiency)
     price = problem.price_eur_per_kwh
     charge_slope, discharge_slope = slopes(price, problem.prefer_charging_sooner)
-    production = problem.production_price_eur_per_kwh
+    production = per_block(problem.production_price_eur_per_kwh)
     targets = problem.targets
     return Formulation(
         hours=problem.hours,

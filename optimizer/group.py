@@ -14,7 +14,7 @@ import numpy as np
 from optimizer import engines, flexibility
 from optimizer.aggregate import Units
 from optimizer.assets import ChargerMode
-from optimizer.checks import frozen
+from optimizer.checks import frozen, per_block
 from optimizer.costs import energy_cost, usage_cost
 from optimizer.fallback import headroom_plan
 from optimizer.formulation import Formulation, from_group
@@ -93,7 +93,7 @@ def _plan(
         form.storages.cost_discharge,
     )
     energy = energy_cost(
-        problem.hours, net, problem.price_eur_per_kwh, problem.export_price_eur_per_kwh
+        problem.hours, net, problem.price_eur_per_kwh, per_block(problem.export_price_eur_per_kwh)
     )
     return GroupPlan(
         start=problem.start,
@@ -106,7 +106,7 @@ def _plan(
         cost_eur=energy + usage,
         capacity_kw=frozen(capacity),
         net_import_kw=frozen(net),
-        flexibility_up_kw=frozen(flexibility.up(problem.grid_limit_kw, net)),
+        flexibility_up_kw=frozen(flexibility.up(per_block(problem.grid_limit_kw), net)),
         flexibility_down_kw=frozen(flexibility.down(form, raw)),
         chargers=chargers,
         batteries=batteries,

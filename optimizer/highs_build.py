@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import highspy
 import numpy as np
@@ -131,7 +132,13 @@ def _charger_columns(form: Formulation, cols: _Columns) -> dict[str, np.ndarray]
     }
 
 
-def _grid_columns(form: Formulation, cols: _Columns) -> dict[str, np.ndarray | None]:
+class _GridColumns(TypedDict):
+    flexible: np.ndarray
+    imported: np.ndarray
+    over: np.ndarray | None
+
+
+def _grid_columns(form: Formulation, cols: _Columns) -> _GridColumns:
     blocks, hours = form.blocks, form.hours
     over = None
     if form.limit_kw is not None:

@@ -63,7 +63,8 @@ class BatteryPlan:
     @property
     def setpoint_kw(self) -> np.ndarray:
         """Net consumption: + charging, - discharging."""
-        return self.charge_kw - self.discharge_kw
+        net: np.ndarray = self.charge_kw - self.discharge_kw
+        return net
 
 
 @dataclass(frozen=True, eq=False)

@@ -28,7 +28,7 @@ import signal
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from optimizer.fallback import fallback_for
 
@@ -61,7 +61,7 @@ class _Worker:
     pid: int
 
 
-def _swallow(future: Future) -> None:
+def _swallow(future: Future[Any]) -> None:
     """An abandoned solve's result or error has no reader; retrieve it so nothing logs it."""
     if not future.cancelled():
         future.exception()
@@ -170,7 +170,9 @@ async def solve_in_pool(
     plan returned when the solve is abandoned or its worker dies; by default the problem's
     own fallback (headroom plan for a GroupProblem, idle plan for a StorageProblem).
     """
-    make_fallback: Callable[[Any, str], Any] = fallback or fallback_for
+    # The default, fallback_for, makes the plan of a GroupProblem or StorageProblem: the
+    # plan type of the solve functions (solve_group, solve_storage) such problems go to.
+    make_fallback = fallback or cast("Callable[[Problem, str], Plan]", fallback_for)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + deadline_s
     try:

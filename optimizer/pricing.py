@@ -41,4 +41,5 @@ def export_price(import_price: np.ndarray, export: np.ndarray | None) -> np.ndar
     such blocks exported energy is valued at the import price. Without an export price,
     export earns nothing (or costs the import price when that is negative)."""
     offered = np.zeros_like(import_price) if export is None else export
-    return np.minimum(offered, import_price)
+    price: np.ndarray = np.minimum(offered, import_price)
+    return price

@@ -13,18 +13,20 @@ import math
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import isodate
 import numpy as np
 
 from optimizer.assets import Battery, Charger
-from optimizer.checks import number
+from optimizer.checks import number, per_block
 from optimizer.errors import ProblemError
 from optimizer.options import Penalties, SolveOptions
 from optimizer.plans import GroupPlan, Relaxation, StoragePlan, Timings
 from optimizer.problems import GroupProblem, SocTarget, StorageProblem
 from optimizer.units import amps_to_kw
+
+_T = TypeVar("_T")
 
 DEFAULT_RESOLUTION = "PT15M"
 # Plans print kW and kWh to the watt-hour's thousandth; more digits are solver noise.
@@ -71,7 +73,7 @@ def _json_field(field: str) -> str:
     return re.sub(r"[A-Za-z_]+", lambda m: _JSON_NAMES.get(m.group(0), m.group(0)), field)
 
 
-def _build(path: str, make: Callable[..., Any], **kwargs: Any) -> Any:
+def _build(path: str, make: Callable[..., _T], **kwargs: Any) -> _T:
     """Construct, reporting a constructor's field error under its JSON path and name."""
     try:
         return make(**kwargs)
@@ -343,12 +345,13 @@ def group_problem_to_json(problem: GroupProblem) -> dict[str, Any]:
         "start": problem.start.isoformat(),
         "resolution": isodate.duration_isoformat(problem.resolution),
         "price_eur_per_kwh": _floats(problem.price_eur_per_kwh),
-        "grid_limit_kw": _floats(problem.grid_limit_kw),
-        "non_flexible_kw": _floats(problem.non_flexible_kw),
-        "pv_kw": _floats(problem.pv_kw),
+        "grid_limit_kw": _floats(per_block(problem.grid_limit_kw)),
+        "non_flexible_kw": _floats(per_block(problem.non_flexible_kw)),
+        "pv_kw": _floats(per_block(problem.pv_kw)),
     }
-    if problem.export_price_eur_per_kwh is not None:
-        data["export_price_eur_per_kwh"] = _floats(problem.export_price_eur_per_kwh)
+    export = per_block(problem.export_price_eur_per_kwh)
+    if export is not None:
+        data["export_price_eur_per_kwh"] = _floats(export)
     data["chargers"] = [
         _charger_json(c, problem.start, problem.resolution) for c in problem.chargers
     ]
@@ -379,8 +382,9 @@ def storage_problem_to_json(problem: StorageProblem) -> dict[str, Any]:
             for t in problem.targets
         ],
     }
-    if problem.production_price_eur_per_kwh is not None:
-        data["production_price_eur_per_kwh"] = _floats(problem.production_price_eur_per_kwh)
+    production = per_block(problem.production_price_eur_per_kwh)
+    if production is not None:
+        data["production_price_eur_per_kwh"] = _floats(production)
     return {**data, **_settings_json(problem)}
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -21,8 +21,10 @@ from optimizer.checks import aware, duration, flag, integer, number, series, uni
 from optimizer.errors import ProblemError
 from optimizer.options import Penalties, SolveOptions
 
+_T = TypeVar("_T")
 
-def _members(name: str, items: Any, kind: type) -> tuple:
+
+def _members(name: str, items: Any, kind: type[_T]) -> tuple[_T, ...]:
     """A tuple of `kind`; errors raised while checking item i are reported as name[i]."""
     if not isinstance(items, list | tuple):
         raise ProblemError(name, "must be a list")

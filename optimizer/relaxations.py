@@ -17,7 +17,7 @@ TOLERANCE = 1e-6
 def _names(groups: Sequence[Sequence[str]], used: np.ndarray) -> tuple[str, ...]:
     if not groups:  # a single device (StorageProblem) has no ids to list
         return ()
-    return tuple(name for index in np.flatnonzero(used) for name in groups[index])
+    return tuple(name for index in np.flatnonzero(used) for name in groups[int(index)])
 
 
 def used(

@@ -14,7 +14,7 @@ from dataclasses import replace
 import numpy as np
 
 from optimizer import engines
-from optimizer.checks import frozen
+from optimizer.checks import frozen, per_block
 from optimizer.costs import energy_cost
 from optimizer.fallback import idle_plan
 from optimizer.formulation import from_storage
@@ -40,7 +40,7 @@ def _solve(problem: StorageProblem, started: float) -> StoragePlan:
     discharge = np.clip(raw.discharge_kw[0], 0.0, st.max_discharge[0])
     consumption = charge - discharge
     consumption[np.abs(consumption) < ROUND_OFF] = 0.0
-    production = problem.production_price_eur_per_kwh
+    production = per_block(problem.production_price_eur_per_kwh)
     plan = StoragePlan(
         start=problem.start,
         resolution=problem.resolution,
