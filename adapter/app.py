@@ -31,7 +31,8 @@ from adapter.peer_clock import PeerClock
 from adapter.settings import Settings
 from adapter.solver import Solver
 from adapter.surfaces import mount
-from protocols.common.context import HUB, Hub
+from hub.runtime import Hub
+from protocols.common.context import HUB
 from protocols.cpapi import v1 as cpapi_v1
 from protocols.ocmp import v1_0 as ocmp_v1_0
 from protocols.oscp import v2_0 as oscp_v2_0

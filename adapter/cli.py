@@ -16,17 +16,18 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from adapter import peer_admin, sas
+from adapter import peer_admin
 from adapter.app import create_app
 from adapter.settings import Settings, SettingsError, load_settings
 from conformance import cli as conformance_cli
+from hub.peer_state import UnknownIds
 from optimizer import cli as optimizer_cli
-from protocols.common.capacity import UnknownIds
+from protocols.cpapi.v1 import sas
+from protocols.cpapi.v1.outbound import configure_endpoint
 from store.accounts import Role, add_account, get_account, issue_token, parse_role, record_token
 from store.db import Database, open_database
 from store.errors import StoreError
 from store.migrate import upgrade
-from store.peers import OutboundAuth, add_peer, find_peer, update_peer
 from store.tenants import add_tenant, get_tenant
 from store.timeutil import utcnow
 
@@ -281,30 +282,15 @@ def _admin_command(
 
     async def cpapi_endpoint(db: Database) -> str:
         messages = [m.strip() for m in (args.messages or "").split(",") if m.strip()]
-        state = {"system": args.system, "messages": messages}
         async with db.transaction() as tx:
-            tenant = await get_tenant(tx, args.tenant)
-            peer = await find_peer(tx, tenant, "cpapi", "endpoint")
-            if peer is None:
-                peer = await add_peer(
-                    tx,
-                    tenant,
-                    protocol="cpapi",
-                    name="endpoint",
-                    base_url=args.url,
-                    auth=OutboundAuth.BASIC,
-                    username=args.username,
-                    secret=args.password,
-                )
-            await update_peer(
+            await configure_endpoint(
                 tx,
-                tenant,
-                peer,
-                state=state,
-                base_url=args.url,
-                auth=OutboundAuth.BASIC,
+                await get_tenant(tx, args.tenant),
+                url=args.url,
                 username=args.username,
-                secret=args.password,
+                password=args.password,
+                system=args.system,
+                messages=messages,
             )
         return f"CP-API endpoint of {args.tenant}: {args.url}"
 

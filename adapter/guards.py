@@ -15,7 +15,6 @@ from collections import OrderedDict
 
 from aiohttp import web
 
-from adapter import sas
 from adapter.auth import (
     AuthError,
     Claims,
@@ -28,6 +27,7 @@ from adapter.auth import (
     verify_jwt,
 )
 from adapter.keys import CREDENTIAL_CACHE, DB, JWT_SECRET, LOGIN_CACHE, RATE_LIMITER, SETTINGS
+from protocols.cpapi.v1 import sas
 from store.accounts import Account, Login, account_for_token, password_hash_of
 from store.secrets import hash_token, verify_password
 from store.tenants import Tenant

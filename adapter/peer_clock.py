@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from adapter.metrics import Metrics
-from protocols.common.context import Hub
-from protocols.common.peer_link import is_online
+from hub.peer_link import is_online
+from hub.runtime import Hub
 from protocols.common.surface import Surface
 from store.db import Database
 from store.peers import peers_of_protocol

@@ -17,6 +17,7 @@ from sqlalchemy.exc import OperationalError
 
 from adapter.auth import AuthError
 from adapter.errors import http_code
+from hub.errors import NotAPeer
 from protocols.common.surface import ProtocolError
 from protocols.common.wire import marshmallow_issues
 from store.errors import Conflict, FieldIssue, NotFound, StoreError, ValidationError
@@ -36,6 +37,8 @@ class Refusal:
 
 
 def _store_status(exc: StoreError) -> int:
+    if isinstance(exc, NotAPeer):
+        return 403
     if isinstance(exc, NotFound):
         return 404
     if isinstance(exc, Conflict):

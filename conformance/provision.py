@@ -41,13 +41,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from adapter import peer_admin, sas
+from hub.provisioning import NewPeer, provision_peer
+from protocols.cpapi.v1 import sas
+from protocols.cpapi.v1.outbound import configure_endpoint
 from store.accounts import Role, add_account, record_token
 from store.catalogue import AssetSubType, AssetType, ConnectorType
 from store.db import open_database
 from store.entities import add_connector, create_entity
 from store.migrate import upgrade
-from store.peers import OutboundAuth, add_peer, update_peer
 from store.references import ProtocolId, add_reference
 from store.secrets import new_secret
 from store.tenants import add_tenant, get_tenant
@@ -110,12 +111,12 @@ async def provision(
             _, cpapi_password = await add_account(tx, tenant, CPAPI_USER, Role.PARTICIPANT)
             _, other_password = await add_account(tx, other, OTHER_USER, Role.PARTICIPANT)
         ocmp_password = new_secret()
-        await peer_admin.add(
+        await provision_peer(
             db,
-            peer_admin.NewPeer(TENANT, "ocmp", OCMP_PEER, None, OCMP_USER, ocmp_password),
+            NewPeer(TENANT, "ocmp", OCMP_PEER, None, OCMP_USER, ocmp_password),
         )
         token_a = new_secret()
-        await peer_admin.add(db, peer_admin.NewPeer(TENANT, "oscp", OSCP_PEER, None, token=token_a))
+        await provision_peer(db, NewPeer(TENANT, "oscp", OSCP_PEER, None, token=token_a))
         resource = f"{base_url.rstrip('/')}/{event_hub_path.strip('/')}/publishers/{GATEWAY}"
         expiry = utcnow() + timedelta(days=30)
         sas_token = sas.make_token(resource, expiry, key_name=GATEWAY)
@@ -134,18 +135,13 @@ async def provision(
                     "password": new_secret(),
                     "system": OUTBOUND_SYSTEM,
                 }
-                endpoint = await add_peer(
+                await configure_endpoint(
                     tx,
                     tenant,
-                    protocol="cpapi",
-                    name="endpoint",
-                    base_url=peer_url.rstrip("/") + OUTBOUND_PATH,
-                    auth=OutboundAuth.BASIC,
+                    url=peer_url.rstrip("/") + OUTBOUND_PATH,
                     username=outbound["username"],
-                    secret=outbound["password"],
-                )
-                await update_peer(
-                    tx, tenant, endpoint, state={"system": OUTBOUND_SYSTEM, "messages": []}
+                    password=outbound["password"],
+                    system=OUTBOUND_SYSTEM,
                 )
     finally:
         await db.close()

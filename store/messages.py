@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -83,19 +83,20 @@ async def claim_message(
     message_type: str,
     payload: bytes | None = None,
     peer_id: int | None = None,
-) -> bool:
-    """Record an inbound message id inside the transaction that applies the message.
+) -> int | None:
+    """Record an inbound message id inside the transaction that applies the message; the
+    log row's id.
 
-    Returns False when that id was applied before: the caller answers as before and changes
+    Returns None when that id was applied before: the caller answers as before and changes
     nothing. Because the record commits with the message's effects, a message that failed
     half-way left no record and may be sent again.
     """
     key = dedup_key(tenant, protocol, peer, message_id)
     if (await tx.execute(select(messages.c.id).where(messages.c.dedup_key == key))).first():
-        return False
+        return None
     try:
         async with tx.begin_nested():
-            await log_message(
+            return await log_message(
                 tx,
                 tenant,
                 protocol=protocol,
@@ -108,8 +109,14 @@ async def claim_message(
                 dedup=key,
             )
     except IntegrityError:  # the same id in a concurrent request
-        return False
-    return True
+        return None
+
+
+async def set_outcome(tx: AsyncConnection, row: int, status: str, detail: str | None) -> None:
+    """What became of a claimed message (claim_message logs it as applied)."""
+    await tx.execute(
+        update(messages).where(messages.c.id == row).values(status=status, detail=detail)
+    )
 
 
 async def recent_messages(

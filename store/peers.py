@@ -139,7 +139,7 @@ async def peer_for_account(
     tx: AsyncConnection, tenant: Tenant, protocol: str, account_id: int, *, for_update: bool = False
 ) -> Peer | None:
     """The peer an account speaks for; `for_update` locks its row (PostgreSQL) so that a
-    state change made from this copy (`set_state`) merges into the current state."""
+    state written from this copy (`replace_state`) loses no concurrent change."""
     query = select(peers).where(
         peers.c.tenant_id == tenant.id,
         peers.c.protocol == protocol,
@@ -171,7 +171,7 @@ async def peers_of_protocol(tx: AsyncConnection, protocol: str) -> list[Peer]:
     return [_peer(row, Tenant(row.tenant_id, row.tenant_name)) for row in await tx.execute(query)]
 
 
-async def set_state(
+async def replace_state(
     tx: AsyncConnection,
     tenant: Tenant,
     locked: Peer,
@@ -179,10 +179,9 @@ async def set_state(
     *,
     seen: datetime | None = None,
 ) -> Peer:
-    """Merge `state` into a peer read in this transaction with its row locked: one statement,
-    for the hot paths (a heartbeat)."""
-    merged = {**locked.state, **state}
-    changes: dict[str, Any] = {"state": merged}
+    """Write the whole `state` (hub.peer_state's JSON) of a peer read in this transaction
+    with its row locked: one statement, for the hot paths (a heartbeat)."""
+    changes: dict[str, Any] = {"state": dict(state)}
     if seen is not None:
         changes["last_seen_at"] = to_micros(seen)
     await tx.execute(
@@ -190,7 +189,7 @@ async def set_state(
         .where(peers.c.id == locked.id, peers.c.tenant_id == tenant.id)
         .values(**changes)
     )
-    return replace(locked, state=merged, last_seen_at=seen or locked.last_seen_at)
+    return replace(locked, state=dict(state), last_seen_at=seen or locked.last_seen_at)
 
 
 async def update_peer(
@@ -198,19 +197,14 @@ async def update_peer(
     tenant: Tenant,
     peer: Peer,
     *,
-    state: Mapping[str, Any] | None = None,
     base_url: str | None = None,
     auth: OutboundAuth | None = None,
     username: str | None = None,
     secret: str | None = None,
     seen: datetime | None = None,
 ) -> Peer:
-    """Change what is given; `state` is merged key by key into the stored state."""
+    """Change how we reach the peer, where given (its state: hub.peer_state)."""
     changes: dict[str, Any] = {}
-    if state is not None:
-        # Merge into what is stored now, not into the caller's possibly older copy.
-        stored = await get_peer(tx, tenant, peer.id, for_update=True)
-        changes["state"] = {**stored.state, **state}
     if base_url is not None:
         changes["base_url"] = check_base_url(base_url)
     if auth is not None:

@@ -26,10 +26,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from store.entities import Entity, require_own
 from store.errors import FieldIssue, NotFound, ValidationError
-from store.resample import Regular, interpolate_readings, readings_to_energy, resample
-from store.series import Series, ensure_series, get_series, source_id
+from store.resample import Regular, interpolate_readings, resample
+from store.series import Series, get_series, source_id
 from store.series_types import Quantity, SeriesTypeInfo, Sign, info, value_issue
 from store.tables import series as series_table
 from store.tables import sources as sources_table
@@ -555,47 +554,6 @@ def _instants(
         Point(boundaries.start + i * resolution, boundaries.start + i * resolution, value)
         for i, value in enumerate(boundaries.values[:-1])
     ]
-
-
-async def derive_energy(
-    tx: AsyncConnection,
-    tenant: Tenant,
-    entity: Entity,
-    readings: Series,
-    start: datetime,
-    end: datetime,
-    resolution: timedelta,
-    *,
-    source: str = "derived",
-) -> Series:
-    """CP-API Table 2: interval energy 'calculated from ... Meter Reading if supplied'.
-
-    Reads the accumulated readings around [start, end), derives the energy of each block and
-    merges it into the derived series (e.g. ConsumptionMeterReading -> Consumption).
-    """
-    require_own(tenant, entity)
-    readings = await get_series(tx, tenant, readings.id)
-    if readings.entity_id != entity.id:
-        raise ValidationError("series", f"series #{readings.id} is not a series of {entity.name!r}")
-    target_type = info(readings.series_type).derives
-    if target_type is None:
-        raise ValidationError(
-            "series_type", f"{readings.series_type} is not an accumulated reading"
-        )
-    samples = await _readings_around(tx, tenant, readings, start, end, _BeliefFilter())
-    energy = readings_to_energy(
-        samples, start, end, resolution, monotonic=info(readings.series_type).monotonic
-    )
-    target = await ensure_series(
-        tx, tenant, entity, target_type, phase=readings.phase, resolution=resolution
-    )
-    points = [
-        Point(energy.start + i * resolution, energy.start + (i + 1) * resolution, value)
-        for i, value in enumerate(energy.values)
-        if value is not None
-    ]
-    await write_values(tx, tenant, target, points, source=source)
-    return target
 
 
 async def _neighbour(tx: AsyncConnection, series: Series, at: int, *, before: bool) -> int | None:

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from adapter import sas
 from adapter.app import create_app
 from adapter.keys import DB
 from adapter.settings import Settings
+from protocols.cpapi.v1 import sas
 from store.accounts import Role, add_account, record_token
 from store.catalogue import AssetSubType, AssetType
 from store.entities import create_entity

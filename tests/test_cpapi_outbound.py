@@ -15,10 +15,10 @@ from aiohttp import web
 from adapter.metrics import Metrics
 from adapter.outbox import DeliveryWorker
 from adapter.settings import Settings
-from protocols.cpapi.v1.outbound import bands, emit
+from protocols.cpapi.v1.outbound import bands, configure_endpoint, emit
 from store.catalogue import AssetSubType, AssetType
 from store.entities import create_entity
-from store.peers import OutboundAuth, add_peer, update_peer
+from store.peers import find_peer
 from store.references import ExternalRef, add_reference
 from store.series import ensure_series
 from store.series_types import SeriesType
@@ -64,17 +64,14 @@ async def pilot(db, aiohttp_server):  # type: ignore[no-untyped-def]
             tx, tenant, AssetType.AREA, AssetSubType.ZONE, {"Name": "zone K123"}
         )
         await add_reference(tx, tenant, heater, ExternalRef("System xyz", "Resource", "3"))
-        peer = await add_peer(
+        await configure_endpoint(
             tx,
             tenant,
-            protocol="cpapi",
-            name="endpoint",
-            base_url=str(server.make_url("/iip/messages")),
-            auth=OutboundAuth.BASIC,
+            url=str(server.make_url("/iip/messages")),
             username="iip",
-            secret="s3cret",
+            password="s3cret",
+            system="System xyz",
         )
-        await update_peer(tx, tenant, peer, state={"system": "System xyz", "messages": []})
     return db, tenant, heater, zone, external, key
 
 
@@ -153,10 +150,17 @@ async def test_flexibility_offer_and_capacity_use_the_platform_key_without_a_cro
 async def test_only_the_configured_messages_and_types_are_sent(pilot):
     db, tenant, heater, _, external, _ = pilot
     async with db.transaction() as tx:
-        from store.peers import find_peer
-
-        peer = await find_peer(tx, tenant, "cpapi", "endpoint")
-        await update_peer(tx, tenant, peer, state={"messages": ["FlexibilityOfferMessage"]})
+        endpoint = await find_peer(tx, tenant, "cpapi", "endpoint")
+        assert endpoint is not None and endpoint.base_url
+        await configure_endpoint(
+            tx,
+            tenant,
+            url=endpoint.base_url,
+            username="iip",
+            password="s3cret",
+            system="System xyz",
+            messages=["FlexibilityOfferMessage"],
+        )
     assert await _send(db, tenant, heater, SeriesType.LOAD_POWER_REGULATION, [1.0]) == []
     assert await _send(db, tenant, heater, SeriesType.CONSUMPTION, [1.0]) == []
     assert external.messages == []

@@ -17,9 +17,10 @@ from adapter.app import create_app
 from adapter.auth import encode_basic_auth
 from adapter.keys import DB, METRICS
 from adapter.settings import Settings
-from protocols.common.capacity import UnknownIds
+from hub.peer_state import UnknownIds, state_of
 from protocols.common.context import HUB
 from protocols.ocmp.v1_0 import clock
+from store.accounts import Role, add_account
 from store.catalogue import AssetSubType, AssetType, ConnectorType
 from store.entities import add_connector, create_entity, update_entity
 from store.messages import recent_messages
@@ -214,6 +215,67 @@ async def test_the_optimal_capacity_leaves_room_for_the_non_flexible_load(ocmp):
     assert capacities[2] == 1.0
 
 
+async def test_a_price_change_saved_through_the_cpapi_re_sends_the_optimal_forecast(ocmp):
+    """The plan reads the group's prices, so new prices make the sent plan stale: the clock
+    re-sends it, whichever protocol saved them (hub.replan)."""
+    session, cpo = ocmp
+    await _handshake(session, cpo)
+    start = _next_quarter()
+    await session.post("update_group_maximum_capacity_forecast", _forecast([16.0] * 4, start))
+    await cpo.next("update_group_optimal_capacity_forecast")
+    async with session.app[DB].transaction() as tx:
+        await add_account(tx, session.tenant, "trader", Role.PARTICIPANT, "trader-pw")
+    prices = {
+        "EntityKey": {"Key": str(session.site.key)},  # type: ignore[attr-defined]
+        "TimeSeriesType": "SpotPrice",
+        "Resolution": "FifteenMinutes",
+        "TimeSeriesValueList": [
+            {"ValueTime": _iso(start + i * Q), "Value": 40.0 + i} for i in range(4)
+        ],
+    }
+    headers = {
+        "Authorization": encode_basic_auth("trader", "trader-pw"),
+        "X-Tenant-Key": session.login["X-Tenant-Key"],
+    }
+    response = await session.client.post(
+        "/api/TimeSeries/SaveTimeSeriesV1", json=prices, headers=headers
+    )
+    assert response.status == 200, await response.text()
+    assert (await response.json())["Success"] is True
+    async with session.app[DB].read() as tx:
+        peer = await find_peer(tx, session.tenant, "ocmp", "greenflux")
+    assert peer is not None and state_of(peer).groups["site-1"].dirty is True
+    _, again = await cpo.next("update_group_optimal_capacity_forecast")
+    assert again["group_id"] == "site-1"
+
+
+async def test_metering_never_replaces_consumption_a_peer_supplied(ocmp):
+    """One Table 2 rule for every protocol: a Consumption calculated from meter readings does
+    not replace one supplied for the same block ("if supplied", "Alternatively")."""
+    session, _ = ocmp
+    t0 = _next_quarter() - 8 * Q
+    async with session.app[DB].transaction() as tx:
+        energy = await ensure_series(
+            tx,
+            session.tenant,
+            session.charger,
+            SeriesType.CONSUMPTION,
+            resolution=Q,  # type: ignore[attr-defined]
+        )
+        await write_values(tx, session.tenant, energy, [Point(t0, t0 + Q, 9.0)], source="cpo")
+    readings = {
+        "asset_id": "cp-1",
+        "meter_values": [
+            {"value": 100.0 + 2.5 * i, "unit": "KWH", "measure_time": _iso(t0 + i * Q)}
+            for i in range(4)
+        ],
+    }
+    assert (await session.post("update_detailed_metering_data", readings)) == (204, None)
+    async with session.app[DB].read() as tx:
+        stored = await read_values(tx, session.tenant, energy, t0, t0 + 3 * Q)
+    assert [p.value for p in stored] == [9.0, 2.5, 2.5]
+
+
 async def test_metering_is_stored_as_readings_and_re_plans_the_group(ocmp):
     session, cpo = ocmp
     await _handshake(session, cpo)
@@ -246,12 +308,12 @@ async def test_a_peer_whose_offline_mode_at_passes_is_marked_offline(ocmp):
     db, hub = session.app[DB], session.app[HUB]
     await clock.tick(db, hub, until - timedelta(seconds=1))
     async with db.read() as tx:
-        assert (await find_peer(tx, session.tenant, "ocmp", "greenflux")).state["online"] is True
+        assert state_of(await find_peer(tx, session.tenant, "ocmp", "greenflux")).online is True
     await clock.tick(db, hub, until + timedelta(seconds=1))
     async with db.read() as tx:
         peer = await find_peer(tx, session.tenant, "ocmp", "greenflux")
         logged = await recent_messages(tx, session.tenant)
-    assert peer.state["online"] is False
+    assert state_of(peer).online is False
     assert any(m.message_type == "PeerOffline" and m.status == "offline" for m in logged)
     listing = await peer_admin.describe(db, "pilot")
     assert "greenflux" in listing and "handshaken,offline" in listing
@@ -424,7 +486,7 @@ async def test_readings_off_the_quarter_hour_are_stored_and_derive_energy(ocmp):
 
 
 def test_the_heartbeat_ledger_skips_only_small_moves_within_a_second(monkeypatch):
-    from protocols.common import peer_link
+    from hub import peer_link
 
     clock = [10.0]
     monkeypatch.setattr(peer_link.time, "monotonic", lambda: clock[0])

@@ -20,10 +20,11 @@ from adapter import peer_admin
 from adapter.app import create_app
 from adapter.keys import DB
 from adapter.settings import Settings
-from protocols.common.capacity import UnknownIds
+from hub.peer_state import UnknownIds, state_of
 from protocols.common.context import HUB
+from protocols.cpapi.v1.outbound import configure_endpoint
 from protocols.oscp.v2_0 import clock
-from protocols.oscp.v2_0.times import timestamp
+from protocols.oscp.v2_0.codec import timestamp
 from store.catalogue import AssetSubType, AssetType, ConnectorType
 from store.entities import add_connector, connectors_of, create_entity
 from store.errors import ValidationError
@@ -259,8 +260,8 @@ async def test_a_full_session_register_handshake_heartbeats_forecast_measurement
     assert timedelta(seconds=170) < ahead <= timedelta(seconds=180)
     assert (await session.send("heartbeat", beat))[0] == 204
     peer = await session.peer()
-    assert peer.state["online"] is True and peer.state["heartbeat_interval"] == 60
-    assert peer.state["registered_at"] and peer.state["handshaken_at"]
+    assert state_of(peer).online is True and state_of(peer).heartbeat_interval == 60
+    assert state_of(peer).registered_at and state_of(peer).handshaken_at
     assert "registered,handshaken,online" in await peer_admin.describe(session.app[DB], "pilot")
 
     # CONSUMPTION in -> OPTIMUM out (nothing else behind the group: the whole capacity).
@@ -340,7 +341,7 @@ async def test_fallback_consumption_applies_while_the_sender_is_offline(oscp):
     # The clock, run at a moment past offline_mode_at: offline, the fallback applies.
     db, hub = session.app[DB], session.app[HUB]
     await clock.tick(db, hub, until + timedelta(seconds=1))
-    assert (await session.peer()).state["online"] is False
+    assert state_of(await session.peer()).online is False
     assert await _series(session, session.site, SeriesType.MAX_CAPACITY, start, end) == [  # type: ignore[attr-defined]
         20.0,
         30.0,
@@ -370,6 +371,38 @@ async def test_a_fallback_sent_while_offline_applies_at_once(oscp):
     assert (await session.send("update_group_capacity_forecast", fallback))[0] == 204
     _, optimum = await fp.next("update_group_capacity_forecast")
     assert [(b["capacity"], b["unit"]) for b in optimum["forecasted_blocks"]] == [(8.0, "A")]
+
+
+async def test_a_fallback_plan_reaches_every_protocols_plan_hooks(oscp):
+    """A fallback plan is a plan like any other: planned by the hub, so the CP-API endpoint
+    gets its section 6 ControlRegulationMessage too (it was planned beside the hub before)."""
+    session, fp = oscp
+    async with session.app[DB].transaction() as tx:
+        await configure_endpoint(
+            tx,
+            session.tenant,
+            url=session.fp_url + "/cpapi",
+            username="iip",
+            password="pw",
+            system=None,
+        )
+    await _register(session, fp)
+    until = datetime.now(UTC) + timedelta(minutes=5)
+    await session.send("heartbeat", {"offline_mode_at": _iso(until)})
+    start = _next_quarter()
+    fallback = _forecast([20.0, 30.0], start, kind="FALLBACK_CONSUMPTION")
+    assert (await session.send("update_group_capacity_forecast", fallback))[0] == 204
+    await clock.tick(session.app[DB], session.app[HUB], until + timedelta(seconds=1))
+    _, optimum = await fp.next("update_group_capacity_forecast")
+    assert [b["capacity"] for b in optimum["forecasted_blocks"]] == [20.0, 30.0]
+    _, control = await fp.next("cpapi")
+    series = control["TimeSeries"]
+    assert (control["MessageName"], series["TimeSeriesType"]) == (
+        "ControlRegulationMessage",
+        "OptimalCapacityRegulation",
+    )
+    assert [v["Value"] for v in series["TimeSeriesValueList"]] == [20.0, 30.0]
+    assert series["EntityKey"]["Key"] == str(session.site.key)  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -420,7 +453,7 @@ async def test_put_register_updates_the_endpoint_and_delete_unregisters(oscp):
     assert (await session.send("register", None, method="DELETE"))[0] == 204
     peer = await session.peer()
     assert peer.auth is OutboundAuth.NONE and not peer.secret
-    assert not peer.state["registered_at"] and peer.state["unregistered_at"]
+    assert not state_of(peer).registered_at and state_of(peer).unregistered_at
     # Our token C still admits it, so it can register again.
     assert session.token == token_c
     assert (await session.send("register", _register_body(session)))[0] == 204
@@ -500,14 +533,14 @@ async def test_acks_are_accepted_under_both_spellings(oscp, path, prefix):
     session, _ = oscp
     ack = {"required_behaviour": {"heartbeat_interval": 30}}
     assert (await session.send(path, ack, prefix=prefix))[0] == 204
-    assert (await session.peer()).state["heartbeat_interval"] == 30
+    assert state_of(await session.peer()).heartbeat_interval == 30
 
 
 async def test_an_empty_ack_is_accepted(oscp):
     """ "Acks are often sent as `{}`: accept leniently." """
     session, _ = oscp
     assert (await session.send("handshake_acknowledge", {}))[0] == 204
-    assert (await session.peer()).state["handshaken_at"]
+    assert state_of(await session.peer()).handshaken_at
 
 
 # ---------------------------------------------------------------------------------------------
@@ -648,8 +681,8 @@ async def test_heartbeats_accept_zoneless_offset_and_fractionless_times(oscp, of
     session, _ = oscp
     assert (await session.send("heartbeat", {"offline_mode_at": offline_mode_at}))[0] == 204
     peer = await session.peer()
-    assert peer.state["offline_mode_at"] == _iso(timestamp(offline_mode_at, "t"))
-    assert peer.state["online"] is True
+    assert state_of(peer).offline_mode_at == timestamp(offline_mode_at, "t")
+    assert state_of(peer).online is True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -778,9 +811,9 @@ async def test_adjust_and_compliance_error_are_kept_for_the_operator(oscp):
         "group_capacity_compliance_error", complaint, prefix=CP, request_id="err-1"
     )
     assert status == 204
-    state = (await session.peer()).state
-    assert state["adjust_requests"]["site-1"]["request_id"] == "adj-1"
-    assert state["compliance_error"]["message"] == "site-1 exceeded by 3 kW"
+    state = state_of(await session.peer())
+    assert state.capacity_requests["site-1"].request_id == "adj-1"
+    assert state.complaint is not None and state.complaint.message == "site-1 exceeded by 3 kW"
     status, reply, _ = await session.send(
         "group_capacity_compliance_error", {"message": ""}, prefix=CP
     )

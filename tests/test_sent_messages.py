@@ -36,11 +36,12 @@ from jsonschema.validators import validator_for
 from adapter.app import create_app
 from adapter.keys import PEER_CLOCK
 from adapter.settings import Settings
+from protocols.cpapi.v1.outbound import configure_endpoint
 from store.accounts import Role, add_account, record_token
 from store.catalogue import AssetSubType, AssetType, ConnectorType
 from store.entities import Entity, add_connector, create_entity, update_entity
 from store.outbox import OutboxRecord, list_outbox
-from store.peers import OutboundAuth, Peer, add_peer, update_peer
+from store.peers import Peer, add_peer
 from store.references import ExternalRef, ProtocolId, add_reference
 from store.series import ensure_series
 from store.series_types import SeriesType
@@ -304,20 +305,10 @@ class World:
 
 
 async def _cpapi_endpoint(tx: Any, tenant: Tenant, url: str) -> Peer:
-    """The tenant's CP-API endpoint (6.1.1), as `flexbridge cpapi endpoint` records it: a
-    peer of protocol cpapi with basic login, and the cross-referencing system in its state.
-    The one place this module writes peer state, so the one to follow store.peers' API."""
-    endpoint = await add_peer(
-        tx,
-        tenant,
-        protocol="cpapi",
-        name="endpoint",
-        base_url=url,
-        auth=OutboundAuth.BASIC,
-        username="iip",
-        secret="s3cret",
+    """The tenant's CP-API endpoint (6.1.1), as `flexbridge cpapi endpoint` records it."""
+    return await configure_endpoint(
+        tx, tenant, url=url, username="iip", password="s3cret", system=SYSTEM
     )
-    return await update_peer(tx, tenant, endpoint, state={"system": SYSTEM})
 
 
 async def _world(db, database_url, aiohttp_client, aiohttp_server, **settings: Any) -> World:  # type: ignore[no-untyped-def]

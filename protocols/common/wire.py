@@ -1,4 +1,4 @@
-"""Shared wire helpers: JSON decoding and case-insensitive field names.
+"""Shared wire helpers: JSON decoding, UTC times and case-insensitive field names.
 
 Some specs print their own examples in several spellings (the CP-API writes `AssetKey`,
 `assetKey` and even `assetReferencKey`). Schemas built on `CaseInsensitiveSchema` accept any
@@ -9,6 +9,7 @@ converting case algorithmically, and ignore surrounding blanks in keys.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import orjson
@@ -71,3 +72,8 @@ def marshmallow_issues(messages: Any, prefix: str = "") -> list[FieldIssue]:
     if isinstance(messages, list):
         return [issue for m in messages for issue in marshmallow_issues(m, prefix)]
     return [FieldIssue(prefix or "body", str(messages))]
+
+
+def iso(moment: datetime) -> str:
+    """A UTC instant as RFC 3339 with 'Z' (OCMP and OSCP emit times so)."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

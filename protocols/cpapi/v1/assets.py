@@ -90,7 +90,8 @@ from aiohttp import web
 from marshmallow import ValidationError as SchemaError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from protocols.common.context import caller_of, database_of
+from hub.inbound import Arrival, list_outcome, receive
+from protocols.common.context import arrival, caller_of, database_of, request_id_of
 from protocols.common.wire import marshmallow_issues, read_json
 from protocols.cpapi.v1.asset_schemas import (
     AssetConnector,
@@ -109,7 +110,6 @@ from protocols.cpapi.v1.asset_schemas import (
     SelectionValueSchema,
     parse_word,
 )
-from protocols.cpapi.v1.audit import log_inbound, outcome
 from protocols.cpapi.v1.errors import item_error
 from store.catalogue import (
     AnyKind,
@@ -153,6 +153,7 @@ from store.references import (
 from store.tenants import Tenant
 from store.timeutil import utcnow
 
+PROTOCOL = "cpapi"
 routes = web.RouteTableDef()
 
 _CONTROLLER: Final = "{controller:(?i:asset(?:/asset)?|assetapi)}"
@@ -893,36 +894,37 @@ def _save_type(request: web.Request) -> SaveType:
 @routes.post(_path("SaveAssetV1"))
 async def save_asset(request: web.Request) -> web.Response:
     """4.2.6: save one asset; SaveAssetResponseV1 says whether it was saved, and its key."""
-    tenant = caller_of(request).tenant
     save_type = _save_type(request)
     body = _object(await read_json(request), "AssetV1")
-    async with database_of(request).transaction() as tx:
-        response, status = await _apply(tx, tenant, body, save_type)
+    async with receive(database_of(request), await _arrival(request, "SaveAssetV1")) as message:
+        response, status = await _apply(message.tx, message.tenant, body, save_type)
         detail = f"{save_type} {_named(response)}" + (
             "" if response.success else f": {response.error_message}"
         )
-        await log_inbound(
-            request, tx, tenant, "SaveAssetV1", outcome(int(response.success), 1), detail
-        )
+        message.outcome(list_outcome(int(response.success), 1), detail)
     return _json(SaveAssetResponseV1Schema().dump(response), status)
 
 
 @routes.post(_path("SaveAssetV1List", "SaveAssetListV1"))
 async def save_asset_list(request: web.Request) -> web.Response:
     """4.2.7: save each asset of the list; one SaveAssetResponseV1 per asset, in order."""
-    tenant = caller_of(request).tenant
     save_type = _save_type(request)
     body = await read_json(request)
     if not isinstance(body, list):
         raise ValidationError("body", "expected a JSON array of AssetV1")
-    async with database_of(request).transaction() as tx:
+    async with receive(database_of(request), await _arrival(request, "SaveAssetListV1")) as message:
+        tx, tenant = message.tx, message.tenant
         results = [(await _apply(tx, tenant, raw, save_type))[0] for raw in body]
         saved = sum(result.success for result in results)
         detail = f"{save_type}: {saved} of {len(results)} assets saved"
-        await log_inbound(
-            request, tx, tenant, "SaveAssetListV1", outcome(saved, len(results)), detail
-        )
+        message.outcome(list_outcome(saved, len(results)), detail)
     return _json(SaveAssetResponseV1Schema(many=True).dump(results))
+
+
+async def _arrival(request: web.Request, message_type: str) -> Arrival:
+    return await arrival(
+        request, PROTOCOL, message_type, message_id=request_id_of(request), from_peer=False
+    )
 
 
 def _named(response: SaveAssetResponseV1) -> str:

@@ -9,7 +9,9 @@ cross-reference (system `eventhub`, type `DeviceId`, the device id); `property` 
 series type; times without an offset are in `timezone` (UTC when absent, 5.3.3.2: "If no time
 zone is given UTC is assumed"); a value with an `endtime` covers [starttime, endtime), one
 without is an instant reading; a value without `starttime` is an instantaneous value at
-receipt. The whole message is stored or nothing is (201, or 400 naming the field).
+receipt. What Table 2 derives from the values follows (hub.derivations), and plans that read
+them are re-sent (hub.replan). The whole message is stored or nothing is (201, or 400 naming
+the field).
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 
-from protocols.common.context import caller_of, database_of
+from hub import derivations, replan
+from hub.inbound import receive
+from protocols.common.context import arrival, caller_of, database_of
 from protocols.common.jsonschemas import check
 from protocols.common.wire import read_json
 from store.entities import Entity, find_by_property
 from store.errors import FieldIssue, ValidationError
-from store.messages import Direction, log_message
 from store.references import ExternalRef, find
 from store.series import ensure_series
 from store.series_types import parse_series_name
@@ -109,23 +112,19 @@ async def send_event(request: web.Request) -> web.Response:
     unit = parse_unit(body["unit"], field="unit") if body.get("unit") else None
     points, resolution = _points(body["values"], _zone(body.get("timezone")))
     caller = caller_of(request)
-    async with database_of(request).transaction() as tx:
-        entity = await _device(tx, caller.tenant, body["deviceid"])
+    opened = await arrival(request, PROTOCOL, "TimeSeriesMessage", message_id=None, from_peer=False)
+    async with receive(database_of(request), opened) as message:
+        tx, tenant = message.tx, message.tenant
+        entity = await _device(tx, tenant, body["deviceid"])
         series = await ensure_series(
-            tx, caller.tenant, entity, series_type, phase=phase, resolution=resolution
+            tx, tenant, entity, series_type, phase=phase, resolution=resolution
         )
         # A unit other than the series' is converted on write; an incompatible one is refused.
         written = await write_values(
-            tx, caller.tenant, series, points, source=caller.account.username, unit=unit
+            tx, tenant, series, points, source=caller.account.username, unit=unit
         )
-        await log_message(
-            tx,
-            caller.tenant,
-            protocol=PROTOCOL,
-            message_type="TimeSeriesMessage",
-            direction=Direction.IN,
-            status="applied",
-            detail=f"{written} values of {series_type} for {body['deviceid']}",
-            payload=await request.read(),
-        )
+        derived = await derivations.derive(tx, tenant, entity, series, points)
+        changed = [(entity, t) for t in (series.series_type, *derived)]
+        await replan.inputs_changed(tx, tenant, changed)
+        message.outcome("applied", f"{written} values of {series_type} for {body['deviceid']}")
     return web.Response(status=201)

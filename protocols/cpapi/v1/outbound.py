@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub import outbound
+from hub.peer_state import PeerState, edit, state_of
 from protocols.cpapi.v1.timeseries_schemas import resolution_name
 from protocols.cpapi.v1.wire_types import iso
 from store.entities import Entity
-from store.outbox import enqueue
-from store.peers import Peer, list_peers
+from store.peers import OutboundAuth, Peer, add_peer, find_peer, list_peers, update_peer
 from store.references import references_of
 from store.series import Series
 from store.series_types import SeriesType
@@ -122,9 +122,8 @@ def encode(
     }
 
 
-def _endpoint_wants(peer: Peer, name: MessageName) -> bool:
-    wanted = peer.state.get("messages")
-    return not wanted or str(name) in wanted
+def _endpoint_wants(state: PeerState, name: MessageName) -> bool:
+    return not state.messages or str(name) in state.messages
 
 
 async def emit(
@@ -137,22 +136,49 @@ async def emit(
         return []
     queued = []
     for peer in await list_peers(tx, tenant, protocol=PROTOCOL):
-        if not peer.base_url or not _endpoint_wants(peer, kind.name):
+        state = state_of(peer)
+        if not _endpoint_wants(state, kind.name):
             continue
         message_id = str(uuid.uuid4())
-        key = await entity_key(tx, tenant, entity, peer.state.get("system"))
-        body = orjson.dumps(encode(kind, series, key, points, message_id))
-        queued.append(
-            await enqueue(
-                tx,
-                tenant,
-                peer,
-                protocol=PROTOCOL,
-                message_type=str(kind.name),
-                path="",
-                body=body,
-                headers={"Content-Type": "application/json"},
-                message_id=message_id,
-            )
+        key = await entity_key(tx, tenant, entity, state.system)
+        queued_id = await outbound.send(
+            tx,
+            peer,
+            protocol=PROTOCOL,
+            message_type=str(kind.name),
+            path="",
+            body=encode(kind, series, key, points, message_id),
+            message_id=message_id,
         )
+        if queued_id is not None:
+            queued.append(queued_id)
     return queued
+
+
+ENDPOINT = "endpoint"  # the name of a tenant's one endpoint peer
+
+
+async def configure_endpoint(
+    tx: AsyncConnection,
+    tenant: Tenant,
+    *,
+    url: str,
+    username: str | None,
+    password: str | None,
+    system: str | None,
+    messages: Sequence[str] = (),
+) -> Peer:
+    """Where the tenant's section 6 messages go (`flexbridge cpapi endpoint`): the URL and
+    login, the system whose cross-references name entities, the message names wanted (none:
+    all). Created on first use, changed after."""
+    peer = await find_peer(tx, tenant, PROTOCOL, ENDPOINT)
+    if peer is None:
+        peer = await add_peer(
+            tx, tenant, protocol=PROTOCOL, name=ENDPOINT, base_url=url, auth=OutboundAuth.BASIC
+        )
+    peer = await update_peer(
+        tx, tenant, peer, base_url=url, auth=OutboundAuth.BASIC, username=username, secret=password
+    )
+    async with edit(tx, peer) as state:
+        state.system, state.messages = system, list(messages)
+    return peer

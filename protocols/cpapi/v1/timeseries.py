@@ -84,11 +84,8 @@ from marshmallow import Schema
 from marshmallow import ValidationError as SchemaError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from protocols.common.context import caller_of, database_of, request_id_of
-from protocols.common.surface import ProtocolError
-from protocols.common.wire import marshmallow_issues, read_json
-from protocols.cpapi.v1.audit import log_inbound, outcome
-from protocols.cpapi.v1.derivations import (
+from hub import replan
+from hub.derivations import (
     DERIVED_STEP,
     MAX_BLOCKS,
     ceil_to,
@@ -96,6 +93,10 @@ from protocols.cpapi.v1.derivations import (
     floor_to,
     follows_up,
 )
+from hub.inbound import Arrival, list_outcome, receive
+from protocols.common.context import arrival, caller_of, database_of, request_id_of
+from protocols.common.surface import ProtocolError
+from protocols.common.wire import marshmallow_issues, read_json
 from protocols.cpapi.v1.errors import error_response, item_error
 from protocols.cpapi.v1.outbound import KINDS, emit
 from protocols.cpapi.v1.timeseries_schemas import (
@@ -368,8 +369,9 @@ def _shape(item: TimeSeriesIn) -> tuple[SeriesType, int | None, AnyUnit | None]:
 
 async def _write_series(
     tx: AsyncConnection, tenant: Tenant, entity: Entity, item: TimeSeriesIn, source: str
-) -> None:
-    """Store one TimeSeriesV1 for a resolved entity, then its Table 2 derivations."""
+) -> list[tuple[Entity, SeriesType]]:
+    """Store one TimeSeriesV1 for a resolved entity, then its Table 2 derivations; the series
+    of the entity that changed (for hub.replan)."""
     origins: list[int] = []
     try:
         series_type, phase, unit = _shape(item)
@@ -396,9 +398,10 @@ async def _write_series(
         await write_values(tx, tenant, series, points, source=source, unit=unit)
     except ValidationError as exc:
         raise ValidationError(issues=wire_issues(exc.issues, "EntityKey", origins)) from None
-    await derive(tx, tenant, entity, series, points)
+    derived = await derive(tx, tenant, entity, series, points)
     # Section 6: control, capacity and flexibility-offer series go to the tenant's endpoint.
     await emit(tx, tenant, entity, series, points)
+    return [(entity, t) for t in (series.series_type, *derived)]
 
 
 class _Batch:
@@ -414,6 +417,7 @@ class _Batch:
         self.series: dict[SeriesKey, Series] = {}
         self.source_id = 0
         self.rows: list[tuple[Any, ...]] = []
+        self.changed: list[tuple[Entity, SeriesType]] = []  # for hub.replan
 
     async def look_up(self, items: Sequence[TimeSeriesIn]) -> None:
         targets = set()
@@ -449,6 +453,7 @@ class _Batch:
         except ValidationError as exc:
             raise ValidationError(issues=wire_issues(exc.issues, "EntityKey", origins)) from None
         self.rows.extend(rows)
+        self.changed.append((entity, series_type))
         return True
 
     async def flush(self) -> None:
@@ -741,14 +746,14 @@ def _start_result(raw: Any) -> _ItemResult:
 
 async def _save_item(
     tx: AsyncConnection, tenant: Tenant, raw: Any, source: str, result: _ItemResult
-) -> None:
+) -> list[tuple[Entity, SeriesType]]:
     """Load and store one TimeSeriesV1, recording what the answer needs in `result`."""
     item: TimeSeriesIn = _load(_TIME_SERIES, raw, "TimeSeriesV1")
     result.entity_key = dict(item.entity_key.echo)
     result.series_type = item.series_type
     entity = await _entity(tx, tenant, item.entity_key, "EntityKey")
     result.key = str(entity.key)
-    await _write_series(tx, tenant, entity, item, source)
+    return await _write_series(tx, tenant, entity, item, source)
 
 
 @routes.post("/TimeSeries/SaveTimeSeriesV1")
@@ -762,13 +767,15 @@ async def save_time_series_v1(request: web.Request) -> web.Response:
     try:
         raw = await read_json(request)
         result = _start_result(raw)
-        async with db.transaction() as tx:
-            await _save_item(tx, caller.tenant, raw, caller.account.username, result)
-            await _log(request, tx, caller.tenant, "SaveTimeSeriesV1", "applied", result)
+        async with receive(db, await _arrival(request, "SaveTimeSeriesV1")) as message:
+            tenant = message.tenant
+            changed = await _save_item(message.tx, tenant, raw, caller.account.username, result)
+            await replan.inputs_changed(message.tx, tenant, changed)
+            message.outcome("applied", _detail(result))
     except (StoreError, SchemaError, ProtocolError) as exc:
         result.refusal = _refusal(exc)
-        async with db.transaction() as tx:
-            await _log(request, tx, caller.tenant, "SaveTimeSeriesV1", "refused", result)
+        async with receive(db, await _arrival(request, "SaveTimeSeriesV1")) as message:
+            message.outcome("refused", _detail(result))
         return _refused(request, result)
     return _json(result.dump())
 
@@ -785,23 +792,18 @@ async def save_time_series_list(request: web.Request) -> web.Response:
     caller = caller_of(request)
     results = [_start_result(raw) for raw in body]
     items = [_load_item(raw, result) for raw, result in zip(body, results, strict=True)]
-    async with database_of(request).transaction() as tx:
-        batch = _Batch(tx, caller.tenant, caller.account.username)
+    kind = "SaveTimeSeriesListForEntitiesV1"
+    async with receive(database_of(request), await _arrival(request, kind)) as message:
+        batch = _Batch(message.tx, message.tenant, caller.account.username)
         await batch.look_up([item for item in items if item is not None])
         for item, result in zip(items, results, strict=True):
             if item is not None:
                 await _save_listed(batch, item, result)
         await batch.flush()
+        await replan.inputs_changed(message.tx, message.tenant, batch.changed)
         saved = sum(r.refusal is None for r in results)
-        status = outcome(saved, len(results))
-        await _log(
-            request,
-            tx,
-            caller.tenant,
-            "SaveTimeSeriesListForEntitiesV1",
-            status,
-            None,
-            detail=f"{saved} of {len(results)} time series saved",
+        message.outcome(
+            list_outcome(saved, len(results)), f"{saved} of {len(results)} time series saved"
         )
     return _json([r.dump() for r in results])
 
@@ -825,7 +827,9 @@ async def _save_listed(batch: _Batch, item: TimeSeriesIn, result: _ItemResult) -
         if not batch.add_plain(entity, item):
             await batch.flush()
             async with batch.tx.begin_nested():
-                await _write_series(batch.tx, batch.tenant, entity, item, batch.source)
+                batch.changed += await _write_series(
+                    batch.tx, batch.tenant, entity, item, batch.source
+                )
     except (StoreError, ProtocolError) as exc:
         result.refusal = _refusal(exc)
 
@@ -842,19 +846,13 @@ def _refused(request: web.Request, result: _ItemResult) -> web.Response:
     return _json(body, status=refusal.status)
 
 
-async def _log(
-    request: web.Request,
-    tx: AsyncConnection,
-    tenant: Tenant,
-    message_type: str,
-    status: str,
-    result: _ItemResult | None,
-    detail: str | None = None,
-) -> None:
-    if detail is None and result is not None:
-        detail = (
-            f"{result.series_type} saved"
-            if result.refusal is None
-            else f"{result.series_type}: {result.refusal.error_message}"
-        )
-    await log_inbound(request, tx, tenant, message_type, status, detail)
+async def _arrival(request: web.Request, message_type: str) -> Arrival:
+    return await arrival(
+        request, PROTOCOL, message_type, message_id=request_id_of(request), from_peer=False
+    )
+
+
+def _detail(result: _ItemResult) -> str:
+    if result.refusal is None:
+        return f"{result.series_type} saved"
+    return f"{result.series_type}: {result.refusal.error_message}"

@@ -6,21 +6,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from protocols.common.context import Hub
-from protocols.common.peer_link import Heartbeats, beat, iso
-from protocols.common.replan import resend_changed
-from protocols.ocmp.v1_0.messages import HORIZON, PROTOCOL, send_optimal
+from hub.peer_link import Heartbeats, beat
+from hub.replan import resend_changed
+from hub.runtime import Hub
+from protocols.ocmp.v1_0 import codec
+from protocols.ocmp.v1_0.capacity import HORIZON, send_optimal
 from store.db import Database
 
-HEARTBEATS = Heartbeats(PROTOCOL, "/heartbeat", lambda until: {"offline_mode_at": iso(until)})
+HEARTBEATS = Heartbeats(codec.PROTOCOL, "/heartbeat", codec.heartbeat)
 
 
 async def tick(db: Database, hub: Hub, now: datetime) -> None:
     if await beat(db, HEARTBEATS, now):
         hub.wake_outbox()
-
-    async def send(tx, peer, group, group_id, start, end):  # type: ignore[no-untyped-def]
-        return await send_optimal(tx, hub, peer, group, group_id, start, end)
-
-    if await resend_changed(db, hub, now, PROTOCOL, HORIZON, send):
+    if await resend_changed(db, hub, now, codec.PROTOCOL, HORIZON, send_optimal):
         hub.wake_outbox()

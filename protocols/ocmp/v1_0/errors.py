@@ -35,3 +35,12 @@ def error_reply(
         body["accepted"] = accepted
     headers = {**(headers or {}), **({"X-Correlation-ID": request_id} if request_id else {})}
     return web.json_response(body, status=status, headers=headers)
+
+
+def items_reply(request: web.Request, issues: Sequence[FieldIssue], accepted: int) -> web.Response:
+    """The answer to a message of items: 204 when every item was good, else one 400 listing
+    every error and how many items were kept."""
+    if not issues:
+        return web.Response(status=204)
+    request_id = request.headers.get("X-Request-ID")
+    return error_reply(400, "invalid", "see errors", request_id, issues, None, accepted)

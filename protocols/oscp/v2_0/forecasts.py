@@ -7,64 +7,94 @@ by type:
                            blocks and the OPTIMUM sent to the peer's
                            /update_group_capacity_forecast (same group_id, unit A when the
                            peer spoke A else KW, the peer's phase)
-    GENERATION             the group's generation limit (protocols/oscp/v2_0/limits.py)
-    FALLBACK_CONSUMPTION   kept aside, applied while the peer is offline (fallback.py)
+    GENERATION             the group's generation limit (hub.capacity.Limit)
+    FALLBACK_CONSUMPTION   kept aside, applied while the peer is offline (hub.fallbacks)
     FALLBACK_GENERATION    likewise, as the generation limit
     OPTIMUM                refused: it is what a CO sends, not what it is sent
 """
 
 from __future__ import annotations
 
-from aiohttp import web
+from collections.abc import Sequence
+from datetime import timedelta
 
-from protocols.common.capacity import resolve_id
-from protocols.common.context import database_of, hub_of
-from protocols.oscp.v2_0 import fallback
-from protocols.oscp.v2_0.blocks import blocks_of, reply_phase, reply_unit
-from protocols.oscp.v2_0.limits import CONSUMPTION, GENERATION, store_limit
-from protocols.oscp.v2_0.link import (
-    answered_first,
-    first_time,
-    no_content,
-    peer_of,
-    read,
-    request_id,
-)
-from protocols.oscp.v2_0.optimum import remember_group, send_optimum
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hub import fallbacks
+from hub.capacity import Block, Limit, store_limit
+from hub.ids import GROUP, resolve_id
+from hub.inbound import receive
+from hub.optimum import send_optimum, track
+from hub.peer_state import GroupLink
+from protocols.common.context import arrival, database_of, hub_of
+from protocols.oscp.v2_0 import codec
+from store.entities import Entity
 from store.errors import ValidationError
+from store.peers import Peer
+
+# The clock re-plans dirty groups over this much time from now (OSCP fixes no horizon; a
+# day-ahead forecast made late in the day reaches almost 48 hours out).
+HORIZON = timedelta(hours=48)
+PATH = "/update_group_capacity_forecast"
+FALLBACKS = {"FALLBACK_CONSUMPTION": Limit.CONSUMPTION, "FALLBACK_GENERATION": Limit.GENERATION}
 
 routes = web.RouteTableDef()
 
 
+async def send_optimum_forecast(
+    tx: AsyncConnection,
+    peer: Peer,
+    group: Entity,
+    group_id: str,
+    link: GroupLink,
+    blocks: Sequence[Block],
+) -> bool:
+    """Queue the OPTIMUM (hub.optimum.SendOptimum), spoken as the peer's last forecast."""
+    body = codec.optimum(group, group_id, link.unit or "KW", link.phase or "ALL", blocks)
+    return await codec.send(tx, peer, "UpdateGroupCapacityForecast", PATH, body)
+
+
 @routes.post("/update_group_capacity_forecast")
 async def update_group_capacity_forecast(request: web.Request) -> web.StreamResponse:
-    request_id(request)
-    body = await read(request, "update_group_capacity_forecast")
+    message_id = codec.request_id(request)
+    body = await codec.read(request, "update_group_capacity_forecast")
     kind, group_id, items = body["type"], body["group_id"], body["forecasted_blocks"]
     if kind == "OPTIMUM":
         raise ValidationError(
             "type", "OPTIMUM is what the CO sends; send CONSUMPTION, GENERATION or FALLBACK_*"
         )
-    async with database_of(request).transaction() as tx:
-        peer = await peer_of(tx, request)
-        if not await first_time(tx, request, peer, "UpdateGroupCapacityForecast"):
-            return no_content(request)
-        group = (await resolve_id(tx, peer.tenant, peer, "group", group_id, "group_id")).entity
-        blocks = blocks_of(group, items)
-        if kind in fallback.KINDS:
-            await fallback.keep(
-                tx, peer, group, group_id, kind, blocks, reply_unit(items), reply_phase(items)
+    hub = hub_of(request)
+    opened = await arrival(
+        request, codec.PROTOCOL, "UpdateGroupCapacityForecast", message_id=message_id
+    )
+    async with receive(database_of(request), opened) as message:
+        if message.repeated:
+            return codec.no_content(request)
+        tx, peer = message.tx, message.from_peer()
+        group = (await resolve_id(tx, peer, GROUP, group_id, "group_id")).entity
+        blocks = codec.blocks_of(group, items)
+        unit, phase = codec.reply_unit(items), codec.reply_phase(items)
+        if kind in FALLBACKS:
+            await fallbacks.keep(
+                tx,
+                hub,
+                peer,
+                group,
+                group_id,
+                FALLBACKS[kind],
+                blocks,
+                unit,
+                phase,
+                send_optimum_forecast,
             )
-        elif kind == GENERATION:
-            await store_limit(tx, peer.tenant, group, GENERATION, blocks, peer.name)
+        elif kind == Limit.GENERATION:
+            await store_limit(tx, peer.tenant, group, Limit.GENERATION, blocks, peer.name)
         else:
-            await store_limit(tx, peer.tenant, group, CONSUMPTION, blocks, peer.name)
-            await remember_group(
-                tx, peer, group_id, unit=reply_unit(items), phase=reply_phase(items)
-            )
-            await send_optimum(
-                tx, peer, group, group_id, blocks[0].start, blocks[-1].end, hub_of(request)
-            )
-    response = await answered_first(request)
-    hub_of(request).wake_outbox()
+            await store_limit(tx, peer.tenant, group, Limit.CONSUMPTION, blocks, peer.name)
+            await track(tx, peer, group_id, unit=unit, phase=phase)
+            start, end = blocks[0].start, blocks[-1].end
+            await send_optimum(tx, hub, peer, group, group_id, start, end, send_optimum_forecast)
+    response = await codec.answered_first(request)
+    hub.wake_outbox()
     return response

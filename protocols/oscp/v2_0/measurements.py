@@ -7,7 +7,7 @@ group, its energy register and/or its instantaneous power (readings.py says wher
 The group and every asset_id are resolved per the peer's policy (strict: an unknown id is an
 error naming it; lenient: a new entity, an asset connected to its group). The message is
 stored whole or not at all. The groups the assets belong to, and the group named, get a new
-OPTIMUM at the clock's next re-send.
+OPTIMUM at the clock's next re-send (hub.replan).
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ from typing import Any
 
 from aiohttp import web
 
-from protocols.common.capacity import resolve_id
-from protocols.common.context import database_of
-from protocols.oscp.v2_0.link import first_time, no_content, peer_of, read, request_id
-from protocols.oscp.v2_0.optimum import groups_of, mark_dirty
+from hub import replan
+from hub.ids import ASSET, GROUP, resolve_id
+from hub.inbound import receive
+from hub.optimum import mark_dirty
+from protocols.common.context import arrival, database_of
+from protocols.oscp.v2_0 import codec
 from protocols.oscp.v2_0.readings import (
     Instant,
     Reading,
@@ -69,20 +71,22 @@ def _parsed(
 @routes.post("/update_asset_measurements")
 @routes.post("/update_asset_measurement")
 async def update_asset_measurements(request: web.Request) -> web.Response:
-    request_id(request)
-    body = await read(request, "update_asset_measurements")
+    message_id = codec.request_id(request)
+    body = await codec.read(request, "update_asset_measurements")
     group_id = body["group_id"]
-    async with database_of(request).transaction() as tx:
-        peer = await peer_of(tx, request)
-        if not await first_time(tx, request, peer, "UpdateAssetMeasurements"):
-            return no_content(request)
-        group = (await resolve_id(tx, peer.tenant, peer, "group", group_id, "group_id")).entity
+    kind = "UpdateAssetMeasurements"
+    opened = await arrival(request, codec.PROTOCOL, kind, message_id=message_id)
+    async with receive(database_of(request), opened) as message:
+        if message.repeated:
+            return codec.no_content(request)
+        tx, peer = message.tx, message.from_peer()
+        group = (await resolve_id(tx, peer, GROUP, group_id, "group_id")).entity
         issues: list[FieldIssue] = []
         per_asset: dict[int, tuple[Entity, list[Reading], list[Instant]]] = {}
         for index, item in enumerate(body["measurements"]):
             where = f"measurements[{index}].asset_id"
             try:
-                found = await resolve_id(tx, peer.tenant, peer, "asset", item["asset_id"], where)
+                found = await resolve_id(tx, peer, ASSET, item["asset_id"], where)
             except ValidationError as exc:
                 issues.extend(exc.issues)
                 continue
@@ -101,12 +105,13 @@ async def update_asset_measurements(request: web.Request) -> web.Response:
                 issues.extend(exc.issues)
         if issues:
             raise ValidationError(issues=issues)
-        dirty = [group_id]
+        changed = []
         for asset, readings, instants in per_asset.values():
             if readings:
-                await store_readings(tx, peer.tenant, asset, readings, peer.name)
+                derived = await store_readings(tx, peer.tenant, asset, readings, peer.name)
+                changed += [(asset, series_type) for series_type in derived]
             if instants:
                 await store_instants(tx, peer.tenant, asset, instants, peer.name)
-            dirty += await groups_of(tx, peer, asset)
-        await mark_dirty(tx, peer, dirty)
-    return no_content(request)
+        await mark_dirty(tx, peer, [group_id])
+        await replan.inputs_changed(tx, peer.tenant, changed)
+    return codec.no_content(request)

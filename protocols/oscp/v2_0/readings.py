@@ -1,8 +1,8 @@
 """OSCP 2.0 measurements as the store keeps them.
 
 EnergyMeasurement (an accumulated register, WH or KWH) -> a meter-reading series of the entity,
-in kWh, by direction; the interval energy per quarter hour is derived from the readings (as
-OCMP does):
+in kWh, by direction; the interval energy per quarter hour follows by the hub's one Table 2
+rule (hub.derivations), as for every protocol:
 
     IMPORT  ConsumptionMeterReading  -> Consumption
     EXPORT  ProductionMeterReading   -> Production
@@ -33,18 +33,17 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from protocols.common.capacity import BLOCK, quarter, to_kw
-from protocols.oscp.v2_0.times import timestamp
+from hub import derivations
+from hub.capacity import to_kw
+from protocols.oscp.v2_0.codec import timestamp
 from store.entities import Entity
 from store.errors import ValidationError
 from store.series import ensure_series
 from store.series_types import SeriesType
 from store.tenants import Tenant
-from store.units import DEFAULT_PHASES, DEFAULT_POWER_FACTOR, DEFAULT_VOLTAGE, amps_to_kw
-from store.values import Point, derive_energy, read_values, write_values
+from store.values import Point, write_values
 
 SPAN = timedelta(days=31)  # readings of one message may lie at most this far apart
-LOOK_BACK = timedelta(days=2)  # how far back the reading before a message is looked for
 _PHASES = {"ONE": 1, "TWO": 2, "THREE": 3}
 _REGISTERS = {
     "IMPORT": SeriesType.CONSUMPTION_METER_READING,
@@ -103,19 +102,8 @@ def instant_of(entity: Entity, category: str, measurement: dict[str, Any], where
     value = float(measurement["value"])
     if series_type is not SeriesType.NET_INSTANT_POWER and value < 0:
         raise ValidationError(f"{where}.value", f"a {category} asset's power is a magnitude >= 0")
-    if unit == "A":
-        props = entity.properties
-        phases = (
-            1 if measurement["phase"] in _PHASES else int(props.get("PhaseCount") or DEFAULT_PHASES)
-        )
-        kw = amps_to_kw(
-            value,
-            voltage=float(props.get("NominalVoltage") or DEFAULT_VOLTAGE),
-            phases=phases,
-            power_factor=float(props.get("PowerFactor") or DEFAULT_POWER_FACTOR),
-        )
-    else:
-        kw = to_kw(entity, value, unit)
+    # Amps on one phase are that phase's current; on ALL or UNKNOWN, each phase's.
+    kw = to_kw(entity, value, unit, phases=1 if measurement["phase"] in _PHASES else None)
     return Instant(series_type, timestamp(measurement["measure_time"], f"{where}.measure_time"), kw)
 
 
@@ -126,22 +114,19 @@ def check_span(moments: Sequence[datetime], field: str) -> None:
 
 async def store_readings(
     tx: AsyncConnection, tenant: Tenant, entity: Entity, readings: Sequence[Reading], source: str
-) -> None:
-    """Write the readings per series and derive the quarter-hour energy they decide, from
-    the reading before them (when there is one in the last LOOK_BACK) to the last of them."""
+) -> list[SeriesType]:
+    """Write the readings per series and what Table 2 derives from them; the series types
+    that may have changed."""
     by_series: dict[tuple[SeriesType, int | None], list[Reading]] = defaultdict(list)
     for reading in readings:
         by_series[(reading.series_type, reading.phase)].append(reading)
+    changed: list[SeriesType] = []
     for (series_type, phase), group in by_series.items():
         series = await ensure_series(tx, tenant, entity, series_type, phase=phase)
-        first = min(r.at for r in group)
-        last = max(r.at for r in group)
-        earlier = await read_values(tx, tenant, series, first - LOOK_BACK, first)
-        await write_values(
-            tx, tenant, series, [Point(r.at, r.at, r.kwh) for r in group], source=source
-        )
-        start = quarter(earlier[-1].start) if earlier else quarter(first) - BLOCK
-        await derive_energy(tx, tenant, entity, series, start, quarter(last) + 2 * BLOCK, BLOCK)
+        points = [Point(r.at, r.at, r.kwh) for r in group]
+        await write_values(tx, tenant, series, points, source=source)
+        changed += await derivations.derive(tx, tenant, entity, series, points)
+    return changed
 
 
 async def store_instants(

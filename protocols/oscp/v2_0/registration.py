@@ -18,19 +18,11 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from protocols.common.context import caller_of, database_of, hub_of
+from hub.inbound import receive
+from hub.peer_state import edit
+from protocols.common.context import arrival, caller_of, database_of, hub_of
 from protocols.common.surface import ProtocolError
-from protocols.oscp.v2_0.link import (
-    answered_first,
-    caller_token,
-    first_time,
-    no_content,
-    peer_of,
-    read,
-    request_id,
-    send,
-)
-from protocols.oscp.v2_0.times import iso
+from protocols.oscp.v2_0 import codec
 from store.accounts import record_token, revoke_token
 from store.peers import OutboundAuth, Peer, check_base_url, update_peer
 from store.secrets import new_secret
@@ -62,83 +54,79 @@ async def register(request: web.Request) -> web.StreamResponse:
     """OSCP 2.0: the receiver answers 204 first, then posts its own Register to the chosen
     base_url with `Authorization: Token B`, body token C and the selected version,
     `X-Correlation-ID` = the initiator's request id; token C replaces A."""
-    answering = request_id(request)
-    body = await read(request, "register")
+    answering = codec.request_id(request)
+    body = await codec.read(request, "register")
     base_url = chosen_base_url(body)
     is_reply = bool(request.headers.get("X-Correlation-ID", "").strip())
     now = datetime.now(UTC)
-    async with database_of(request).transaction() as tx:
-        peer = await peer_of(tx, request)
-        if not await first_time(tx, request, peer, "Register"):
-            return no_content(request)
-        peer = await _keep_endpoint(tx, peer, base_url, body["token"], "registered_at", now)
+    opened = await arrival(request, codec.PROTOCOL, "Register", message_id=answering)
+    async with receive(database_of(request), opened) as message:
+        if message.repeated:
+            return codec.no_content(request)
+        tx = message.tx
+        peer = await _keep_endpoint(tx, message.from_peer(), base_url, body["token"], now)
+        async with edit(tx, peer) as state:
+            state.registered_at = now
         if not is_reply:
             account = caller_of(request).account
             token_c = new_secret()
             await record_token(tx, account, token_c, None)
-            await revoke_token(tx, account, caller_token(request))
+            await revoke_token(tx, account, codec.caller_token(request))
             ours = {
                 "token": token_c,
                 "version_url": [{"version": VERSION, "base_url": our_base_url(request)}],
             }
-            await send(tx, peer, "Register", "/register", ours, correlation=answering)
-    response = await answered_first(request)
+            await codec.send(tx, peer, "Register", "/register", ours, correlation=answering)
+    response = await codec.answered_first(request)
     hub_of(request).wake_outbox()
     return response
 
 
 async def _keep_endpoint(
-    tx: AsyncConnection, peer: Peer, base_url: str, token: str, when: str, now: datetime
+    tx: AsyncConnection, peer: Peer, base_url: str, token: str, now: datetime
 ) -> Peer:
-    """Where and with which token (B) we reach the peer, and when it told us (`when`)."""
-    return await update_peer(
-        tx,
-        peer.tenant,
-        peer,
-        base_url=base_url,
-        auth=OutboundAuth.TOKEN,
-        secret=token,
-        state={when: iso(now), "version": VERSION},
-        seen=now,
+    """Where and with which token (B) we reach the peer, in the version we agreed."""
+    peer = await update_peer(
+        tx, peer.tenant, peer, base_url=base_url, auth=OutboundAuth.TOKEN, secret=token, seen=now
     )
+    async with edit(tx, peer) as state:
+        state.version = VERSION
+    return peer
 
 
 @routes.put("/register")
 async def update_endpoint(request: web.Request) -> web.Response:
     """The peer moved or changed the token we use towards it; its token with us stays."""
-    request_id(request)
-    body = await read(request, "register")
+    message_id = codec.request_id(request)
+    body = await codec.read(request, "register")
     base_url = chosen_base_url(body)
     now = datetime.now(UTC)
-    async with database_of(request).transaction() as tx:
-        peer = await peer_of(tx, request)
-        if await first_time(tx, request, peer, "RegisterUpdate"):
-            await _keep_endpoint(tx, peer, base_url, body["token"], "endpoint_updated_at", now)
-    return no_content(request)
+    opened = await arrival(request, codec.PROTOCOL, "RegisterUpdate", message_id=message_id)
+    async with receive(database_of(request), opened) as message:
+        if not message.repeated:
+            peer = await _keep_endpoint(
+                message.tx, message.from_peer(), base_url, body["token"], now
+            )
+            async with edit(message.tx, peer) as state:
+                state.endpoint_updated_at = now
+    return codec.no_content(request)
 
 
 @routes.delete("/register")
 async def unregister(request: web.Request) -> web.Response:
     """We forget the token we used towards the peer and stop our heartbeats; its own token
     with us stays valid, so that it can register again."""
-    request_id(request)
+    message_id = codec.request_id(request)
     now = datetime.now(UTC)
-    async with database_of(request).transaction() as tx:
-        peer = await peer_of(tx, request)
-        if await first_time(tx, request, peer, "Unregister"):
-            await update_peer(
-                tx,
-                peer.tenant,
-                peer,
-                auth=OutboundAuth.NONE,
-                secret="",
-                state={
-                    "registered_at": None,
-                    "handshaken_at": None,
-                    "unregistered_at": iso(now),
-                    "heartbeat_interval": None,
-                    "next_heartbeat_at": None,
-                },
-                seen=now,
+    opened = await arrival(request, codec.PROTOCOL, "Unregister", message_id=message_id)
+    async with receive(database_of(request), opened) as message:
+        if not message.repeated:
+            tx = message.tx
+            peer = await update_peer(
+                tx, message.tenant, message.from_peer(), auth=OutboundAuth.NONE, secret="", seen=now
             )
-    return no_content(request)
+            async with edit(tx, peer) as state:
+                state.registered_at = state.handshaken_at = None
+                state.heartbeat_interval = state.next_heartbeat_at = None
+                state.unregistered_at = now
+    return codec.no_content(request)

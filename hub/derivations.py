@@ -1,9 +1,11 @@
-"""Table 2 derivations on save ("Data Capture" C): what a saved series implies for others.
+"""CP-API Table 2 ("Data Capture" C): what a saved series implies for others, for every
+protocol that saves series (CP-API saves, OCMP metering, OSCP measurements).
 
 Accumulated readings -> interval energy per block; Consumption/Production Phase 1..3 -> their
-sum; Net Energy -> Consumption and Production. Written with source "derived"; a derived
-value never replaces a value a peer supplied for the same block. The rules are told in full
-in the docstring of `protocols.cpapi.v1.timeseries`.
+sum; Net Energy -> Consumption and Production. Written with source "derived". One rule for
+values a peer supplied: a derived value never replaces one supplied for the same block
+(Table 2 calculates a series "if supplied", "Alternatively"). The rules in full:
+docs/protocols/cpapi-v1.md, "Table 2 derivations".
 """
 
 from __future__ import annotations
@@ -73,17 +75,29 @@ class _Deriving:
             ) from None
 
 
+def implied(series: Series) -> list[SeriesType]:
+    """The series types a save into `series` may derive values of."""
+    if not follows_up(series):
+        return []
+    energy = info(series.series_type).derives or series.series_type
+    if energy is SeriesType.NET_ENERGY:
+        return [energy, SeriesType.CONSUMPTION, SeriesType.PRODUCTION]
+    return [energy]
+
+
 async def derive(
     tx: AsyncConnection, tenant: Tenant, entity: Entity, series: Series, points: Sequence[Point]
-) -> None:
-    """Write what Table 2 derives from the newly saved `points` of `series`."""
+) -> list[SeriesType]:
+    """Write what Table 2 derives from the newly saved `points` of `series`; the series types
+    it may have changed (for hub.replan.inputs_changed)."""
     if not points or not follows_up(series):
-        return
+        return []
     lo = min(p.start for p in points)
     if info(series.series_type).is_counter:  # readings are instants: the last is the last start
         await _energy_from_readings(tx, tenant, entity, series, lo, max(p.start for p in points))
     else:
         await _from_energy(tx, tenant, entity, series, lo, max(p.end for p in points))
+    return implied(series)
 
 
 async def _write_derived(
@@ -148,8 +162,8 @@ async def _energy_from_readings(
 ) -> None:
     """Table 2: "Calculated from ... Meter Reading if supplied": the energy of each block is
     the reading at its end minus the reading at its start, interpolated between readings
-    (`store.resample.readings_to_energy`, the computation of `store.values.derive_energy`; a
-    decrease of an unsigned counter leaves the blocks across it unknown)."""
+    (`store.resample.readings_to_energy`; a decrease of an unsigned counter leaves the blocks
+    across it unknown)."""
     meta = info(readings.series_type)
     target_type = meta.derives
     assert target_type is not None  # every counter derives an energy type

@@ -22,7 +22,7 @@ flexibility are written too, all with source `optimizer`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub.capacity import BLOCK, Block
+from hub.runtime import Hub, PlanHook
 from optimizer import (
     Battery,
     Charger,
@@ -53,7 +55,6 @@ from store.values import Point, read_values, write_values
 
 log = logging.getLogger("flexbridge.planning")
 
-BLOCK = timedelta(minutes=15)
 OPTIMIZER_SOURCE = "optimizer"
 DEFAULT_PRICE = 0.25  # EUR/kWh
 HISTORY = timedelta(days=2)
@@ -61,10 +62,6 @@ HISTORY = timedelta(days=2)
 # hold SQLite's writer for at most this long before the best plan found (or the headroom) goes.
 SOLVE_OPTIONS = SolveOptions(time_limit_s=2.0)
 _HOURS = BLOCK / timedelta(hours=1)
-
-Solve = Callable[[GroupProblem], Awaitable[GroupPlan]]
-# (tx, tenant, entity, series, points): what a protocol does with a written plan series.
-PlanHook = Callable[[AsyncConnection, Tenant, Entity, Any, Sequence[Point]], Awaitable[Any]]
 
 
 async def _blocks_of(
@@ -292,20 +289,16 @@ async def write_plan(
     return points
 
 
-async def plan(
-    tx: AsyncConnection,
-    tenant: Tenant,
-    group: Entity,
-    start: datetime,
-    end: datetime,
-    solve: Solve,
-    hooks: Sequence[PlanHook] = (),
-) -> list[Point]:
-    """Gather, solve (when there is something to optimise) and write; the group's optimal
-    capacity per block, empty when it has no MaxCapacity in [start, end)."""
+async def plan_group(
+    tx: AsyncConnection, hub: Hub, tenant: Tenant, group: Entity, start: datetime, end: datetime
+) -> list[Block]:
+    """Gather, solve in the hub's pool (when there is something to optimise), write, and hand
+    every written series to the hub's plan hooks; the group's optimal capacity per block,
+    empty when it has no MaxCapacity in [start, end)."""
     gathered = await gather(tx, tenant, group, start, end)
     if gathered is None:
         return []
     problem, assets = gathered
-    solved = await solve(problem) if problem.chargers or problem.batteries else None
-    return await write_plan(tx, tenant, group, problem, solved, assets, hooks)
+    solved = await hub.solve(problem) if problem.chargers or problem.batteries else None
+    points = await write_plan(tx, tenant, group, problem, solved, assets, hub.plan_hooks)
+    return [Block(p.start, p.end, p.value) for p in points if p.value is not None]

@@ -1,0 +1,70 @@
+"""A group's optimal capacity for the peer that sends its limits (OCMP's optimal forecast,
+OSCP's OPTIMUM), and the bookkeeping of which groups need one.
+
+The peer's state keeps, per group id it sent a forecast for (`PeerState.groups`), when our
+last optimum went out, whether its inputs changed since (`dirty`: the clock re-sends it,
+hub.replan) and how the peer spoke (unit, phase: our answer speaks alike). We answer
+forecasts; we do not start conversations, so a group the peer never sent a forecast for is
+not tracked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hub.capacity import Block
+from hub.peer_state import GroupLink, current, edit, save
+from hub.planning import plan_group
+from hub.runtime import Hub
+from store.entities import Entity
+from store.peers import Peer
+
+# (tx, peer, group, group_id, link, optimal blocks) -> whether a message was queued: how a
+# protocol encodes and queues the optimum.
+SendOptimum = Callable[
+    [AsyncConnection, Peer, Entity, str, GroupLink, Sequence[Block]], Awaitable[bool]
+]
+
+
+async def track(
+    tx: AsyncConnection, peer: Peer, group_id: str, *, unit: str | None, phase: str | None
+) -> None:
+    """The peer sent a forecast for the group (speaking `unit` and `phase`)."""
+    async with edit(tx, peer) as state:
+        link = state.groups.setdefault(group_id, GroupLink())
+        link.unit, link.phase = unit or link.unit, phase or link.phase
+
+
+async def mark_dirty(tx: AsyncConnection, peer: Peer, group_ids: Iterable[str]) -> None:
+    """These groups' inputs changed: the clock re-sends their optimum (tracked ones only)."""
+    locked, state = await current(tx, peer)
+    wanted = set(group_ids).intersection(state.groups)
+    for group_id in wanted:
+        state.groups[group_id].dirty = True
+    if wanted:
+        await save(tx, locked, state)
+
+
+async def send_optimum(
+    tx: AsyncConnection,
+    hub: Hub,
+    peer: Peer,
+    group: Entity,
+    group_id: str,
+    start: datetime,
+    end: datetime,
+    send: SendOptimum,
+) -> int:
+    """Plan the group over [start, end) and have the protocol queue the optimum for the
+    peer; returns how many blocks were queued. The group is clean again either way."""
+    blocks = await plan_group(tx, hub, peer.tenant, group, start, end)
+    locked, state = await current(tx, peer)
+    link = state.groups.get(group_id, GroupLink())
+    queued = bool(blocks) and await send(tx, locked, group, group_id, link, blocks)
+    async with edit(tx, peer) as state:
+        entry = state.groups.setdefault(group_id, GroupLink())
+        entry.dirty, entry.sent_at = False, datetime.now(UTC)
+    return len(blocks) if queued else 0

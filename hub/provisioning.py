@@ -1,0 +1,67 @@
+"""Peers provisioned out of band (`flexbridge peer add`, the conformance kit): a peer of a
+protocol that handshakes and beats, and the account of role `peer` it logs in with: for
+OCMP a username and password (basic authentication), for OSCP a token
+(`Authorization: Token`, the out-of-band token A of OSCP 2.0's registration). What is
+generated is returned once; only hashes are kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hub.peer_state import UnknownIds, edit
+from store.accounts import Role, add_account, record_token
+from store.db import Database
+from store.peers import add_peer
+from store.secrets import new_secret
+from store.tenants import get_tenant
+
+PROTOCOLS = ("ocmp", "oscp")
+TOKEN_PROTOCOLS = frozenset({"oscp"})
+
+
+@dataclass(frozen=True, slots=True)
+class NewPeer:
+    tenant: str
+    protocol: str
+    name: str
+    base_url: str | None
+    username: str | None = None
+    password: str | None = None
+    token: str | None = None
+    unknown_ids: UnknownIds = UnknownIds.STRICT
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    """What the peer's operator is told: the username, and the password or the token that
+    was generated (None when it was given)."""
+
+    username: str
+    password: str | None
+    token: str | None
+
+
+async def provision_peer(db: Database, new: NewPeer) -> Login:
+    """Record the peer and its login."""
+    if new.protocol not in PROTOCOLS:
+        raise ValueError(f"--protocol: {new.protocol!r} is not one of {', '.join(PROTOCOLS)}")
+    async with db.transaction() as tx:
+        tenant = await get_tenant(tx, new.tenant)
+        username = new.username or f"{new.protocol}-{new.tenant}-{new.name}"
+        account, password = await add_account(tx, tenant, username, Role.PEER, new.password)
+        token = None
+        if new.protocol in TOKEN_PROTOCOLS:
+            token = new.token or new_secret()
+            await record_token(tx, account, token, None)
+        peer = await add_peer(
+            tx,
+            tenant,
+            protocol=new.protocol,
+            name=new.name,
+            base_url=new.base_url,
+            account_id=account.id,
+        )
+        async with edit(tx, peer) as state:
+            state.unknown_ids = new.unknown_ids
+    return Login(username, password, token)

@@ -1,0 +1,103 @@
+"""OCMP 1.0 on the wire, in the rendition of docs/protocols/ocmp-1.0.md: bodies checked
+against schemas/ocmp/1.0, RFC 3339 times, capacities in Amps per phase, and the messages we
+send encoded.
+
+A message whose items may be partly bad (forecast blocks, meter values) is checked item by
+item: an error inside an item drops that item; an error in the message itself refuses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from hub.capacity import Block, from_kw
+from protocols.common.jsonschemas import check, violations
+from protocols.common.wire import iso, read_json
+from store.entities import Entity
+from store.errors import FieldIssue, ValidationError
+from store.timeutil import in_range
+
+PROTOCOL = "ocmp"
+SCHEMAS = "schemas.ocmp"
+
+
+@dataclass
+class Checked:
+    """A message after its schema: the body, the items that passed, the issues found."""
+
+    body: dict[str, Any]
+    good: list[tuple[int, dict[str, Any]]]
+    issues: list[FieldIssue]
+
+
+def message_id(request: web.Request) -> str | None:
+    """X-Request-ID: optional in OCMP; a repeated one is not applied twice."""
+    return request.headers.get("X-Request-ID") or None
+
+
+async def read_whole(request: web.Request, schema: str) -> dict[str, Any]:
+    """The JSON body, refused whole on any error against schemas/ocmp/1.0/<schema>.json."""
+    body = await read_json(request)
+    check(body, SCHEMAS, f"1.0/{schema}.json")
+    return body  # type: ignore[no-any-return]  # the schema says it is an object
+
+
+async def read_items(request: web.Request, schema: str, items: str) -> Checked:
+    """The JSON body whose `items` array may be partly bad."""
+    body = await read_json(request)
+    found = violations(body, SCHEMAS, f"1.0/{schema}.json", limit=200)
+    whole = [issue for path, issue in found if len(path) < 2 or path[0] != items]
+    if whole:
+        raise ValidationError(issues=whole)
+    bad = {path[1] for path, _ in found}
+    good = [(i, item) for i, item in enumerate(body[items]) if i not in bad]
+    return Checked(body, good, [issue for _, issue in found])
+
+
+def timestamp(text: str, where: str) -> datetime:
+    """RFC 3339 with 'Z' or an offset, fractional seconds optional; naive times refused."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValidationError(where, f"{text!r} is not an RFC 3339 date-time") from None
+    if moment.tzinfo is None:
+        raise ValidationError(where, f"{text!r} has no UTC offset; add 'Z' or +hh:mm")
+    utc = in_range(moment)
+    if utc is None:
+        raise ValidationError(where, f"{text!r} is outside the years 1900-8999")
+    return utc
+
+
+def handshake(base_url: str, heartbeat_seconds: float) -> dict[str, Any]:
+    return {"base_url": base_url, "heartbeat_interval": heartbeat_seconds}
+
+
+def heartbeat(offline_mode_at: datetime) -> dict[str, Any]:
+    return {"offline_mode_at": iso(offline_mode_at)}
+
+
+def optimal_forecast(group: Entity, group_id: str, blocks: Sequence[Block]) -> dict[str, Any]:
+    """UpdateGroupOptimalCapacityForecast: one block per quarter hour, in Amps per phase."""
+    return {
+        "group_id": group_id,
+        "forecasted_blocks": [
+            {
+                "capacity": round(from_kw(group, b.kw, "A"), 3),
+                "phase": "ALL",
+                "unit": "A",
+                "start_time": iso(b.start),
+                "end_time": iso(b.end),
+            }
+            for b in blocks
+        ],
+    }
+
+
+def login_of(body: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The basic login the peer wants us to use towards it, if any."""
+    return body.get("username"), body.get("password")
