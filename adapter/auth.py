@@ -28,6 +28,8 @@ from typing import Any
 
 import jwt
 
+from protocols.common.surface import AuthError
+
 DEFAULT_REALM = "flexbridge"
 JWT_ALGORITHM = "HS256"
 # RFC 7518 section 3.2: an HS256 key must be at least as long as the hash output (256 bits).
@@ -63,26 +65,6 @@ def token_challenge(
     if description:
         params.append(f"error_description={_quote(description)}")
     return f"{scheme} " + ", ".join(params)
-
-
-class AuthError(Exception):
-    """Not authenticated (HTTP 401): missing, malformed or wrong credentials."""
-
-    status = 401
-
-    def __init__(self, reason: str, *, www_authenticate: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.www_authenticate = www_authenticate
-
-
-class Forbidden(AuthError):
-    """Authenticated but not allowed (HTTP 403); carries no challenge."""
-
-    status = 403
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason, www_authenticate=None)
 
 
 # --- header parsing -------------------------------------------------------------------------
@@ -242,7 +224,7 @@ def _decode(key: bytes, token: str) -> dict[str, Any]:
     """Signature and structure only; time claims are checked by us against an injectable `now`."""
     # Claim checks are ours too (sub type: PyJWT >= 2.10 checks it with its own error),
     # so reasons do not change with the PyJWT version.
-    options = {
+    options: jwt.types.Options = {
         "verify_exp": False,
         "verify_iat": False,
         "verify_nbf": False,

@@ -6,25 +6,20 @@ Protocol surfaces answer in their own envelopes; this one catches what reaches t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from aiohttp import web
 
-from store.errors import FieldIssue
+from protocols.common.surface import Refusal
 
 
-def error_response(
-    status: int,
-    code: str,
-    message: str,
-    request_id: str | None,
-    issues: Sequence[FieldIssue] = (),
-    headers: dict[str, str] | None = None,
-) -> web.Response:
-    body: dict[str, object] = {"code": code, "message": message, "request_id": request_id}
-    if issues:
-        body["issues"] = [{"field": i.field, "reason": i.reason} for i in issues]
-    return web.json_response({"error": body}, status=status, headers=headers)
+def error_response(refusal: Refusal) -> web.Response:
+    body: dict[str, object] = {
+        "code": refusal.code,
+        "message": refusal.message,
+        "request_id": refusal.request_id,
+    }
+    if refusal.issues:
+        body["issues"] = [{"field": i.field, "reason": i.reason} for i in refusal.issues]
+    return web.json_response({"error": body}, status=refusal.status, headers=refusal.headers)
 
 
 _HTTP_CODES = {

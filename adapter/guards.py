@@ -16,9 +16,7 @@ from collections import OrderedDict
 from aiohttp import web
 
 from adapter.auth import (
-    AuthError,
     Claims,
-    Forbidden,
     basic_challenge,
     parse_basic_auth,
     parse_token_auth,
@@ -27,6 +25,7 @@ from adapter.auth import (
     verify_jwt,
 )
 from adapter.keys import CREDENTIAL_CACHE, DB, JWT_SECRET, LOGIN_CACHE, RATE_LIMITER, SETTINGS
+from protocols.common.surface import AuthError, Forbidden
 from protocols.cpapi.v1 import sas
 from store.accounts import Account, Login, account_for_token, password_hash_of
 from store.secrets import hash_token, verify_password

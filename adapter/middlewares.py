@@ -14,6 +14,7 @@ from adapter.keys import METRICS, SETTINGS
 from adapter.refusals import refusal_of
 from protocols.common.context import REQUEST_ID as REQUEST_ID_KEY
 from protocols.common.context import request_id_of
+from protocols.common.surface import Refusal
 
 REQUEST_ID = "X-Request-ID"
 _ACCEPTABLE_ID = re.compile(r"[\x21-\x7e]{1,200}")
@@ -59,11 +60,9 @@ async def body_limit_middleware(request: web.Request, handler: Handler) -> web.S
     """Refuse a declared oversize body before reading a byte of it."""
     limit = request.config_dict[SETTINGS].max_body_bytes
     if request.content_length is not None and request.content_length > limit:
+        message = f"request body of {request.content_length} bytes exceeds {limit}"
         return error_response(
-            413,
-            "body_too_large",
-            f"request body of {request.content_length} bytes exceeds {limit}",
-            request_id_of(request),
+            Refusal(413, "body_too_large", message, request_id=request_id_of(request))
         )
     return await handler(request)
 
@@ -77,14 +76,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         refusal = refusal_of(exc, request, "flexbridge")
         if refusal is None:
             raise
-        return error_response(
-            refusal.status,
-            refusal.code,
-            refusal.message,
-            request_id_of(request),
-            refusal.issues,
-            headers=refusal.headers,
-        )
+        return error_response(refusal)
 
 
 ROOT_MIDDLEWARES = (

@@ -21,7 +21,7 @@ async def add(db: Database, new: NewPeer) -> str:
     if login.token is not None:
         shown = login.token if new.token is None else "(as given)"
         return f"{new.protocol} peer {new.name} of {new.tenant}: token {shown}"
-    shown = login.password if new.password is None else "(as given)"
+    shown = login.password or "" if new.password is None else "(as given)"
     return (
         f"{new.protocol} peer {new.name} of {new.tenant}: "
         f"username {login.username} password {shown}"

@@ -33,7 +33,7 @@ class PeerClock:
         period: float,
     ) -> None:
         self.db, self.hub, self.metrics = db, hub, metrics
-        self.clocks = [s for s in surfaces if s.clock is not None]
+        self.clocks = [(s.name, s.clock) for s in surfaces if s.clock is not None]
         self.protocols = tuple(protocols)
         self.period = period
         self._task: asyncio.Task[None] | None = None
@@ -49,11 +49,11 @@ class PeerClock:
 
     async def tick(self) -> None:
         now = datetime.now(UTC)
-        for surface in self.clocks:
+        for name, clock in self.clocks:
             try:
-                await surface.clock(self.db, self.hub, now)  # type: ignore[misc]
+                await clock(self.db, self.hub, now)
             except Exception:
-                log.exception("%s clock failed; retried at the next tick", surface.name)
+                log.exception("%s clock failed; retried at the next tick", name)
         try:
             await self._count_online()
         except Exception:  # the database away for a moment: the gauge waits for the next tick

@@ -8,32 +8,22 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 
 from aiohttp import web
 from marshmallow import ValidationError as SchemaError
 from sqlalchemy.exc import OperationalError
 
-from adapter.auth import AuthError
 from adapter.errors import http_code
 from hub.errors import NotAPeer
-from protocols.common.surface import ProtocolError
+from protocols.common.context import request_id_of
+from protocols.common.surface import AuthError, ProtocolError, Refusal
 from protocols.common.wire import marshmallow_issues
-from store.errors import Conflict, FieldIssue, NotFound, StoreError, ValidationError
+from store.errors import Conflict, NotFound, StoreError, ValidationError
 
 log = logging.getLogger("flexbridge.http")
 
 _PASSED_ON_HEADERS = frozenset({"www-authenticate", "retry-after", "allow"})
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    status: int
-    code: str
-    message: str
-    issues: Sequence[FieldIssue] = ()
-    headers: dict[str, str] | None = None
 
 
 def _store_status(exc: StoreError) -> int:
@@ -47,6 +37,11 @@ def _store_status(exc: StoreError) -> int:
 
 
 def refusal_of(exc: Exception, request: web.Request, subject: str) -> Refusal | None:
+    refusal = _refusal(exc, request, subject)
+    return None if refusal is None else replace(refusal, request_id=request_id_of(request))
+
+
+def _refusal(exc: Exception, request: web.Request, subject: str) -> Refusal | None:
     """The answer to `exc`; None for a non-error HTTPException (a redirect: re-raise it).
     `subject` names the surface in messages and logs ("flexbridge", "CP-API")."""
     if isinstance(exc, web.HTTPException):
@@ -64,8 +59,8 @@ def refusal_of(exc: Exception, request: web.Request, subject: str) -> Refusal | 
         issues = marshmallow_issues(exc.messages)
         return Refusal(400, "invalid", f"the request does not match the {subject} types", issues)
     if isinstance(exc, StoreError):
-        issues = exc.issues if isinstance(exc, ValidationError) else ()
-        return Refusal(_store_status(exc), exc.code, str(exc), issues)
+        found = exc.issues if isinstance(exc, ValidationError) else ()
+        return Refusal(_store_status(exc), exc.code, str(exc), found)
     if isinstance(exc, OperationalError):  # busy or unreachable database: retryable, not a bug
         log.warning("%s: database unavailable on %s: %s", subject, request.path, exc.orig)
         return Refusal(

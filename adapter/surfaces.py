@@ -10,7 +10,6 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from adapter.auth import Forbidden
 from adapter.guards import (
     basic_login,
     enforce_rate_limit,
@@ -19,8 +18,8 @@ from adapter.guards import (
     token_account,
 )
 from adapter.refusals import refusal_of
-from protocols.common.context import CALLER, Caller, request_id_of
-from protocols.common.surface import Auth, Surface
+from protocols.common.context import CALLER, Caller
+from protocols.common.surface import Auth, Forbidden, Surface
 
 
 async def _authenticate(request: web.Request, surface: Surface) -> Caller:
@@ -51,14 +50,7 @@ def surface_middleware(surface: Surface) -> Middleware:
             refusal = refusal_of(exc, request, surface.name)
             if refusal is None:
                 raise
-            return surface.render_error(
-                refusal.status,
-                refusal.code,
-                refusal.message,
-                request_id_of(request),
-                refusal.issues,
-                refusal.headers,
-            )
+            return surface.render_error(refusal)
 
     return middleware
 

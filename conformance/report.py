@@ -28,7 +28,7 @@ def counts(results: Sequence[Result]) -> dict[str, int]:
 
 def summary_table(results: Sequence[Result]) -> str:
     """protocol | version | passed | failed | skipped | total, and a total row."""
-    rows = [("protocol", "version", "passed", "failed", "skipped", "total")]
+    rows: list[tuple[str, ...]] = [("protocol", "version", "passed", "failed", "skipped", "total")]
     for (protocol, version), group in _groups(results).items():
         c = counts(group)
         rows.append(

@@ -171,7 +171,7 @@ async def _energy_from_readings(
         target = await find_series(tx, tenant, entity, target_type, phase=readings.phase)
         if target is not None and target.resolution is None:
             return  # kept at irregular instants: no blocks to fill
-        step = target.resolution if target is not None else DERIVED_STEP
+        step = DERIVED_STEP if target is None or target.resolution is None else target.resolution
         before = await read_values(tx, tenant, readings, lo - NEIGHBOUR_WINDOW, lo)
         after = await read_values(tx, tenant, readings, hi + _MICRO, hi + NEIGHBOUR_WINDOW)
         start = floor_to(before[-1].start if before else lo, step)

@@ -11,6 +11,7 @@ not tracked.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -22,11 +23,20 @@ from hub.runtime import Hub
 from store.entities import Entity
 from store.peers import Peer
 
-# (tx, peer, group, group_id, link, optimal blocks) -> whether a message was queued: how a
-# protocol encodes and queues the optimum.
-SendOptimum = Callable[
-    [AsyncConnection, Peer, Entity, str, GroupLink, Sequence[Block]], Awaitable[bool]
-]
+
+@dataclass(frozen=True, slots=True)
+class Optimum:
+    """A group's optimal capacity, for the peer that tracks the group as `group_id`."""
+
+    peer: Peer
+    group: Entity
+    group_id: str
+    link: GroupLink  # how the peer's forecasts speak
+    blocks: Sequence[Block]
+
+
+# How a protocol encodes and queues an optimum; whether a message was queued.
+SendOptimum = Callable[[AsyncConnection, Optimum], Awaitable[bool]]
 
 
 async def track(
@@ -63,7 +73,7 @@ async def send_optimum(
     blocks = await plan_group(tx, hub, peer.tenant, group, start, end)
     locked, state = await current(tx, peer)
     link = state.groups.get(group_id, GroupLink())
-    queued = bool(blocks) and await send(tx, locked, group, group_id, link, blocks)
+    queued = bool(blocks) and await send(tx, Optimum(locked, group, group_id, link, blocks))
     async with edit(tx, peer) as state:
         entry = state.groups.setdefault(group_id, GroupLink())
         entry.dirty, entry.sent_at = False, datetime.now(UTC)

@@ -22,7 +22,7 @@ flexibility are written too, all with source `optimizer`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -123,7 +123,7 @@ async def _prices(
     return np.full(len(starts), DEFAULT_PRICE)
 
 
-def _number(props: dict[str, Any], *names: str) -> float | None:
+def _number(props: Mapping[str, Any], *names: str) -> float | None:
     for name in names:
         value = props.get(name)
         if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
@@ -131,7 +131,7 @@ def _number(props: dict[str, Any], *names: str) -> float | None:
     return None
 
 
-def _fraction(props: dict[str, Any], name: str, default: float) -> float:
+def _fraction(props: Mapping[str, Any], name: str, default: float) -> float:
     value = _number(props, name)
     if value is None:
         return default

@@ -13,6 +13,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from store.db import inserted_id
 from store.errors import Conflict, NotFound, ValidationError
 from store.tables import peers, tenants
 from store.tenants import Tenant
@@ -102,7 +103,7 @@ async def add_peer(
     except IntegrityError:
         raise Conflict(f"{protocol} peer {name!r} already exists") from None
     return Peer(
-        result.inserted_primary_key[0],
+        inserted_id(result),
         tenant,
         protocol,
         name,

@@ -12,9 +12,7 @@ import jwt
 import pytest
 
 from adapter.auth import (
-    AuthError,
     Claims,
-    Forbidden,
     RateLimiter,
     issue_jwt,
     parse_bare_token,
@@ -23,6 +21,7 @@ from adapter.auth import (
     retry_after,
     verify_jwt,
 )
+from protocols.common.surface import AuthError, Forbidden
 
 SECRET = "0123456789abcdef0123456789abcdef-test-secret"
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

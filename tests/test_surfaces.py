@@ -3,7 +3,6 @@ answered in the protocol's own envelope."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
@@ -17,7 +16,7 @@ from adapter.keys import DB
 from adapter.settings import Settings
 from adapter.surfaces import mount
 from protocols.common.context import caller_of
-from protocols.common.surface import Auth, ProtocolError, Surface
+from protocols.common.surface import Auth, ProtocolError, Refusal, Surface
 from store.accounts import Role, add_account
 from store.errors import FieldIssue, NotFound
 from store.tenants import add_tenant
@@ -61,21 +60,14 @@ async def crash(request: web.Request) -> web.Response:
     raise KeyError("internal detail")
 
 
-def _render(
-    status: int,
-    code: str,
-    message: str,
-    request_id: str | None,
-    issues: Sequence[FieldIssue],
-    headers: dict[str, str] | None,
-) -> web.Response:
+def _render(refusal: Refusal) -> web.Response:
     body = {
-        "proto_code": code,
-        "proto_message": message,
-        "rid": request_id,
-        "fields": [i.field for i in issues],
+        "proto_code": refusal.code,
+        "proto_message": refusal.message,
+        "rid": refusal.request_id,
+        "fields": [i.field for i in refusal.issues],
     }
-    return web.json_response(body, status=status, headers=headers)
+    return web.json_response(body, status=refusal.status, headers=refusal.headers)
 
 
 SURFACE = Surface(

@@ -7,11 +7,13 @@ runtime (hub.runtime.Hub) and the caller here, handlers read them.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from aiohttp import web
 
-from hub.inbound import Arrival
+from hub.inbound import Arrival, Message, receive
 from hub.runtime import Hub
 from store.accounts import Account
 from store.db import Database
@@ -48,18 +50,19 @@ def hub_of(request: web.Request) -> Hub:
     return request.config_dict[HUB]
 
 
-async def arrival(
+@asynccontextmanager
+async def open_message(
     request: web.Request,
     protocol: str,
     message_type: str,
     *,
     message_id: str | None,
     from_peer: bool = True,
-) -> Arrival:
-    """The request as a message for hub.inbound.receive: the caller's tenant, its account
-    (whose peer sent it, when `from_peer`) and the body as received."""
+) -> AsyncIterator[Message]:
+    """The request opened as an inbound message (hub.inbound.receive): the caller's tenant,
+    its account (whose peer sent it, when `from_peer`) and the body as received."""
     caller = caller_of(request)
-    return Arrival(
+    arrival = Arrival(
         protocol,
         message_type,
         caller.tenant,
@@ -67,3 +70,5 @@ async def arrival(
         message_id=message_id,
         account=caller.account if from_peer else None,
     )
+    async with receive(database_of(request), arrival) as message:
+        yield message

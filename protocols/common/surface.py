@@ -8,7 +8,7 @@ the protocol's own envelope).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -42,10 +42,42 @@ class ProtocolError(Exception):
         self.issues = tuple(issues)
 
 
-# (status, code, message, request id, issues, extra headers) -> the protocol's error answer
-ErrorRenderer = Callable[
-    [int, str, str, str | None, Sequence[FieldIssue], dict[str, str] | None], web.Response
-]
+class AuthError(Exception):
+    """Not authenticated (HTTP 401): missing, malformed or wrong credentials. Raised by the
+    adapter's authentication of a surface and by a protocol's own credential parsing."""
+
+    status = 401
+
+    def __init__(self, reason: str, *, www_authenticate: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.www_authenticate = www_authenticate
+
+
+class Forbidden(AuthError):
+    """Authenticated but not allowed (HTTP 403); carries no challenge."""
+
+    status = 403
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, www_authenticate=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """What a failure means on the wire (the adapter decides, adapter.refusals), for the
+    surface to answer in its own envelope."""
+
+    status: int
+    code: str
+    message: str
+    issues: Sequence[FieldIssue] = ()
+    headers: Mapping[str, str] | None = None
+    request_id: str | None = None  # the X-Request-ID answered
+
+
+# A refusal -> the protocol's error answer.
+ErrorRenderer = Callable[[Refusal], web.Response]
 
 
 @dataclass(frozen=True, slots=True)

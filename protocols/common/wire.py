@@ -33,11 +33,13 @@ class CaseInsensitiveSchema(Schema):
     def _canonical_keys(self, data: Any, **_: Any) -> Any:
         if not isinstance(data, Mapping):
             return data
-        names = {(f.data_key or n).casefold(): f.data_key or n for n, f in self.load_fields.items()}
+        names: dict[str, str] = {
+            (f.data_key or n).casefold(): f.data_key or n for n, f in self.load_fields.items()
+        }
         names.update({alias.casefold(): wire for alias, wire in self.ALIASES.items()})
         canonical: dict[str, Any] = {}
         for key, value in data.items():
-            name = names.get(str(key).strip().casefold(), key)
+            name = names.get(str(key).strip().casefold(), str(key))
             canonical.setdefault(name, value)
         return canonical
 

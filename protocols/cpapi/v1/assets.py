@@ -80,6 +80,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -90,8 +91,8 @@ from aiohttp import web
 from marshmallow import ValidationError as SchemaError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hub.inbound import Arrival, list_outcome, receive
-from protocols.common.context import arrival, caller_of, database_of, request_id_of
+from hub.inbound import Message, list_outcome
+from protocols.common.context import caller_of, database_of, open_message, request_id_of
 from protocols.common.wire import marshmallow_issues, read_json
 from protocols.cpapi.v1.asset_schemas import (
     AssetConnector,
@@ -364,9 +365,8 @@ async def _render_connectors(
     if not view.connectors:
         return AssetConnectors(ListOption.NOT_SUPPLIED)
     store_direction = {ReferenceDirection.PARENT: "parent", ReferenceDirection.CHILD: "child"}
-    found = await connectors_of(
-        tx, tenant, entity, direction=store_direction.get(view.direction), at=view.at
-    )
+    direction = None if view.direction is None else store_direction.get(view.direction)
+    found = await connectors_of(tx, tenant, entity, direction=direction, at=view.at)
     rendered = []
     for connector in found:
         if view.connector_types and connector.connector_type not in view.connector_types:
@@ -896,7 +896,7 @@ async def save_asset(request: web.Request) -> web.Response:
     """4.2.6: save one asset; SaveAssetResponseV1 says whether it was saved, and its key."""
     save_type = _save_type(request)
     body = _object(await read_json(request), "AssetV1")
-    async with receive(database_of(request), await _arrival(request, "SaveAssetV1")) as message:
+    async with _open(request, "SaveAssetV1") as message:
         response, status = await _apply(message.tx, message.tenant, body, save_type)
         detail = f"{save_type} {_named(response)}" + (
             "" if response.success else f": {response.error_message}"
@@ -912,7 +912,7 @@ async def save_asset_list(request: web.Request) -> web.Response:
     body = await read_json(request)
     if not isinstance(body, list):
         raise ValidationError("body", "expected a JSON array of AssetV1")
-    async with receive(database_of(request), await _arrival(request, "SaveAssetListV1")) as message:
+    async with _open(request, "SaveAssetListV1") as message:
         tx, tenant = message.tx, message.tenant
         results = [(await _apply(tx, tenant, raw, save_type))[0] for raw in body]
         saved = sum(result.success for result in results)
@@ -921,10 +921,10 @@ async def save_asset_list(request: web.Request) -> web.Response:
     return _json(SaveAssetResponseV1Schema(many=True).dump(results))
 
 
-async def _arrival(request: web.Request, message_type: str) -> Arrival:
-    return await arrival(
-        request, PROTOCOL, message_type, message_id=request_id_of(request), from_peer=False
-    )
+def _open(request: web.Request, message_type: str) -> AbstractAsyncContextManager[Message]:
+    """A save opened as a message: logged, not a peer's, so not idempotent (4.1.3)."""
+    message_id = request_id_of(request)
+    return open_message(request, PROTOCOL, message_type, message_id=message_id, from_peer=False)
 
 
 def _named(response: SaveAssetResponseV1) -> str:

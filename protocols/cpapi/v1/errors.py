@@ -14,21 +14,19 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
+from protocols.common.surface import Refusal
 from store.errors import FieldIssue
 
 
-def error_response(
-    status: int,
-    code: str,
-    message: str,
-    request_id: str | None,
-    issues: Sequence[FieldIssue] = (),
-    headers: dict[str, str] | None = None,
-) -> web.Response:
-    body: dict[str, object] = {"Message": message, "ErrorCode": code, "RequestId": request_id}
-    if issues:
-        body["Errors"] = [{"Field": i.field, "Reason": i.reason} for i in issues]
-    return web.json_response(body, status=status, headers=headers)
+def error_response(refusal: Refusal) -> web.Response:
+    body: dict[str, object] = {
+        "Message": refusal.message,
+        "ErrorCode": refusal.code,
+        "RequestId": refusal.request_id,
+    }
+    if refusal.issues:
+        body["Errors"] = [{"Field": i.field, "Reason": i.reason} for i in refusal.issues]
+    return web.json_response(body, status=refusal.status, headers=refusal.headers)
 
 
 def item_error(issues: Sequence[FieldIssue] | str) -> str:

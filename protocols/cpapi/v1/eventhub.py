@@ -23,8 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from aiohttp import web
 
 from hub import derivations, replan
-from hub.inbound import receive
-from protocols.common.context import arrival, caller_of, database_of
+from protocols.common.context import caller_of, open_message
 from protocols.common.jsonschemas import check
 from protocols.common.wire import read_json
 from store.entities import Entity, find_by_property
@@ -112,8 +111,9 @@ async def send_event(request: web.Request) -> web.Response:
     unit = parse_unit(body["unit"], field="unit") if body.get("unit") else None
     points, resolution = _points(body["values"], _zone(body.get("timezone")))
     caller = caller_of(request)
-    opened = await arrival(request, PROTOCOL, "TimeSeriesMessage", message_id=None, from_peer=False)
-    async with receive(database_of(request), opened) as message:
+    async with open_message(
+        request, PROTOCOL, "TimeSeriesMessage", message_id=None, from_peer=False
+    ) as message:
         tx, tenant = message.tx, message.tenant
         entity = await _device(tx, tenant, body["deviceid"])
         series = await ensure_series(

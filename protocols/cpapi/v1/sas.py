@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote, unquote, urlsplit
 
-from adapter.auth import AuthError
+from protocols.common.surface import AuthError
 
 SCHEME = "SharedAccessSignature"
 

@@ -73,6 +73,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
@@ -93,9 +94,9 @@ from hub.derivations import (
     floor_to,
     follows_up,
 )
-from hub.inbound import Arrival, list_outcome, receive
-from protocols.common.context import arrival, caller_of, database_of, request_id_of
-from protocols.common.surface import ProtocolError
+from hub.inbound import Message, list_outcome
+from protocols.common.context import caller_of, database_of, open_message, request_id_of
+from protocols.common.surface import ProtocolError, Refusal
 from protocols.common.wire import marshmallow_issues, read_json
 from protocols.cpapi.v1.errors import error_response, item_error
 from protocols.cpapi.v1.outbound import KINDS, emit
@@ -762,19 +763,18 @@ async def save_time_series_v1(request: web.Request) -> web.Response:
     details of whether the save was a success, the platform internal key and any error
     details"."""
     caller = caller_of(request)
-    db = database_of(request)
     result = _start_result(None)
     try:
         raw = await read_json(request)
         result = _start_result(raw)
-        async with receive(db, await _arrival(request, "SaveTimeSeriesV1")) as message:
+        async with _open(request, "SaveTimeSeriesV1") as message:
             tenant = message.tenant
             changed = await _save_item(message.tx, tenant, raw, caller.account.username, result)
             await replan.inputs_changed(message.tx, tenant, changed)
             message.outcome("applied", _detail(result))
     except (StoreError, SchemaError, ProtocolError) as exc:
         result.refusal = _refusal(exc)
-        async with receive(db, await _arrival(request, "SaveTimeSeriesV1")) as message:
+        async with _open(request, "SaveTimeSeriesV1") as message:
             message.outcome("refused", _detail(result))
         return _refused(request, result)
     return _json(result.dump())
@@ -793,7 +793,7 @@ async def save_time_series_list(request: web.Request) -> web.Response:
     results = [_start_result(raw) for raw in body]
     items = [_load_item(raw, result) for raw, result in zip(body, results, strict=True)]
     kind = "SaveTimeSeriesListForEntitiesV1"
-    async with receive(database_of(request), await _arrival(request, kind)) as message:
+    async with _open(request, kind) as message:
         batch = _Batch(message.tx, message.tenant, caller.account.username)
         await batch.look_up([item for item in items if item is not None])
         for item, result in zip(items, results, strict=True):
@@ -839,17 +839,23 @@ def _refused(request: web.Request, result: _ItemResult) -> web.Response:
     refusal = result.refusal
     assert refusal is not None
     envelope = error_response(
-        refusal.status, refusal.code, refusal.message, request_id_of(request), refusal.issues
+        Refusal(
+            refusal.status,
+            refusal.code,
+            refusal.message,
+            refusal.issues,
+            request_id=request_id_of(request),
+        )
     )
-    body = json.loads(envelope.body)  # type: ignore[arg-type]
+    body = json.loads(envelope.text or "{}")
     body.update(result.dump())
     return _json(body, status=refusal.status)
 
 
-async def _arrival(request: web.Request, message_type: str) -> Arrival:
-    return await arrival(
-        request, PROTOCOL, message_type, message_id=request_id_of(request), from_peer=False
-    )
+def _open(request: web.Request, message_type: str) -> AbstractAsyncContextManager[Message]:
+    """A save opened as a message: logged, not a peer's, so not idempotent (4.1.3)."""
+    message_id = request_id_of(request)
+    return open_message(request, PROTOCOL, message_type, message_id=message_id, from_peer=False)
 
 
 def _detail(result: _ItemResult) -> str:

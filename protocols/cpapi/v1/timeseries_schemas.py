@@ -236,8 +236,8 @@ def _utc_micros(text: str) -> int | None:
         return None
     if moment.tzinfo is None or moment.utcoffset() is None:
         return None
-    moment = in_range(moment)
-    return None if moment is None else to_micros(moment)
+    utc = in_range(moment)
+    return None if utc is None else to_micros(utc)
 
 
 class ValueColumns(Sequence[ValueIn]):

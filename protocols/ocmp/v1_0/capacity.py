@@ -12,7 +12,6 @@ unknown group) keeps nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import timedelta
 
 from aiohttp import web
@@ -21,15 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hub import outbound
 from hub.capacity import Block, Limit, quarter_hours, store_limit, to_kw
 from hub.ids import GROUP, resolve_id
-from hub.inbound import receive
-from hub.optimum import send_optimum, track
-from hub.peer_state import GroupLink
-from protocols.common.context import arrival, database_of, hub_of
+from hub.optimum import Optimum, send_optimum, track
+from protocols.common.context import hub_of, open_message
 from protocols.ocmp.v1_0 import codec
 from protocols.ocmp.v1_0.errors import items_reply
 from store.entities import Entity
 from store.errors import ValidationError
-from store.peers import Peer
 
 HORIZON = timedelta(hours=24)  # section 7: "rolling 24-hour basis at 15-minute data level"
 
@@ -53,23 +49,15 @@ def _blocks(group: Entity, checked: codec.Checked) -> tuple[list[Block], int]:
     return blocks, kept
 
 
-async def send_optimal(
-    tx: AsyncConnection,
-    peer: Peer,
-    group: Entity,
-    group_id: str,
-    link: GroupLink,
-    blocks: Sequence[Block],
-) -> bool:
+async def send_optimal(tx: AsyncConnection, optimum: Optimum) -> bool:
     """Queue the optimal forecast (hub.optimum.SendOptimum); OCMP always speaks Amps."""
-    del link
     queued = await outbound.send(
         tx,
-        peer,
+        optimum.peer,
         protocol=codec.PROTOCOL,
         message_type="UpdateGroupOptimalCapacityForecast",
         path="/update_group_optimal_capacity_forecast",
-        body=codec.optimal_forecast(group, group_id, blocks),
+        body=codec.optimal_forecast(optimum.group, optimum.group_id, optimum.blocks),
     )
     return queued is not None
 
@@ -82,8 +70,7 @@ async def update_group_maximum_capacity_forecast(request: web.Request) -> web.Re
     group_id, hub = checked.body["group_id"], hub_of(request)
     message_id = codec.message_id(request)
     kind = "UpdateGroupMaximumCapacityForecast"
-    opened = await arrival(request, codec.PROTOCOL, kind, message_id=message_id)
-    async with receive(database_of(request), opened) as message:
+    async with open_message(request, codec.PROTOCOL, kind, message_id=message_id) as message:
         if message.repeated:
             return web.Response(status=204)
         tx, peer = message.tx, message.from_peer()

@@ -15,26 +15,23 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
+from protocols.common.surface import Refusal
 from store.errors import FieldIssue
 
 
-def error_reply(
-    status: int,
-    code: str,
-    message: str,
-    request_id: str | None,
-    issues: Sequence[FieldIssue] = (),
-    headers: dict[str, str] | None = None,
-    accepted: int | None = None,
-) -> web.Response:
-    errors = [{"code": code, "message": i.reason, "path": i.field} for i in issues] or [
-        {"code": code, "message": message, "path": ""}
+def error_reply(refusal: Refusal, accepted: int | None = None) -> web.Response:
+    code, request_id = refusal.code, refusal.request_id
+    errors = [{"code": code, "message": i.reason, "path": i.field} for i in refusal.issues] or [
+        {"code": code, "message": refusal.message, "path": ""}
     ]
     body: dict[str, object] = {"errors": errors}
     if accepted is not None:
         body["accepted"] = accepted
-    headers = {**(headers or {}), **({"X-Correlation-ID": request_id} if request_id else {})}
-    return web.json_response(body, status=status, headers=headers)
+    headers = {
+        **(refusal.headers or {}),
+        **({"X-Correlation-ID": request_id} if request_id else {}),
+    }
+    return web.json_response(body, status=refusal.status, headers=headers)
 
 
 def items_reply(request: web.Request, issues: Sequence[FieldIssue], accepted: int) -> web.Response:
@@ -42,5 +39,7 @@ def items_reply(request: web.Request, issues: Sequence[FieldIssue], accepted: in
     every error and how many items were kept."""
     if not issues:
         return web.Response(status=204)
-    request_id = request.headers.get("X-Request-ID")
-    return error_reply(400, "invalid", "see errors", request_id, issues, None, accepted)
+    refusal = Refusal(
+        400, "invalid", "see errors", issues, None, request.headers.get("X-Request-ID")
+    )
+    return error_reply(refusal, accepted)

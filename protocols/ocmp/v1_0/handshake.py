@@ -12,9 +12,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from hub import outbound
-from hub.inbound import receive
 from hub.peer_link import record_interval
-from protocols.common.context import arrival, database_of, hub_of
+from protocols.common.context import hub_of, open_message
 from protocols.ocmp.v1_0 import codec
 from store.peers import OutboundAuth, update_peer
 
@@ -26,8 +25,7 @@ async def handshake(request: web.Request) -> web.Response:
     body = await codec.read_whole(request, "handshake")
     hub = hub_of(request)
     message_id = codec.message_id(request)
-    opened = await arrival(request, codec.PROTOCOL, "Handshake", message_id=message_id)
-    async with receive(database_of(request), opened) as message:
+    async with open_message(request, codec.PROTOCOL, "Handshake", message_id=message_id) as message:
         if message.repeated:
             return web.Response(status=204)
         username, password = codec.login_of(body)

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hub.inbound import receive
 from hub.peer_link import record_heartbeat
-from protocols.common.context import arrival, caller_of, database_of, hub_of
+from protocols.common.context import caller_of, hub_of, open_message
 from protocols.ocmp.v1_0 import codec
 
 routes = web.RouteTableDef()
@@ -26,8 +25,7 @@ async def heartbeat(request: web.Request) -> web.Response:
     if ledger.covers(account.id, offline_at):  # written less than a second ago
         return web.Response(status=204)
     message_id = codec.message_id(request)
-    opened = await arrival(request, codec.PROTOCOL, "Heartbeat", message_id=message_id)
-    async with receive(database_of(request), opened) as message:
+    async with open_message(request, codec.PROTOCOL, "Heartbeat", message_id=message_id) as message:
         if not message.repeated:
             await record_heartbeat(message.tx, message.from_peer(), offline_at)
     ledger.note(account.id, offline_at)

@@ -15,8 +15,7 @@ from aiohttp import web
 
 from hub import derivations, replan
 from hub.ids import ASSET, resolve_id
-from hub.inbound import receive
-from protocols.common.context import arrival, database_of
+from protocols.common.context import open_message
 from protocols.ocmp.v1_0 import codec
 from protocols.ocmp.v1_0.errors import items_reply
 from store.errors import ValidationError
@@ -45,8 +44,7 @@ async def update_detailed_metering_data(request: web.Request) -> web.Response:
     asset_id = checked.body["asset_id"]
     message_id = codec.message_id(request)
     kind = "UpdateDetailedMeteringData"
-    opened = await arrival(request, codec.PROTOCOL, kind, message_id=message_id)
-    async with receive(database_of(request), opened) as message:
+    async with open_message(request, codec.PROTOCOL, kind, message_id=message_id) as message:
         if message.repeated:
             return web.Response(status=204)
         tx, peer = message.tx, message.from_peer()

@@ -21,9 +21,8 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from hub.ids import GROUP, resolve_id
-from hub.inbound import receive
 from hub.peer_state import CapacityRequest, Complaint, edit
-from protocols.common.context import arrival, database_of
+from protocols.common.context import open_message
 from protocols.oscp.v2_0 import codec
 from store.errors import FieldIssue, ValidationError
 
@@ -38,8 +37,7 @@ async def adjust_group_capacity_forecast(request: web.Request) -> web.Response:
     body = await codec.read(request, "adjust_group_capacity_forecast")
     group_id = body["group_id"]
     kind = "AdjustGroupCapacityForecast"
-    opened = await arrival(request, codec.PROTOCOL, kind, message_id=answering)
-    async with receive(database_of(request), opened) as message:
+    async with open_message(request, codec.PROTOCOL, kind, message_id=answering) as message:
         if message.repeated:
             return codec.no_content(request)
         tx, peer = message.tx, message.from_peer()
@@ -67,8 +65,7 @@ async def group_capacity_compliance_error(request: web.Request) -> web.Response:
     if issues:
         raise ValidationError(issues=issues)
     kind = "GroupCapacityComplianceError"
-    opened = await arrival(request, codec.PROTOCOL, kind, message_id=answering)
-    async with receive(database_of(request), opened) as message:
+    async with open_message(request, codec.PROTOCOL, kind, message_id=answering) as message:
         if message.repeated:
             return codec.no_content(request)
         peer = message.from_peer()

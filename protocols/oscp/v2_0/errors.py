@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
+from protocols.common.surface import Refusal
 from store.errors import FieldIssue
 
 MAX_NAMED = 20  # issues named in one message; the rest are counted
@@ -28,18 +29,16 @@ def message_of(message: str, issues: Sequence[FieldIssue]) -> str:
     return "; ".join(named) + (f"; and {more} more" if more > 0 else "")
 
 
-def message_reply(
-    status: int,
-    code: str,
-    message: str,
-    request_id: str | None,
-    issues: Sequence[FieldIssue] = (),
-    headers: dict[str, str] | None = None,
-) -> web.Response:
-    """The protocol's ErrorRenderer (protocols.common.surface); `code` is not on the OSCP
-    wire, the status says it."""
-    del code
-    headers = {**(headers or {}), **({"X-Correlation-ID": request_id} if request_id else {})}
+def message_reply(refusal: Refusal) -> web.Response:
+    """The protocol's ErrorRenderer (protocols.common.surface); the refusal's code is not on
+    the OSCP wire, the status says it."""
+    request_id = refusal.request_id
+    headers = {
+        **(refusal.headers or {}),
+        **({"X-Correlation-ID": request_id} if request_id else {}),
+    }
     return web.json_response(
-        {"message": message_of(message, issues)}, status=status, headers=headers
+        {"message": message_of(refusal.message, refusal.issues)},
+        status=refusal.status,
+        headers=headers,
     )

@@ -15,23 +15,18 @@ by type:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import timedelta
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub import fallbacks
-from hub.capacity import Block, Limit, store_limit
+from hub.capacity import Limit, store_limit
 from hub.ids import GROUP, resolve_id
-from hub.inbound import receive
-from hub.optimum import send_optimum, track
-from hub.peer_state import GroupLink
-from protocols.common.context import arrival, database_of, hub_of
+from hub.optimum import Optimum, send_optimum, track
+from protocols.common.context import hub_of, open_message
 from protocols.oscp.v2_0 import codec
-from store.entities import Entity
 from store.errors import ValidationError
-from store.peers import Peer
 
 # The clock re-plans dirty groups over this much time from now (OSCP fixes no horizon; a
 # day-ahead forecast made late in the day reaches almost 48 hours out).
@@ -42,17 +37,13 @@ FALLBACKS = {"FALLBACK_CONSUMPTION": Limit.CONSUMPTION, "FALLBACK_GENERATION": L
 routes = web.RouteTableDef()
 
 
-async def send_optimum_forecast(
-    tx: AsyncConnection,
-    peer: Peer,
-    group: Entity,
-    group_id: str,
-    link: GroupLink,
-    blocks: Sequence[Block],
-) -> bool:
+async def send_optimum_forecast(tx: AsyncConnection, optimum: Optimum) -> bool:
     """Queue the OPTIMUM (hub.optimum.SendOptimum), spoken as the peer's last forecast."""
-    body = codec.optimum(group, group_id, link.unit or "KW", link.phase or "ALL", blocks)
-    return await codec.send(tx, peer, "UpdateGroupCapacityForecast", PATH, body)
+    link = optimum.link
+    body = codec.optimum(
+        optimum.group, optimum.group_id, link.unit or "KW", link.phase or "ALL", optimum.blocks
+    )
+    return await codec.send(tx, optimum.peer, "UpdateGroupCapacityForecast", PATH, body)
 
 
 @routes.post("/update_group_capacity_forecast")
@@ -65,10 +56,9 @@ async def update_group_capacity_forecast(request: web.Request) -> web.StreamResp
             "type", "OPTIMUM is what the CO sends; send CONSUMPTION, GENERATION or FALLBACK_*"
         )
     hub = hub_of(request)
-    opened = await arrival(
+    async with open_message(
         request, codec.PROTOCOL, "UpdateGroupCapacityForecast", message_id=message_id
-    )
-    async with receive(database_of(request), opened) as message:
+    ) as message:
         if message.repeated:
             return codec.no_content(request)
         tx, peer = message.tx, message.from_peer()

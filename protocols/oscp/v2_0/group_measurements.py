@@ -13,8 +13,7 @@ from aiohttp import web
 
 from hub import replan
 from hub.ids import GROUP, resolve_id
-from hub.inbound import receive
-from protocols.common.context import arrival, database_of
+from protocols.common.context import open_message
 from protocols.oscp.v2_0 import codec
 from protocols.oscp.v2_0.readings import check_span, reading_of, store_readings
 from store.errors import FieldIssue, ValidationError
@@ -47,8 +46,7 @@ async def update_group_measurements(request: web.Request) -> web.Response:
     if issues:
         raise ValidationError(issues=issues)
     kind = "UpdateGroupMeasurements"
-    opened = await arrival(request, codec.PROTOCOL, kind, message_id=message_id)
-    async with receive(database_of(request), opened) as message:
+    async with open_message(request, codec.PROTOCOL, kind, message_id=message_id) as message:
         if message.repeated:
             return codec.no_content(request)
         tx, peer = message.tx, message.from_peer()

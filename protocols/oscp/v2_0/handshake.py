@@ -17,10 +17,9 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hub.inbound import receive
 from hub.peer_link import record_interval
 from hub.peer_state import edit
-from protocols.common.context import arrival, database_of, hub_of
+from protocols.common.context import hub_of, open_message
 from protocols.common.surface import ProtocolError
 from protocols.oscp.v2_0 import codec
 from store.peers import Peer
@@ -43,8 +42,7 @@ async def handshake(request: web.Request) -> web.StreamResponse:
     answering = codec.request_id(request)
     body = await codec.read(request, "handshake")
     hub = hub_of(request)
-    opened = await arrival(request, codec.PROTOCOL, "Handshake", message_id=answering)
-    async with receive(database_of(request), opened) as message:
+    async with open_message(request, codec.PROTOCOL, "Handshake", message_id=answering) as message:
         if message.repeated:
             return codec.no_content(request)
         peer = message.from_peer()
@@ -73,8 +71,9 @@ async def handshake_acknowledge(request: web.Request) -> web.Response:
     """The answer to a Handshake: what the peer requires of us (often nothing: `{}`)."""
     message_id = codec.request_id(request)
     body = await codec.read(request, "handshake_acknowledge")
-    opened = await arrival(request, codec.PROTOCOL, "HandshakeAcknowledge", message_id=message_id)
-    async with receive(database_of(request), opened) as message:
+    async with open_message(
+        request, codec.PROTOCOL, "HandshakeAcknowledge", message_id=message_id
+    ) as message:
         if not message.repeated:
             await _keep_behaviour(message.tx, message.from_peer(), body)
     return codec.no_content(request)

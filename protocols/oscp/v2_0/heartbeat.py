@@ -13,9 +13,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from hub import fallbacks
-from hub.inbound import receive
 from hub.peer_link import is_offline, record_heartbeat
-from protocols.common.context import arrival, caller_of, database_of, hub_of
+from protocols.common.context import caller_of, hub_of, open_message
 from protocols.oscp.v2_0 import codec
 
 routes = web.RouteTableDef()
@@ -29,8 +28,7 @@ async def heartbeat(request: web.Request) -> web.Response:
     ledger, account = hub_of(request).heartbeats, caller_of(request).account
     if ledger.covers(account.id, offline_at):  # written less than a second ago
         return codec.no_content(request)
-    opened = await arrival(request, codec.PROTOCOL, "Heartbeat", message_id=message_id)
-    async with receive(database_of(request), opened) as message:
+    async with open_message(request, codec.PROTOCOL, "Heartbeat", message_id=message_id) as message:
         if message.repeated:
             return codec.no_content(request)
         was_offline = is_offline(message.from_peer())

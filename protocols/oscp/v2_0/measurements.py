@@ -18,9 +18,8 @@ from aiohttp import web
 
 from hub import replan
 from hub.ids import ASSET, GROUP, resolve_id
-from hub.inbound import receive
 from hub.optimum import mark_dirty
-from protocols.common.context import arrival, database_of
+from protocols.common.context import open_message
 from protocols.oscp.v2_0 import codec
 from protocols.oscp.v2_0.readings import (
     Instant,
@@ -75,8 +74,7 @@ async def update_asset_measurements(request: web.Request) -> web.Response:
     body = await codec.read(request, "update_asset_measurements")
     group_id = body["group_id"]
     kind = "UpdateAssetMeasurements"
-    opened = await arrival(request, codec.PROTOCOL, kind, message_id=message_id)
-    async with receive(database_of(request), opened) as message:
+    async with open_message(request, codec.PROTOCOL, kind, message_id=message_id) as message:
         if message.repeated:
             return codec.no_content(request)
         tx, peer = message.tx, message.from_peer()

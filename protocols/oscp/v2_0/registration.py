@@ -18,9 +18,8 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hub.inbound import receive
 from hub.peer_state import edit
-from protocols.common.context import arrival, caller_of, database_of, hub_of
+from protocols.common.context import caller_of, hub_of, open_message
 from protocols.common.surface import ProtocolError
 from protocols.oscp.v2_0 import codec
 from store.accounts import record_token, revoke_token
@@ -59,8 +58,7 @@ async def register(request: web.Request) -> web.StreamResponse:
     base_url = chosen_base_url(body)
     is_reply = bool(request.headers.get("X-Correlation-ID", "").strip())
     now = datetime.now(UTC)
-    opened = await arrival(request, codec.PROTOCOL, "Register", message_id=answering)
-    async with receive(database_of(request), opened) as message:
+    async with open_message(request, codec.PROTOCOL, "Register", message_id=answering) as message:
         if message.repeated:
             return codec.no_content(request)
         tx = message.tx
@@ -101,8 +99,9 @@ async def update_endpoint(request: web.Request) -> web.Response:
     body = await codec.read(request, "register")
     base_url = chosen_base_url(body)
     now = datetime.now(UTC)
-    opened = await arrival(request, codec.PROTOCOL, "RegisterUpdate", message_id=message_id)
-    async with receive(database_of(request), opened) as message:
+    async with open_message(
+        request, codec.PROTOCOL, "RegisterUpdate", message_id=message_id
+    ) as message:
         if not message.repeated:
             peer = await _keep_endpoint(
                 message.tx, message.from_peer(), base_url, body["token"], now
@@ -118,8 +117,9 @@ async def unregister(request: web.Request) -> web.Response:
     with us stays valid, so that it can register again."""
     message_id = codec.request_id(request)
     now = datetime.now(UTC)
-    opened = await arrival(request, codec.PROTOCOL, "Unregister", message_id=message_id)
-    async with receive(database_of(request), opened) as message:
+    async with open_message(
+        request, codec.PROTOCOL, "Unregister", message_id=message_id
+    ) as message:
         if not message.repeated:
             tx = message.tx
             peer = await update_peer(
