@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from marshmallow import ValidationError as SchemaError
 
-from protocols.cpapi.v1.timeseries_schemas import (
+from protocols.cpapi.v1.codec.timeseries import (
     TimeSeriesSchema,
     TimeSeriesValueSchema,
     ValueColumns,

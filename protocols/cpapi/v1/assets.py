@@ -12,68 +12,9 @@ reaches the same handler:
     POST Asset/SaveAssetV1?saveType=                                      4.2.6
     POST Asset/SaveAssetV1List | SaveAssetListV1 ?saveType=               4.2.7
 
-Decisions where the spec leaves room (each is tested):
-
-- Saving. An AssetKey with `Key` names the entity by platform key ("used as preference over
-  the ExternalKey if also supplied", 4.2.1): it is updated, or created with that key. Without
-  Key, SystemIdentifier + ExternalEntityReferenceType + ExternalKey are resolved (4.1.2); an
-  unknown triple creates the entity and records the cross-reference. A Key given together
-  with an ExternalKey records that cross-reference too. `saveType` (4.2.6) is Upsert by
-  default; Insert refuses an existing asset, Update a missing one.
-- Properties. AssetType and AssetSubType come from the property list and are mandatory on
-  insert (Table 1); on update they must repeat the stored kind. ListOption:
-  * PartialList (also when ListOption is null or absent, and for the flat
-    `assetPropertyList` of the 4.2.6 example): only the supplied properties change; a null
-    clears an optional one. Table 1: mandatory properties apply "to Inserts, on updates
-    value will be unchanged if not supplied".
-  * FullList: the list is the whole of its classifications (AssetPropertyClassificationType-
-    List; all classifications when that is empty): an optional property of those
-    classifications that is not supplied reverts to its Table 1 default ("By default set
-    to ...") or is cleared when it has none; mandatory ones stay unchanged (same sentence).
-  * NotSupplied: the properties are left alone (on insert the kind is then missing).
-  A property whose classification is outside a non-empty AssetPropertyClassificationTypeList
-  ("list of Property Types included"), or whose stated AssetPropertyClassificationType is
-  not the catalogue's, is refused. Meter and Monitoring are one classification here: 4.2.1
-  lists Monitoring, 4.2.4 lists Meter, and Table 1 calls its Meter rows "Monitoring property".
-  The spelling `IsContollerable` of 4.2.1 Example 1 is read as IsControllable (its tabular
-  form and 4.2.6 write that). PropertyValueType is "not required on save" and not checked.
-- Connectors. AssetReferenceKey is resolved like an AssetKey, in this tenant only, within
-  the same transaction (an item may reference an asset saved earlier in the same list).
-  ReferenceDirection Parent: the referenced asset is this asset's parent; Child: its child;
-  NotSupplied/null: derived from the kinds (a resource is below a site asset group, which
-  is below a site, which is below any other area; two assets of one rank need it given).
-  ConnectorType, when absent, is named after the parent's kind ("if not supplied will
-  derive", 4.2.1): Site, SiteAssetGroup, Zone, Weather (WeatherArea), Market, Price
-  (PriceArea), Flexibility (FlexibilityArea) - one type per area kind, so that a site can
-  have its price, weather and flexibility area at once while 3.1's "only one active
-  connection to one area (of a particular classification type)" still holds per type.
-  A resource parent has no derivable type: it must be given. 3.1's "Validation will
-  restrict the Site Asset groups parent to always be a Site and its children must always be
-  resource assets" is enforced. Saving a connector that exists already changes nothing.
-  ListOption NotSupplied leaves connectors alone; PartialList adds (and sets the EntityStatus
-  of a listed existing connector); FullList additionally ends every existing connector in its
-  scope (AssetConnectorTypeList x ReferenceDirectionList) that the list leaves out: its
-  ValidToTime becomes now, or, when it had not begun yet, it is marked Deleted. History is
-  kept, so a LiveAtDateTime query in the past still sees the link.
-- Answers. A refused item answers SaveAssetResponseV1 with Success false, ErrorMessage
-  naming each field and reason (`errors.item_error`), and `Errors` [{Field, Reason}]. The
-  list answers 200 with one result per item, in order; each item runs in its own savepoint
-  of one transaction, so nothing of a refused item is stored and the others are. A refused
-  single save answers the same body with 400 (invalid), 404 (a referenced asset or, with
-  saveType Update, the asset itself is unknown) or 409 (conflict).
-- Reading. IncludePropertyClassificationTypes / IncludeAssetConnectorTypes default to true;
-  false answers that section with ListOption NotSupplied and empty lists, which posted back
-  leaves the stored data alone. Included sections answer ListOption FullList with the
-  classifications, connector types and directions they cover, so a GetAssetV1 answer posted
-  back to SaveAssetV1 changes nothing. The AssetKey (and each AssetReferenceKey) carries the
-  platform Key, the entity's name as FriendlyName and a cross-reference of a CP-API type,
-  preferring the asker's SystemIdentifier.
-- GetAssetV1List. AssetType/AssetSubType take the 4.2.2 words (All, AllResourceTypes,
-  AllAreaTypes, Metering, Weather ...). ActiveOnly true: Active assets and connectors only;
-  false: every status; absent: all but Deleted. LiveAtDateTime keeps assets whose
-  [ValidFromTime, ValidToTime) holds it, and connectors active then. Search: name contains
-  the text, any case. pageSize: default 10000, "minimum 1000" (smaller sizes are raised to
-  1000), at most 10000.
+The decisions where the spec leaves room (saving, properties and ListOption, connectors,
+answers, reading, paging) are in docs/protocols/cpapi-v1.md, "Asset management (4.2)",
+each tested in tests/test_cpapi_assets.py.
 """
 
 from __future__ import annotations
@@ -94,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hub.inbound import Message, list_outcome
 from protocols.common.context import caller_of, database_of, open_message, request_id_of
 from protocols.common.wire import marshmallow_issues, read_json
-from protocols.cpapi.v1.asset_schemas import (
+from protocols.cpapi.v1.codec.assets import (
     AssetConnector,
     AssetConnectors,
     AssetListRequestV1Schema,

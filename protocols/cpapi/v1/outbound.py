@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub import outbound
 from hub.peer_state import PeerState, edit, state_of
-from protocols.cpapi.v1.timeseries_schemas import resolution_name
-from protocols.cpapi.v1.wire_types import iso
+from protocols.cpapi.v1.codec.timeseries import resolution_name
+from protocols.cpapi.v1.codec.wire import iso
 from store.entities import Entity
 from store.peers import OutboundAuth, Peer, add_peer, find_peer, list_peers, update_peer
 from store.references import references_of

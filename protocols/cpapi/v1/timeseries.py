@@ -7,64 +7,11 @@
     POST /api/TimeSeries/SaveTimeSeriesListForEntitiesV1    [TimeSeriesV1]
                                                             -> [SaveTimeSeriesResponseV1]
 
-How the spec's words are read (each is tested by name in tests/test_cpapi_timeseries.py):
-
-- Resolution: Second .. Hour, Day and Week are fixed block lengths. None, Frequent, Rarely
-  and Occasionally are irregular instants (a store series without a resolution). Month,
-  Quarter and Year are not fixed lengths and are refused with a 400 naming Resolution (a
-  calendar period can be saved in a Frequent series with a ValueToTime on each value).
-- A save without Resolution uses the stored series' resolution, or for a new series the
-  Table 2 default of its type (`_DEFAULT_STEPS`: meter readings and the always-"Frequent"
-  charging currents and powers irregular, spot prices Hour, everything else FifteenMinutes).
-- ValueTime is the START of the value's period (4.3.1.2). A ValueToTime spanning several
-  blocks of the series is a band: intensive values (power, capacity, price, temperature,
-  levels, states) are repeated onto every block; energy (kWh per block, an extensive
-  quantity) is divided evenly over the blocks, so the band keeps its total (repeating kWh
-  would multiply the energy, DESIGN.md section 4). On an irregular series ValueToTime is
-  stored as the value's end.
-- Units: 3.3.1 "no other units will be accepted": kWh, kW, A, C, % and prices per MWh in any
-  currency; states (Charging point state, OnOff regulations) are unitless. Anything else,
-  or a unit of another dimension than the type's, is a 400 naming Unit. No Unit: the type's
-  canonical unit. Get answers in these units (converting a series another protocol stored
-  in, say, MWh), with Celsius written "C" as Table 3 does.
-- Dates must carry an offset ("Z"): see `timeseries_schemas.UtcDateTime` for why a
-  timestamp without one is refused rather than read as UTC. TimeZone is validated (an IANA
-  name or UTC) and matters only to day alignment: Get refuses to resample into Day in a zone
-  that is not UTC all year, since days are aligned to 00:00 UTC.
-- Get returns the latest belief per value, at the stored resolution when no Resolution (or
-  an irregular one) is asked, else resampled by the store's rules (energy sums/divides,
-  intensive quantities average/repeat, readings interpolate). Status is returned with
-  values read at their stored resolution; a resampled value has none. ToDateTime omitted:
-  everything from FromDateTime on. Values stored as null (unknown) are left out. A type the
-  entity has no series of is answered with an empty TimeSeriesValueList. Resampling into
-  Week is refused (store blocks align to the UTC epoch, a Thursday).
-- GetTimeSeriesListForEntityV1: RetrieveAllTimeSeriesTypes true, or no TimeSeriesTypeList,
-  returns every series of the entity; otherwise one TimeSeriesV1 per listed type, in order.
-- Saves merge (4.3.4 "the values are always merged into the existing list"): the source of
-  written values is the caller's account username; a newer save replaces a value of the
-  same start. The list method saves each item in its own savepoint of one transaction: a
-  bad item is answered Success false with an ErrorMessage naming field and reason, and
-  nothing of it is stored; the others are.
-- SaveTimeSeriesV1 refused: HTTP 400/404/409 in the CP-API error shape, whose body also
-  carries the SaveTimeSeriesResponseV1 fields (Success false, ErrorMessage), so that a
-  client reading either shape understands it. An unknown entity is answered with the
-  spec's own words, "Entity with the supplied key could not be found" (4.3.5 example).
-- Key in SaveTimeSeriesResponseV1 is the entity's platform key (the 4.3.5 example answers the
-  same Key for three series of one entity); null when the entity could not be found (the
-  example shows one there, which cannot be known).
-- Derivations of Table 2 on save, written with source "derived" in the same savepoint:
-  accumulated readings -> interval energy per block (reading at the block end minus reading
-  at its start, interpolated: the computation of `store.values.derive_energy`) at the
-  derived series' resolution, 15 minutes for a new one, over the span of the saved readings
-  widened to the stored readings next to them (within a day), so the blocks a new reading
-  completes are derived too; Consumption/Production Phase 1..3 -> their sum in Consumption/
-  Production, for blocks where all three phases are known ("calculated from sum of all 3
-  phases"); Net Energy -> Consumption (positive part) and Production (negative part as a
-  magnitude), split at the net series' own resolution before any coarsening. Derivations
-  cascade (readings per phase -> energy per phase -> total; net readings -> net energy ->
-  split). A derived value never replaces a value a peer supplied for the same block (Table
-  2 calculates a series from another "if supplied", "Alternatively"); a derived series kept
-  at irregular instants is left alone.
+How the spec's words are read (resolutions, units, dates, bands, merges, refusals) is in
+docs/protocols/cpapi-v1.md, "Time series (4.3)", each decision tested by name in
+tests/test_cpapi_timeseries.py. A save writes what Table 2 derives (hub.derivations), sends
+section 6 messages for control series (outbound.py) and marks stale the plans that read the
+series (hub.replan).
 """
 
 from __future__ import annotations
@@ -98,9 +45,7 @@ from hub.inbound import Message, list_outcome
 from protocols.common.context import caller_of, database_of, open_message, request_id_of
 from protocols.common.surface import ProtocolError, Refusal
 from protocols.common.wire import marshmallow_issues, read_json
-from protocols.cpapi.v1.errors import error_response, item_error
-from protocols.cpapi.v1.outbound import KINDS, emit
-from protocols.cpapi.v1.timeseries_schemas import (
+from protocols.cpapi.v1.codec.timeseries import (
     CALENDAR,
     CALENDAR_REASON,
     IRREGULAR,
@@ -122,6 +67,8 @@ from protocols.cpapi.v1.timeseries_schemas import (
     resolution_name,
     wire_issues,
 )
+from protocols.cpapi.v1.errors import error_response, item_error
+from protocols.cpapi.v1.outbound import KINDS, emit
 from store.entities import Entity
 from store.errors import Conflict, FieldIssue, NotFound, StoreError, ValidationError
 from store.references import ExternalRef, find_many, normalise, resolve

@@ -28,7 +28,7 @@ from marshmallow import Schema, fields, post_dump, post_load
 from marshmallow import ValidationError as SchemaError
 
 from protocols.common.wire import CaseInsensitiveSchema
-from protocols.cpapi.v1.wire_types import UtcDateTime, iso
+from protocols.cpapi.v1.codec.wire import UtcDateTime, iso
 from store.catalogue import (
     ConnectorType,
     EntityStatus,

@@ -27,7 +27,7 @@ from marshmallow import Schema, fields, post_load, validate
 from marshmallow import ValidationError as SchemaError
 
 from protocols.common.wire import CaseInsensitiveSchema
-from protocols.cpapi.v1.wire_types import NAIVE_REASON, UtcDateTime, iso  # noqa: F401
+from protocols.cpapi.v1.codec.wire import NAIVE_REASON, UtcDateTime, iso  # noqa: F401
 from store.errors import FieldIssue
 from store.references import EntityRef
 from store.timeutil import from_micros, in_range, to_micros
