@@ -57,14 +57,29 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 @web.middleware
 async def body_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse a declared oversize body before reading a byte of it."""
-    limit = request.config_dict[SETTINGS].max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        message = f"request body of {request.content_length} bytes exceeds {limit}"
+    """Refuse a declared oversize body before reading a byte of it. A protocol surface does
+    so itself (adapter.surfaces), to answer in the protocol's envelope."""
+    if len(request.match_info.apps) > 1:  # a route of a mounted surface
+        return await handler(request)
+    try:
+        refuse_declared_oversize(request)
+    except web.HTTPRequestEntityTooLarge as exc:
         return error_response(
-            Refusal(413, "body_too_large", message, request_id=request_id_of(request))
+            Refusal(413, "body_too_large", exc.text or "", request_id=request_id_of(request))
         )
     return await handler(request)
+
+
+def refuse_declared_oversize(request: web.Request) -> None:
+    """HTTP 413 for a Content-Length over `max_body_bytes` (a chunked body is cut off at the
+    limit while it is read)."""
+    limit = request.config_dict[SETTINGS].max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=limit,
+            actual_size=request.content_length,
+            text=f"request body of {request.content_length} bytes exceeds {limit}",
+        )
 
 
 @web.middleware

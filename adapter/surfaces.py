@@ -17,6 +17,7 @@ from adapter.guards import (
     tenant_of,
     token_account,
 )
+from adapter.middlewares import refuse_declared_oversize
 from adapter.refusals import refusal_of
 from protocols.common.context import CALLER, Caller
 from protocols.common.surface import Auth, Forbidden, Surface
@@ -44,6 +45,7 @@ def surface_middleware(surface: Surface) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
+            refuse_declared_oversize(request)
             request[CALLER] = await _authenticate(request, surface)
             return await handler(request)
         except Exception as exc:

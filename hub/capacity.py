@@ -74,7 +74,7 @@ def quarter_hours(start: datetime, end: datetime, kw: float, where: str) -> list
 
 @dataclass(frozen=True, slots=True)
 class Electrical:
-    """What A <-> kW needs of an entity (DESIGN.md section 4)."""
+    """What A <-> kW needs of an entity (docs/store.md, "Units")."""
 
     voltage: float
     phases: int
@@ -115,10 +115,8 @@ async def store_limit(
     source: str,
 ) -> None:
     """The group's limit for these blocks (newer beliefs replace older ones)."""
-    series = await ensure_series(tx, tenant, group, SERIES[limit], resolution=BLOCK)
-    await write_values(
-        tx, tenant, series, [Point(b.start, b.end, b.kw) for b in blocks], source=source
-    )
+    points = [Point(b.start, b.end, b.kw) for b in blocks]
+    await _write_limit(tx, tenant, group, limit, points, source)
 
 
 async def clear_limit(
@@ -130,7 +128,17 @@ async def clear_limit(
     source: str,
 ) -> None:
     """Write 'unknown' (null) over the blocks: a limit that no longer holds."""
+    points = [Point(b.start, b.end, None) for b in blocks]
+    await _write_limit(tx, tenant, group, limit, points, source)
+
+
+async def _write_limit(
+    tx: AsyncConnection,
+    tenant: Tenant,
+    group: Entity,
+    limit: Limit,
+    points: Sequence[Point],
+    source: str,
+) -> None:
     series = await ensure_series(tx, tenant, group, SERIES[limit], resolution=BLOCK)
-    await write_values(
-        tx, tenant, series, [Point(b.start, b.end, None) for b in blocks], source=source
-    )
+    await write_values(tx, tenant, series, points, source=source)

@@ -1,6 +1,7 @@
 """The one way an inbound message is opened, for every handler of every protocol
-(DESIGN.md section 2): one transaction; the tenant; the peer the caller's account speaks
-for, its row locked; the idempotency claim on the message id; and the message log.
+(docs/architecture.md, "The message path"): one transaction; the tenant; the peer the
+caller's account speaks for, its row locked; the idempotency claim on the message id; and
+the message log.
 
     async with receive(db, Arrival(...)) as message:
         if message.repeated:

@@ -1,5 +1,5 @@
 """A group's plan: its inputs gathered from the store, the optimizer's solve, the plan written
-back and handed to the protocols that send plans (DESIGN.md section 5, issue 5 item 5).
+back and handed to the protocols that send plans (docs/optimizer.md).
 
 Inputs, per 15-minute block of the horizon:
 - grid limit: the group's MaxCapacity (kW); a block without one takes the largest known;

@@ -758,14 +758,6 @@ REFUSED: tuple[Refused, ...] = (
         413,
         _post("heartbeat", data=b"x" * 4096),
         settings={"max_body_bytes": 1024},
-        marks=(
-            pytest.mark.xfail(
-                strict=True,
-                reason="the root body-limit middleware answers before the OCMP surface, in "
-                "flexbridge's envelope {'error': {'code', 'message', 'request_id'}}: no "
-                "'errors' array, which error_reply.json requires",
-            ),
-        ),
     ),
 )
 

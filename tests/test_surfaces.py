@@ -12,7 +12,7 @@ from sqlalchemy.exc import OperationalError
 
 from adapter.app import create_app
 from adapter.auth import encode_basic_auth
-from adapter.keys import DB
+from adapter.keys import DB, SETTINGS
 from adapter.settings import Settings
 from adapter.surfaces import mount
 from protocols.common.context import caller_of
@@ -166,3 +166,14 @@ async def test_concurrent_writers_of_one_process_queue_instead_of_failing(client
     await asyncio.gather(*(writer(n) for n in range(30)))
     assert sorted(order) == list(range(30))
     assert db.writer is not None and not db.writer.locked()
+
+
+async def test_a_declared_oversize_body_is_refused_in_the_protocol_envelope(client):
+    """Refused before a byte is read, and before authentication: no login is checked for a
+    body that will not be read."""
+    limit = client.app[SETTINGS].max_body_bytes
+    response = await client.post(
+        "/test/schema", data=b"x" * 16, headers={"Content-Length": str(limit + 1)}
+    )
+    assert response.status == 413
+    assert (await response.json())["proto_code"] == "body_too_large"
