@@ -60,6 +60,10 @@ def _one_line(exc: BaseException) -> str:
 # What a command can meet that is the environment's fault, not a bug: an unreachable or
 # refusing database, unreadable or mismatched TLS files (ssl.SSLError is an OSError), a port
 # in use, a date past the calendar.
+_DIALECT_HELP = (
+    "a named set of per-peer wire choices of the protocol (OSCP: oscp-2.0, the default, or "
+    "pyoscp-0.1; docs/protocols/oscp-2.0.md, Dialects)"
+)
 _ENVIRONMENT_ERRORS = (OSError, SQLAlchemyError, OverflowError, ValueError)
 
 
@@ -161,7 +165,16 @@ def _parser() -> argparse.ArgumentParser:
         default=str(UnknownIds.STRICT),
         help="an unknown group_id / asset_id: an error (strict) or a new entity (lenient)",
     )
+    peer_add.add_argument("--dialect", help=_DIALECT_HELP)
     _settings_flags(peer_add)
+    peer_update = peer.add_parser("update", help="change how a provisioned peer is treated")
+    peer_update.add_argument("--tenant", required=True)
+    peer_update.add_argument("--protocol", required=True, choices=peer_admin.PROTOCOLS)
+    peer_update.add_argument("--name", required=True)
+    peer_update.add_argument("--base-url", help="the peer's endpoint")
+    peer_update.add_argument("--unknown-ids", choices=[str(u) for u in UnknownIds])
+    peer_update.add_argument("--dialect", help=_DIALECT_HELP)
+    _settings_flags(peer_update)
     peer_list = peer.add_parser("list", help="peers with their state and last heartbeat")
     peer_list.add_argument("--tenant", required=True)
     _settings_flags(peer_list)
@@ -304,14 +317,27 @@ def _admin_command(
             password=args.password,
             token=args.token,
             unknown_ids=UnknownIds(args.unknown_ids),
+            dialect=args.dialect,
         )
         return await peer_admin.add(db, new)
+
+    async def peer_update(db: Database) -> str:
+        change = peer_admin.PeerChange(
+            args.tenant,
+            args.protocol,
+            args.name,
+            base_url=args.base_url,
+            unknown_ids=None if args.unknown_ids is None else UnknownIds(args.unknown_ids),
+            dialect=args.dialect,
+        )
+        return await peer_admin.update(db, change)
 
     async def peer_list(db: Database) -> str:
         return await peer_admin.describe(db, args.tenant)
 
     return {
         ("peer", "add"): peer_add,
+        ("peer", "update"): peer_update,
         ("peer", "list"): peer_list,
         ("cpapi", "endpoint"): cpapi_endpoint,
         ("db", "upgrade"): db_upgrade,

@@ -1,5 +1,5 @@
-"""`flexbridge peer add` and `flexbridge peer list`: the CLI's words around
-hub.provisioning (what a new peer's operator is told) and the peer table."""
+"""`flexbridge peer add|update|list`: the CLI's words around hub.provisioning (what a new
+peer's operator is told, which dialects a protocol has) and the peer table."""
 
 from __future__ import annotations
 
@@ -7,16 +7,29 @@ from datetime import datetime
 
 from hub.peer_link import is_online
 from hub.peer_state import state_of
-from hub.provisioning import PROTOCOLS, NewPeer, provision_peer
+from hub.provisioning import PROTOCOLS, NewPeer, PeerChange, change_peer, provision_peer
+from protocols.ocmp import v1_0 as ocmp
+from protocols.oscp import v2_0 as oscp
 from store.db import Database
 from store.peers import Peer, list_peers
 from store.tenants import get_tenant
 
-__all__ = ["PROTOCOLS", "NewPeer", "add", "describe"]
+__all__ = ["PROTOCOLS", "NewPeer", "PeerChange", "add", "describe", "update"]
+
+# The dialects a peer of each protocol may be given (its surface declares them).
+DIALECTS = {"ocmp": ocmp.SURFACE.dialects, "oscp": oscp.CO_SURFACE.dialects}
+
+
+def _check_dialect(protocol: str, dialect: str | None) -> None:
+    known = DIALECTS.get(protocol, frozenset())
+    if dialect is not None and dialect not in known:
+        named = ", ".join(sorted(known)) or "none"
+        raise ValueError(f"--dialect: {protocol} has no dialect {dialect!r} (it has: {named})")
 
 
 async def add(db: Database, new: NewPeer) -> str:
     """Record the peer and its login; returns what to tell the peer's operator."""
+    _check_dialect(new.protocol, new.dialect)
     login = await provision_peer(db, new)
     if login.token is not None:
         shown = login.token if new.token is None else "(as given)"
@@ -25,6 +38,16 @@ async def add(db: Database, new: NewPeer) -> str:
     return (
         f"{new.protocol} peer {new.name} of {new.tenant}: "
         f"username {login.username} password {shown}"
+    )
+
+
+async def update(db: Database, change: PeerChange) -> str:
+    _check_dialect(change.protocol, change.dialect)
+    peer = await change_peer(db, change)
+    state = state_of(peer)
+    return (
+        f"{peer.protocol} peer {peer.name} of {change.tenant}: "
+        f"dialect {state.dialect or 'standard'}, unknown ids {state.unknown_ids}"
     )
 
 

@@ -71,7 +71,7 @@ class Heartbeats:
 
     protocol: str
     path: str
-    body: Callable[[datetime], Mapping[str, Any]]  # offline_mode_at -> message body
+    body: Callable[[Peer, datetime], Mapping[str, Any]]  # (peer, offline_mode_at) -> body
 
 
 async def record_heartbeat(tx: AsyncConnection, locked: Peer, offline_at: datetime) -> Peer:
@@ -155,7 +155,7 @@ async def _send_heartbeat(
         protocol=heartbeats.protocol,
         message_type="Heartbeat",
         path=heartbeats.path,
-        body=heartbeats.body(now + OFFLINE_AFTER_INTERVALS * interval),
+        body=heartbeats.body(peer, now + OFFLINE_AFTER_INTERVALS * interval),
         # A heartbeat not delivered within its interval is worth nothing: the next one is due.
         deadline=interval,
     )

@@ -78,6 +78,7 @@ class Complaint:
 class PeerState:
     schema_version: int = SCHEMA_VERSION
     unknown_ids: UnknownIds = UnknownIds.STRICT
+    dialect: str | None = None  # a named set of the protocol's wire choices for this peer
     # The link: registration (OSCP), handshake and heartbeats (OCMP, OSCP).
     version: str | None = None
     registered_at: datetime | None = None
@@ -156,6 +157,7 @@ def decode(raw: Mapping[str, Any]) -> PeerState:
     interval = raw.get("heartbeat_interval")
     return PeerState(
         unknown_ids=UnknownIds(raw.get("unknown_ids", UnknownIds.STRICT)),
+        dialect=raw.get("dialect"),
         version=raw.get("version"),
         registered_at=_time(raw.get("registered_at")),
         endpoint_updated_at=_time(raw.get("endpoint_updated_at")),
@@ -194,6 +196,7 @@ def encode(state: PeerState) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "unknown_ids": str(state.unknown_ids),
+        "dialect": state.dialect,
         "version": state.version,
         "registered_at": _text(state.registered_at),
         "endpoint_updated_at": _text(state.endpoint_updated_at),

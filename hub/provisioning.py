@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from hub.peer_state import UnknownIds, edit
 from store.accounts import Role, add_account, record_token
 from store.db import Database
-from store.peers import add_peer
+from store.errors import NotFound
+from store.peers import Peer, add_peer, find_peer, get_peer, update_peer
 from store.secrets import new_secret
 from store.tenants import get_tenant
 
@@ -30,6 +31,7 @@ class NewPeer:
     password: str | None = None
     token: str | None = None
     unknown_ids: UnknownIds = UnknownIds.STRICT
+    dialect: str | None = None  # one of the protocol surface's dialects (checked by the caller)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,5 +65,34 @@ async def provision_peer(db: Database, new: NewPeer) -> Login:
             account_id=account.id,
         )
         async with edit(tx, peer) as state:
-            state.unknown_ids = new.unknown_ids
+            state.unknown_ids, state.dialect = new.unknown_ids, new.dialect
     return Login(username, password, token)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerChange:
+    """What `flexbridge peer update` changes; None leaves a setting as it is."""
+
+    tenant: str
+    protocol: str
+    name: str
+    base_url: str | None = None
+    unknown_ids: UnknownIds | None = None
+    dialect: str | None = None
+
+
+async def change_peer(db: Database, change: PeerChange) -> Peer:
+    """Change how a provisioned peer is treated; NotFound when there is no such peer."""
+    async with db.transaction() as tx:
+        tenant = await get_tenant(tx, change.tenant)
+        peer = await find_peer(tx, tenant, change.protocol, change.name)
+        if peer is None:
+            raise NotFound(f"{change.protocol} peer", change.name)
+        if change.base_url is not None:
+            peer = await update_peer(tx, tenant, peer, base_url=change.base_url)
+        async with edit(tx, peer) as state:
+            if change.unknown_ids is not None:
+                state.unknown_ids = change.unknown_ids
+            if change.dialect is not None:
+                state.dialect = change.dialect
+        return await get_peer(tx, tenant, peer.id)

@@ -525,6 +525,30 @@ async def test_a_repeated_request_id_is_applied_once(oscp):
 # Handshake acknowledgements
 
 
+async def test_a_peer_in_the_pyoscp_dialect_gets_its_ack_path_and_zoneless_times(oscp):
+    """The pyoscp-0.1 dialect: acknowledgements to /handshake_acknowledgment, heartbeat times
+    as "YYYY-MM-DD HH:MM:SS" in UTC (docs/protocols/pyoscp-quirks.md, quirks 1 and 4)."""
+    session, fp = oscp
+    change = peer_admin.PeerChange("pilot", "oscp", "cpo", dialect="pyoscp-0.1")
+    assert "dialect pyoscp-0.1" in await peer_admin.update(session.app[DB], change)
+    await _register(session, fp)
+    body = {"required_behaviour": {"heartbeat_interval": 60}}
+    assert (await session.send("handshake", body))[0] == 204
+    _, ack = await fp.next("handshake_acknowledgment")
+    assert ack == {"required_behaviour": {"heartbeat_interval": 900}}
+    await clock.tick(session.app[DB], session.app[HUB], datetime.now(UTC) + timedelta(seconds=1))
+    _, beat = await fp.next("heartbeat")
+    until = datetime.strptime(beat["offline_mode_at"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    assert timedelta(minutes=2) < until - datetime.now(UTC) <= timedelta(minutes=3, seconds=1)
+
+
+async def test_an_unknown_dialect_is_refused_naming_the_known_ones(oscp):
+    session, _ = oscp
+    change = peer_admin.PeerChange("pilot", "oscp", "cpo", dialect="pyoscp-9")
+    with pytest.raises(ValueError, match=r"oscp-2\.0, pyoscp-0\.1"):
+        await peer_admin.update(session.app[DB], change)
+
+
 @pytest.mark.parametrize("path", ["handshake_acknowledge", "handshake_acknowledgment"])
 @pytest.mark.parametrize("prefix", [CO, CP])
 async def test_acks_are_accepted_under_both_spellings(oscp, path, prefix):

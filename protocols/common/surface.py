@@ -92,3 +92,5 @@ class Surface:
     clock: Callable[[Database, Hub, datetime], Awaitable[None]] | None = None
     # Called with each series of a plan the hub writes (tx, tenant, entity, series, points).
     on_plan: PlanHook | None = None
+    # Named sets of per-peer wire choices a peer of this surface may be given (`--dialect`).
+    dialects: frozenset[str] = frozenset()

@@ -20,6 +20,7 @@ from protocols.common.jsonschemas import check, violations
 from protocols.common.wire import iso, read_json
 from store.entities import Entity
 from store.errors import FieldIssue, ValidationError
+from store.peers import Peer
 from store.timeutil import in_range
 
 PROTOCOL = "ocmp"
@@ -79,7 +80,8 @@ def handshake(base_url: str, heartbeat_seconds: float) -> dict[str, Any]:
     return {"base_url": base_url, "heartbeat_interval": heartbeat_seconds}
 
 
-def heartbeat(offline_mode_at: datetime) -> dict[str, Any]:
+def heartbeat(peer: Peer, offline_mode_at: datetime) -> dict[str, Any]:
+    del peer  # every OCMP peer reads the same times
     return {"offline_mode_at": iso(offline_mode_at)}
 
 

@@ -11,13 +11,17 @@ from hub import fallbacks
 from hub.peer_link import Heartbeats, beat
 from hub.replan import resend_changed
 from hub.runtime import Hub
-from protocols.common.wire import iso
 from protocols.oscp.v2_0 import codec
+from protocols.oscp.v2_0.dialects import dialect_of
 from protocols.oscp.v2_0.forecasts import HORIZON, send_optimum_forecast
 from store.db import Database
 from store.peers import peers_of_protocol
 
-HEARTBEATS = Heartbeats(codec.PROTOCOL, "/heartbeat", lambda until: {"offline_mode_at": iso(until)})
+HEARTBEATS = Heartbeats(
+    codec.PROTOCOL,
+    "/heartbeat",
+    lambda peer, until: {"offline_mode_at": dialect_of(peer).time(until)},
+)
 
 
 async def tick(db: Database, hub: Hub, now: datetime) -> None:

@@ -22,6 +22,7 @@ from hub.peer_state import edit
 from protocols.common.context import hub_of, open_message
 from protocols.common.surface import ProtocolError
 from protocols.oscp.v2_0 import codec
+from protocols.oscp.v2_0.dialects import dialect_of
 from store.peers import Peer
 
 routes = web.RouteTableDef()  # hosted by the CO (an FP's Handshake)
@@ -56,7 +57,7 @@ async def handshake(request: web.Request) -> web.StreamResponse:
             message.tx,
             peer,
             "HandshakeAcknowledge",
-            "/handshake_acknowledge",
+            dialect_of(peer).ack_path,
             ack,
             correlation=answering,
         )

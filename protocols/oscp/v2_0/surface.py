@@ -27,6 +27,7 @@ from protocols.oscp.v2_0 import (
     measurements,
     registration,
 )
+from protocols.oscp.v2_0.dialects import DIALECTS
 from protocols.oscp.v2_0.errors import message_reply
 from store.accounts import Role
 
@@ -40,6 +41,7 @@ CO_SURFACE = Surface(
     realm="OSCP",
     render_error=message_reply,
     clock=clock.tick,
+    dialects=frozenset(DIALECTS),
 )
 
 CP_SURFACE = Surface(
@@ -49,4 +51,5 @@ CP_SURFACE = Surface(
     roles=frozenset({Role.PEER}),
     realm="OSCP",
     render_error=message_reply,
+    dialects=frozenset(DIALECTS),
 )
