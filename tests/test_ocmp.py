@@ -353,6 +353,76 @@ async def test_an_unknown_group_is_an_error_under_the_strict_policy(ocmp):
     assert "nowhere" in reply["errors"][0]["message"]
 
 
+@pytest.mark.parametrize(
+    ("group_id", "named"),
+    [("nowhere", "unknown group 'nowhere'"), (None, "'group_id' is a required property")],
+)
+async def test_a_missing_or_unknown_group_is_listed_with_every_block_error_and_nothing_is_kept(
+    ocmp, group_id, named
+):
+    """Section 7: "A typical error may relate to an assetId not being found in the IIP ...
+    The response contains a list of errors as some data may be ok whilst other data is
+    erroneous": the group's error does not hide the blocks' errors; with no group to keep
+    them on, no block is kept."""
+    session, _ = ocmp
+    start = _next_quarter()
+    body = _forecast([10.0, -1.0, 12.0], start, group_id or "")
+    if group_id is None:
+        del body["group_id"]
+    body["forecasted_blocks"][2]["start_time"] = _iso(start + 2 * Q + timedelta(minutes=5))
+    status, reply = await session.post(
+        "update_group_maximum_capacity_forecast", body, **{"X-Request-ID": "broken-1"}
+    )
+    assert status == 400 and reply["accepted"] == 0
+    assert [e["path"] for e in reply["errors"]] == [
+        "group_id",
+        "forecasted_blocks[1].capacity",
+        "forecasted_blocks[2].start_time",
+    ]
+    assert named in reply["errors"][0]["message"]
+    async with session.app[DB].read() as tx:
+        logged = await recent_messages(tx, session.tenant)
+        queued = await list_outbox(tx, session.tenant)
+    # Nothing kept: no message claimed (a corrected message may reuse its id), nothing sent.
+    assert not [m for m in logged if m.message_id == "broken-1"] and not queued
+
+
+@pytest.mark.parametrize(
+    ("asset_id", "named"),
+    [("nowhere", "unknown asset 'nowhere'"), (None, "'asset_id' is a required property")],
+)
+async def test_a_missing_or_unknown_asset_is_listed_with_every_meter_value_error(
+    ocmp, asset_id, named
+):
+    """Section 7: "A typical error may relate to an assetId not being found in the IIP": the
+    asset's error and every meter value's error in one reply; nothing is stored."""
+    session, _ = ocmp
+    t0 = _next_quarter() - 8 * Q
+    body: dict[str, Any] = {
+        "meter_values": [
+            {"value": 10.0, "unit": "KWH", "measure_time": _iso(t0)},
+            {"value": -1.0, "unit": "KWH", "measure_time": _iso(t0 + Q)},
+            {"value": 11.0, "unit": "KWH", "measure_time": "2026-03-01T10:00:00"},
+        ]
+    }
+    if asset_id is not None:
+        body["asset_id"] = asset_id
+    status, reply = await session.post("update_detailed_metering_data", body)
+    assert status == 400 and reply["accepted"] == 0
+    assert [e["path"] for e in reply["errors"]] == [
+        "asset_id",
+        "meter_values[1].value",
+        "meter_values[2].measure_time",
+    ]
+    assert named in reply["errors"][0]["message"]
+    charger = session.charger  # type: ignore[attr-defined]
+    async with session.app[DB].read() as tx:
+        readings = await find_series(
+            tx, session.tenant, charger, SeriesType.CONSUMPTION_METER_READING
+        )
+    assert readings is None
+
+
 async def test_an_unknown_group_becomes_a_site_under_the_lenient_policy(
     db, database_url, aiohttp_client, aiohttp_server
 ):

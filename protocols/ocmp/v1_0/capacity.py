@@ -7,12 +7,13 @@ the group's NominalVoltage, PhaseCount and PowerFactor); "For each
 UpdateGroupMaximumCapacityForecast a UpdateGroupOptimalCapacityForecast will be produced at
 the same level", planned by the hub over the forecast's blocks. A block that is fine is
 stored even when its neighbours are not; an error in the message itself (no group_id, an
-unknown group) keeps nothing.
+unknown group) keeps nothing, and the reply lists it with every block's error.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -23,30 +24,58 @@ from hub.ids import GROUP, resolve_id
 from hub.optimum import Optimum, send_optimum, track
 from protocols.common.context import hub_of, open_message
 from protocols.ocmp.v1_0 import codec
-from protocols.ocmp.v1_0.errors import items_reply
+from protocols.ocmp.v1_0.errors import MessageRefused, items_reply
 from store.entities import Entity
 from store.errors import ValidationError
+from store.peers import Peer
 
 HORIZON = timedelta(hours=24)  # section 7: "rolling 24-hour basis at 15-minute data level"
 
 routes = web.RouteTableDef()
 
 
-def _blocks(group: Entity, checked: codec.Checked) -> tuple[list[Block], int]:
-    """The good forecast blocks in kW on the 15-minute grid, and how many were kept."""
-    blocks: list[Block] = []
+@dataclass(frozen=True, slots=True)
+class _Quarter:
+    """A quarter hour of a good forecast block, as the CPO sent it."""
+
+    start: datetime
+    end: datetime
+    amps: float
+
+
+def _quarters(checked: codec.Checked) -> tuple[list[_Quarter], int]:
+    """The good blocks laid onto the 15-minute grid, and how many blocks that is; checked
+    whether or not the group is known, so that the reply names every bad block."""
+    quarters: list[_Quarter] = []
     kept = 0
     for index, item in checked.good:
         where = f"forecasted_blocks[{index}]"
         try:
             start = codec.timestamp(item["start_time"], f"{where}.start_time")
             end = codec.timestamp(item["end_time"], f"{where}.end_time")
-            kw = to_kw(group, float(item["capacity"]), item["unit"])
-            blocks.extend(quarter_hours(start, end, kw, where))
-            kept += 1
+            grid = quarter_hours(start, end, 0.0, where)
         except ValidationError as exc:
             checked.issues.extend(exc.issues)
-    return blocks, kept
+            continue
+        quarters.extend(_Quarter(q.start, q.end, float(item["capacity"])) for q in grid)
+        kept += 1
+    return quarters, kept
+
+
+def _in_kw(group: Entity, quarters: list[_Quarter]) -> list[Block]:
+    return [Block(q.start, q.end, to_kw(group, q.amps, "A")) for q in quarters]
+
+
+async def _group(tx: AsyncConnection, peer: Peer, checked: codec.Checked) -> Entity | None:
+    """The group the message names; None (and the message refused) when it names none."""
+    if not checked.well_formed("group_id"):
+        return None
+    try:
+        resolved = await resolve_id(tx, peer, GROUP, checked.body["group_id"], "group_id")
+    except ValidationError as exc:
+        checked.refuse(exc.issues)
+        return None
+    return resolved.entity
 
 
 async def send_optimal(tx: AsyncConnection, optimum: Optimum) -> bool:
@@ -67,21 +96,27 @@ async def update_group_maximum_capacity_forecast(request: web.Request) -> web.Re
     checked = await codec.read_items(
         request, "update_group_maximum_capacity_forecast", "forecasted_blocks"
     )
-    group_id, hub = checked.body["group_id"], hub_of(request)
-    message_id = codec.message_id(request)
+    quarters, kept = _quarters(checked)
+    hub, message_id = hub_of(request), codec.message_id(request)
     kind = "UpdateGroupMaximumCapacityForecast"
-    async with open_message(request, codec.PROTOCOL, kind, message_id=message_id) as message:
-        if message.repeated:
-            return web.Response(status=204)
-        tx, peer = message.tx, message.from_peer()
-        group = (await resolve_id(tx, peer, GROUP, group_id, "group_id")).entity
-        blocks, kept = _blocks(group, checked)
-        if blocks:
-            await store_limit(tx, peer.tenant, group, Limit.CONSUMPTION, blocks, peer.name)
-            await track(tx, peer, group_id, unit="A", phase="ALL")
-            start, end = blocks[0].start, blocks[-1].end
-            await send_optimum(tx, hub, peer, group, group_id, start, end, send_optimal)
-        if checked.issues:
-            message.outcome("partial" if kept else "refused", f"{kept} blocks kept")
+    try:
+        async with open_message(request, codec.PROTOCOL, kind, message_id=message_id) as message:
+            if message.repeated and not checked.refusals:
+                return web.Response(status=204)
+            tx, peer = message.tx, message.from_peer()
+            group = await _group(tx, peer, checked)
+            if group is None or checked.refusals:
+                raise MessageRefused(issues=checked.every_issue())  # rolls back: keeps nothing
+            group_id = checked.body["group_id"]
+            blocks = _in_kw(group, quarters)
+            if blocks:
+                await store_limit(tx, peer.tenant, group, Limit.CONSUMPTION, blocks, peer.name)
+                await track(tx, peer, group_id, unit="A", phase="ALL")
+                start, end = blocks[0].start, blocks[-1].end
+                await send_optimum(tx, hub, peer, group, group_id, start, end, send_optimal)
+            if checked.issues:
+                message.outcome("partial" if kept else "refused", f"{kept} blocks kept")
+    except MessageRefused as refused:
+        return items_reply(request, refused.issues, 0)
     hub.wake_outbox()
     return items_reply(request, checked.issues, kept)

@@ -3,13 +3,15 @@ against schemas/ocmp/1.0, RFC 3339 times, capacities in Amps per phase, and the 
 send encoded.
 
 A message whose items may be partly bad (forecast blocks, meter values) is checked item by
-item: an error inside an item drops that item; an error in the message itself refuses it.
+item: an error inside an item drops that item; an error in the message itself (its group or
+asset missing or unknown) keeps nothing, yet every item is still checked so that one reply
+lists every error (docs/protocols/ocmp-1.0.md, Errors).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -29,11 +31,25 @@ SCHEMAS = "schemas.ocmp"
 
 @dataclass
 class Checked:
-    """A message after its schema: the body, the items that passed, the issues found."""
+    """A message after its schema: the body, the items that passed, the issues of its items
+    and the issues of the message itself (any of those keeps nothing of it)."""
 
     body: dict[str, Any]
     good: list[tuple[int, dict[str, Any]]]
     issues: list[FieldIssue]
+    refusals: list[FieldIssue] = field(default_factory=list)
+
+    def refuse(self, issues: Sequence[FieldIssue]) -> None:
+        """An error of the message itself, found after the schema (an unknown group)."""
+        self.refusals.extend(issues)
+
+    def well_formed(self, name: str) -> bool:
+        """Whether the message's own field `name` passed the schema (it may be looked up)."""
+        return name in self.body and not any(i.field == name for i in self.refusals)
+
+    def every_issue(self) -> list[FieldIssue]:
+        """The message's errors first, then its items' in the order found."""
+        return [*self.refusals, *self.issues]
 
 
 def message_id(request: web.Request) -> str | None:
@@ -51,15 +67,26 @@ async def read_whole(request: web.Request, schema: str) -> dict[str, Any]:
 
 
 async def read_items(request: web.Request, schema: str, items: str) -> Checked:
-    """The JSON body whose `items` array may be partly bad."""
+    """The JSON body whose `items` array may be partly bad. Only a body that is no object is
+    refused here: a message whose own fields are wrong is still checked item by item."""
     body = await read_json(request)
     found = violations(body, SCHEMAS, f"1.0/{schema}.json", limit=200)
-    whole = [issue for path, issue in found if len(path) < 2 or path[0] != items]
-    if whole:
-        raise ValidationError(issues=whole)
-    bad = {path[1] for path, _ in found}
-    good = [(i, item) for i, item in enumerate(body[items]) if i not in bad]
-    return Checked(body, good, [issue for _, issue in found])
+    if not isinstance(body, dict):  # every OCMP schema asks for an object
+        raise ValidationError(issues=[issue for _, issue in found])
+
+    def in_item(path: tuple[Any, ...]) -> bool:
+        return len(path) >= 2 and path[0] == items
+
+    listed = body.get(items)
+    bad = {path[1] for path, _ in found if in_item(path)}
+    every = listed if isinstance(listed, list) else []  # not a list: a refusal already
+    good = [(i, item) for i, item in enumerate(every) if i not in bad]
+    return Checked(
+        body,
+        good,
+        [issue for path, issue in found if in_item(path)],
+        [issue for path, issue in found if not in_item(path)],
+    )
 
 
 def timestamp(text: str, where: str) -> datetime:

@@ -16,7 +16,13 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from protocols.common.surface import Refusal
-from store.errors import FieldIssue
+from store.errors import FieldIssue, ValidationError
+
+
+class MessageRefused(ValidationError):
+    """The message itself is wrong (its group or asset missing or unknown): raised inside its
+    transaction so that nothing of it is kept, and answered by `items_reply` with every error
+    of the message and of its items, `accepted` 0."""
 
 
 def error_reply(refusal: Refusal, accepted: int | None = None) -> web.Response:
