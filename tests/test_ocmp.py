@@ -300,6 +300,85 @@ async def test_metering_is_stored_as_readings_and_re_plans_the_group(ocmp):
     assert again["group_id"] == "site-1"
 
 
+async def test_export_register_readings_are_stored_as_production(ocmp):
+    """Section 7: UpdateDetailedMeteringData "contains various types of meter values": a
+    value with direction EXPORT is the asset's production register (ProductionMeterReading,
+    its interval energy Production); IMPORT, or no direction as before, is consumption."""
+    session, _ = ocmp
+    t0 = _next_quarter() - 8 * Q
+    async with session.app[DB].transaction() as tx:
+        pv = await create_entity(
+            tx, session.tenant, AssetType.RESOURCE, AssetSubType.GENERATION, {"Name": "PV 1"}
+        )
+        await add_reference(
+            tx, session.tenant, pv, ProtocolId("ocmp", "greenflux", "asset", "pv-1")
+        )
+        await add_connector(tx, session.tenant, session.site, pv, ConnectorType.SITE)  # type: ignore[attr-defined]
+    produced = {
+        "asset_id": "pv-1",
+        "meter_values": [
+            {
+                "value": 50.0 + 1.5 * i,
+                "unit": "KWH",
+                "measure_time": _iso(t0 + i * Q),
+                "direction": "EXPORT",
+            }
+            for i in range(4)
+        ],
+    }
+    assert (await session.post("update_detailed_metering_data", produced)) == (204, None)
+    async with session.app[DB].read() as tx:
+        register = await find_series(tx, session.tenant, pv, SeriesType.PRODUCTION_METER_READING)
+        energy = await find_series(tx, session.tenant, pv, SeriesType.PRODUCTION)
+        as_consumption = await find_series(
+            tx, session.tenant, pv, SeriesType.CONSUMPTION_METER_READING
+        )
+        readings = await read_values(tx, session.tenant, register, t0, t0 + 4 * Q)
+        derived = await read_values(tx, session.tenant, energy, t0, t0 + 3 * Q)
+    assert as_consumption is None
+    assert [p.value for p in readings] == [50.0, 51.5, 53.0, 54.5]
+    assert [p.value for p in derived] == [1.5, 1.5, 1.5]
+
+
+async def test_one_message_may_carry_both_registers_of_an_asset(ocmp):
+    """A charger that also feeds back (V2G) reads two registers; an absent direction is
+    IMPORT, so messages written before the field existed mean what they meant."""
+    session, _ = ocmp
+    t0 = _next_quarter() - 8 * Q
+    values: list[dict[str, Any]] = []
+    for i in range(3):
+        at = _iso(t0 + i * Q)
+        values.append({"value": 100.0 + 2.0 * i, "unit": "KWH", "measure_time": at})
+        values.append(
+            {"value": 10.0 + 0.5 * i, "unit": "KWH", "measure_time": at, "direction": "EXPORT"}
+        )
+    body = {"asset_id": "cp-1", "meter_values": values}
+    assert (await session.post("update_detailed_metering_data", body)) == (204, None)
+    charger = session.charger  # type: ignore[attr-defined]
+    async with session.app[DB].read() as tx:
+        consumed = await find_series(tx, session.tenant, charger, SeriesType.CONSUMPTION)
+        produced = await find_series(tx, session.tenant, charger, SeriesType.PRODUCTION)
+        imports = await read_values(tx, session.tenant, consumed, t0, t0 + 2 * Q)
+        exports = await read_values(tx, session.tenant, produced, t0, t0 + 2 * Q)
+    assert [p.value for p in imports] == [2.0, 2.0]
+    assert [p.value for p in exports] == [0.5, 0.5]
+
+
+async def test_a_direction_the_rendition_does_not_know_drops_that_meter_value(ocmp):
+    session, _ = ocmp
+    t0 = _next_quarter() - 8 * Q
+    body = {
+        "asset_id": "cp-1",
+        "meter_values": [
+            {"value": 1.0, "unit": "KWH", "measure_time": _iso(t0)},
+            {"value": 2.0, "unit": "KWH", "measure_time": _iso(t0 + Q), "direction": "NET"},
+        ],
+    }
+    status, reply = await session.post("update_detailed_metering_data", body)
+    assert status == 400 and reply["accepted"] == 1
+    assert [e["path"] for e in reply["errors"]] == ["meter_values[1].direction"]
+
+
 async def test_a_peer_whose_offline_mode_at_passes_is_marked_offline(ocmp):
     session, cpo = ocmp
     await _handshake(session, cpo)

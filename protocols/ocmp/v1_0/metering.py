@@ -3,8 +3,14 @@ Unit for metering data will be accumulated kWh").
 
     POST {prefix}/update_detailed_metering_data   204
 
-The readings are stored as the asset's ConsumptionMeterReading; the interval energy follows
-by the hub's one Table 2 rule (hub.derivations); the groups the asset belongs to are
+Section 7 speaks of "various types of meter values": each value names its register by
+`direction` (docs/protocols/ocmp-1.0.md, Metering), and is stored as the asset's
+
+    IMPORT (or no direction)  ConsumptionMeterReading  -> Consumption
+    EXPORT                    ProductionMeterReading   -> Production
+
+the interval energy following by the hub's one Table 2 rule (hub.derivations); the groups
+the asset belongs to are
 re-planned at the clock's next re-send (hub.replan). A meter value that is fine is stored
 even when its neighbours are not; an error in the message itself (no asset_id, an unknown
 asset) keeps nothing, and the reply lists it with every meter value's error.
@@ -30,15 +36,25 @@ from store.values import Point, write_values
 routes = web.RouteTableDef()
 
 
-def _readings(checked: codec.Checked) -> list[Point]:
-    readings = []
+# The register a meter value reads, by its `direction`; absent is IMPORT, as every value
+# was before the field existed.
+REGISTERS = {
+    "IMPORT": SeriesType.CONSUMPTION_METER_READING,
+    "EXPORT": SeriesType.PRODUCTION_METER_READING,
+}
+
+
+def _readings(checked: codec.Checked) -> dict[SeriesType, list[Point]]:
+    """The good meter values, per register series type, in the order sent."""
+    readings: dict[SeriesType, list[Point]] = {}
     for index, item in checked.good:
         try:
             at = codec.timestamp(item["measure_time"], f"meter_values[{index}].measure_time")
         except ValidationError as exc:
             checked.issues.extend(exc.issues)
             continue
-        readings.append(Point(at, at, float(item["value"])))
+        register = REGISTERS[item.get("direction", "IMPORT")]
+        readings.setdefault(register, []).append(Point(at, at, float(item["value"])))
     return readings
 
 
@@ -58,6 +74,7 @@ async def _asset(tx: AsyncConnection, peer: Peer, checked: codec.Checked) -> Ent
 async def update_detailed_metering_data(request: web.Request) -> web.Response:
     checked = await codec.read_items(request, "update_detailed_metering_data", "meter_values")
     readings = _readings(checked)
+    kept = sum(len(points) for points in readings.values())
     message_id = codec.message_id(request)
     kind = "UpdateDetailedMeteringData"
     try:
@@ -68,14 +85,14 @@ async def update_detailed_metering_data(request: web.Request) -> web.Response:
             asset = await _asset(tx, peer, checked)
             if asset is None or checked.refusals:
                 raise MessageRefused(issues=checked.every_issue())  # rolls back: keeps nothing
-            if readings:
-                series_type = SeriesType.CONSUMPTION_METER_READING
+            derived: list[SeriesType] = []
+            for series_type, points in readings.items():
                 series = await ensure_series(tx, peer.tenant, asset, series_type)
-                await write_values(tx, peer.tenant, series, readings, source=peer.name)
-                derived = await derivations.derive(tx, peer.tenant, asset, series, readings)
-                await replan.inputs_changed(tx, peer.tenant, [(asset, t) for t in derived])
+                await write_values(tx, peer.tenant, series, points, source=peer.name)
+                derived += await derivations.derive(tx, peer.tenant, asset, series, points)
+            await replan.inputs_changed(tx, peer.tenant, [(asset, t) for t in derived])
             if checked.issues:
-                message.outcome("partial" if readings else "refused", f"{len(readings)} kept")
+                message.outcome("partial" if kept else "refused", f"{kept} kept")
     except MessageRefused as refused:
         return items_reply(request, refused.issues, 0)
-    return items_reply(request, checked.issues, len(readings))
+    return items_reply(request, checked.issues, kept)
