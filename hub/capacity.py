@@ -2,7 +2,8 @@
 
 A block of any whole number of quarter hours is laid onto that grid (capacity is a power,
 so it repeats). Amps (per phase) become kW with the group's NominalVoltage, PhaseCount and
-PowerFactor (230 V, 3 phases, 1.0 when the group has none). A group has two limits: what it
+PowerFactor (230 V, 3 phases, 1.0 when the group has none); a protocol whose Amps are on one
+phase passes `phases=1`. A group has two limits: what it
 may draw (CONSUMPTION, its MaxCapacity, what the optimizer plans within) and what it may
 feed in (GENERATION, its ProductionPowerRegulation, a magnitude >= 0, kept for the operator
 and the optimizer; the headroom rule does not read it yet).
@@ -99,9 +100,10 @@ def to_kw(entity: Entity, value: float, unit: str, *, phases: int | None = None)
     return value / 1000.0 if unit.upper() == "W" else value
 
 
-def from_kw(entity: Entity, kw: float, unit: str) -> float:
+def from_kw(entity: Entity, kw: float, unit: str, *, phases: int | None = None) -> float:
+    """A capacity in kW as A (per phase: of `phases`, else of the entity's), W or kW."""
     if unit == "A":
-        e = Electrical.of(entity)
+        e = Electrical.of(entity, phases=phases)
         return kw_to_amps(kw, voltage=e.voltage, phases=e.phases, power_factor=e.power_factor)
     return kw * 1000.0 if unit.upper() == "W" else kw
 

@@ -215,6 +215,74 @@ async def test_the_optimal_capacity_leaves_room_for_the_non_flexible_load(ocmp):
     assert capacities[2] == 1.0
 
 
+@pytest.mark.parametrize("phase", ["ONE", "UNKNOWN"])
+async def test_a_one_phase_16_a_limit_is_never_planned_above_3_68_kw(ocmp, phase):
+    """The schema's "Amps per phase": 16 A on phase ONE limits that one phase, so a group
+    (three-phase here) may draw 16 A x 230 V x PF 1 = 3.68 kW, not 11.04 kW; an UNKNOWN phase
+    may be any one of them, and is read alike. The charger asks for 8 kW; the plan and the
+    optimal forecast (on the same phase, in Amps of that phase) stay at 3.68 kW."""
+    session, cpo = ocmp
+    await _handshake(session, cpo)
+    start = _next_quarter()
+    db, charger = session.app[DB], session.charger  # type: ignore[attr-defined]
+    async with db.transaction() as tx:
+        await update_entity(tx, session.tenant, charger, {"InstalledMaxCapacity": 11.0})
+        demand = await ensure_series(
+            tx, session.tenant, charger, SeriesType.CONSUMPTION, resolution=Q
+        )
+        await write_values(
+            tx,
+            session.tenant,
+            demand,
+            [Point(start + i * Q, start + (i + 1) * Q, 2.0) for i in range(4)],
+            source="forecast",
+        )
+    body = _forecast([16.0] * 4, start)
+    for block in body["forecasted_blocks"]:
+        block["phase"] = phase
+    assert (await session.post("update_group_maximum_capacity_forecast", body)) == (204, None)
+    _, optimal = await cpo.next("update_group_optimal_capacity_forecast")
+    async with db.read() as tx:
+        site = session.site  # type: ignore[attr-defined]
+        limit = await find_series(tx, session.tenant, site, SeriesType.MAX_CAPACITY)
+        limits = await read_values(tx, session.tenant, limit, start, start + 4 * Q)
+        plan = await find_series(tx, session.tenant, site, SeriesType.OPTIMAL_CAPACITY_REGULATION)
+        planned = await read_values(tx, session.tenant, plan, start, start + 4 * Q)
+    assert [p.value for p in limits] == pytest.approx([3.68] * 4)
+    assert len(planned) == 4 and all(p.value <= 3.68 + 1e-6 for p in planned)
+    blocks = optimal["forecasted_blocks"]
+    assert {b["phase"] for b in blocks} == {phase} and {b["unit"] for b in blocks} == {"A"}
+    assert all(b["capacity"] * 230 / 1000 <= 3.68 + 1e-3 for b in blocks)
+    assert [b["capacity"] for b in blocks] == pytest.approx([16.0] * 4, abs=1e-3)
+
+
+async def test_blocks_on_several_phases_are_answered_on_all_and_the_least_holds(ocmp):
+    """Blocks of one quarter hour on two phases (per-phase limits): the group's capacity is
+    the least of them; the answer names ALL, in Amps per phase of the group's three phases,
+    which is never more power than planned however the CPO reads it."""
+    session, cpo = ocmp
+    await _handshake(session, cpo)
+    start = _next_quarter()
+    body = _forecast([16.0, 10.0, 32.0], start)
+    blocks = body["forecasted_blocks"]
+    blocks[0]["phase"], blocks[1]["phase"], blocks[2]["phase"] = "ONE", "TWO", "ALL"
+    blocks[1]["start_time"], blocks[1]["end_time"] = blocks[0]["start_time"], blocks[0]["end_time"]
+    assert (await session.post("update_group_maximum_capacity_forecast", body)) == (204, None)
+    _, optimal = await cpo.next("update_group_optimal_capacity_forecast")
+    async with session.app[DB].read() as tx:
+        site = session.site  # type: ignore[attr-defined]
+        limit = await find_series(tx, session.tenant, site, SeriesType.MAX_CAPACITY)
+        limits = await read_values(tx, session.tenant, limit, start, start + 3 * Q)
+    # 10 A on one phase (2.3 kW) at the first quarter; nothing sent for the second; 32 A x 3.
+    assert [(p.start, p.value) for p in limits] == [
+        (start, pytest.approx(2.3)),
+        (start + 2 * Q, pytest.approx(32 * 0.69)),
+    ]
+    answered = optimal["forecasted_blocks"]
+    assert {b["phase"] for b in answered} == {"ALL"}
+    assert answered[0]["capacity"] == pytest.approx(2.3 / 0.69, abs=1e-3)
+
+
 async def test_a_price_change_saved_through_the_cpapi_re_sends_the_optimal_forecast(ocmp):
     """The plan reads the group's prices, so new prices make the sent plan stale: the clock
     re-sends it, whichever protocol saved them (hub.replan)."""

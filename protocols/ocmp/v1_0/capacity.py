@@ -3,7 +3,9 @@
     POST {prefix}/update_group_maximum_capacity_forecast   204, then the optimal forecast
 
 Section 7: the maximum is stored on the group as MaxCapacity (kW, from Amps per phase with
-the group's NominalVoltage, PhaseCount and PowerFactor); "For each
+the group's NominalVoltage and PowerFactor, over one phase for a block on one phase and over
+the group's PhaseCount for ALL; the least block of a quarter hour holds: docs/protocols/
+ocmp-1.0.md, Capacity); "For each
 UpdateGroupMaximumCapacityForecast a UpdateGroupOptimalCapacityForecast will be produced at
 the same level", planned by the hub over the forecast's blocks. A block that is fine is
 stored even when its neighbours are not; an error in the message itself (no group_id, an
@@ -41,6 +43,7 @@ class _Quarter:
     start: datetime
     end: datetime
     amps: float
+    phase: str
 
 
 def _quarters(checked: codec.Checked) -> tuple[list[_Quarter], int]:
@@ -57,13 +60,21 @@ def _quarters(checked: codec.Checked) -> tuple[list[_Quarter], int]:
         except ValidationError as exc:
             checked.issues.extend(exc.issues)
             continue
-        quarters.extend(_Quarter(q.start, q.end, float(item["capacity"])) for q in grid)
+        amps, phase = float(item["capacity"]), item.get("phase", codec.ALL_PHASES)
+        quarters.extend(_Quarter(q.start, q.end, amps, phase) for q in grid)
         kept += 1
     return quarters, kept
 
 
 def _in_kw(group: Entity, quarters: list[_Quarter]) -> list[Block]:
-    return [Block(q.start, q.end, to_kw(group, q.amps, "A")) for q in quarters]
+    """The group's capacity per quarter hour, in time order. Several blocks of one quarter
+    hour (a limit per phase, say): the least holds, as each of them must."""
+    least: dict[datetime, Block] = {}
+    for q in quarters:
+        kw = to_kw(group, q.amps, "A", phases=codec.phases_of(q.phase))
+        if q.start not in least or kw < least[q.start].kw:
+            least[q.start] = Block(q.start, q.end, kw)
+    return sorted(least.values(), key=lambda b: b.start)
 
 
 async def _group(tx: AsyncConnection, peer: Peer, checked: codec.Checked) -> Entity | None:
@@ -79,14 +90,17 @@ async def _group(tx: AsyncConnection, peer: Peer, checked: codec.Checked) -> Ent
 
 
 async def send_optimal(tx: AsyncConnection, optimum: Optimum) -> bool:
-    """Queue the optimal forecast (hub.optimum.SendOptimum); OCMP always speaks Amps."""
+    """Queue the optimal forecast (hub.optimum.SendOptimum); OCMP always speaks Amps, on the
+    phase the CPO's last forecast for the group named."""
     queued = await outbound.send(
         tx,
         optimum.peer,
         protocol=codec.PROTOCOL,
         message_type="UpdateGroupOptimalCapacityForecast",
         path="/update_group_optimal_capacity_forecast",
-        body=codec.optimal_forecast(optimum.group, optimum.group_id, optimum.blocks),
+        body=codec.optimal_forecast(
+            optimum.group, optimum.group_id, optimum.blocks, optimum.link.phase
+        ),
     )
     return queued is not None
 
@@ -111,7 +125,8 @@ async def update_group_maximum_capacity_forecast(request: web.Request) -> web.Re
             blocks = _in_kw(group, quarters)
             if blocks:
                 await store_limit(tx, peer.tenant, group, Limit.CONSUMPTION, blocks, peer.name)
-                await track(tx, peer, group_id, unit="A", phase="ALL")
+                phase = codec.answer_phase([q.phase for q in quarters])
+                await track(tx, peer, group_id, unit="A", phase=phase)
                 start, end = blocks[0].start, blocks[-1].end
                 await send_optimum(tx, hub, peer, group, group_id, start, end, send_optimal)
             if checked.issues:

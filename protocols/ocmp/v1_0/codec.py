@@ -103,6 +103,24 @@ def timestamp(text: str, where: str) -> datetime:
     return utc
 
 
+# Phases a block's Amps are on (docs/protocols/ocmp-1.0.md, Capacity): one phase (named, or
+# UNKNOWN: any one of them) carries the Amps alone; ALL, or no phase, is each of the group's.
+ONE_PHASE = frozenset({"ONE", "TWO", "THREE", "UNKNOWN"})
+ALL_PHASES = "ALL"
+
+
+def phases_of(phase: str | None) -> int | None:
+    """How many phases carry a block's Amps: 1, or None for the group's PhaseCount."""
+    return 1 if phase in ONE_PHASE else None
+
+
+def answer_phase(phases: Sequence[str]) -> str:
+    """The phase our optimal forecast names: the one the CPO's forecast named in every block,
+    else ALL (Amps per phase of every phase: never more power than planned, however read)."""
+    named = set(phases)
+    return named.pop() if len(named) == 1 else ALL_PHASES
+
+
 def handshake(base_url: str, heartbeat_seconds: float) -> dict[str, Any]:
     return {"base_url": base_url, "heartbeat_interval": heartbeat_seconds}
 
@@ -112,14 +130,18 @@ def heartbeat(peer: Peer, offline_mode_at: datetime) -> dict[str, Any]:
     return {"offline_mode_at": iso(offline_mode_at)}
 
 
-def optimal_forecast(group: Entity, group_id: str, blocks: Sequence[Block]) -> dict[str, Any]:
-    """UpdateGroupOptimalCapacityForecast: one block per quarter hour, in Amps per phase."""
+def optimal_forecast(
+    group: Entity, group_id: str, blocks: Sequence[Block], phase: str | None
+) -> dict[str, Any]:
+    """UpdateGroupOptimalCapacityForecast: one block per quarter hour, in Amps per phase, on
+    the `phase` the CPO's forecast named (ALL when none), converted as its Amps were."""
+    phase = phase or ALL_PHASES
     return {
         "group_id": group_id,
         "forecasted_blocks": [
             {
-                "capacity": round(from_kw(group, b.kw, "A"), 3),
-                "phase": "ALL",
+                "capacity": round(from_kw(group, b.kw, "A", phases=phases_of(phase)), 3),
+                "phase": phase,
                 "unit": "A",
                 "start_time": iso(b.start),
                 "end_time": iso(b.end),
