@@ -10,6 +10,11 @@ Deviations from a literal reading of Table 2, on purpose:
 - EnergyLevel and EnergyLevelMeterReading are in kWh but are a stock (what a battery holds
   at an instant), not energy per interval: summing them when coarsening would be wrong, and
   the level is not a counter whose differences are consumption. Both are `Quantity.LEVEL`.
+- Table 8 (CP-API 6.1.2) names two on/off results in its own word order,
+  "ChargingOnOffPowerRegulation" and "DischargingOnOffPowerRegulation". The first is Table 2's
+  "Charging Power OnOff Regulation"; the second has no Table 2 row, yet Table 8 says the
+  optimization sends it, so it is a type of its own named after the Table 2 pattern
+  (DischargingPowerOnOffRegulation). Both Table 8 spellings are accepted as aliases.
 """
 
 from __future__ import annotations
@@ -56,6 +61,8 @@ class SeriesType(StrEnum):
     CHARGING_POWER_REGULATION = "ChargingPowerRegulation"
     DISCHARGING_POWER_REGULATION = "DischargingPowerRegulation"
     CHARGING_POWER_ON_OFF_REGULATION = "ChargingPowerOnOffRegulation"
+    # Not in Table 2: Table 8's DischargingOnOffPowerRegulation (see the module docstring).
+    DISCHARGING_POWER_ON_OFF_REGULATION = "DischargingPowerOnOffRegulation"
     CHARGING_POINT_STATE = "ChargingPointState"
     MAX_CAPACITY = "MaxCapacity"
     OPTIMAL_CAPACITY_REGULATION = "OptimalCapacityRegulation"
@@ -218,6 +225,7 @@ _INFO: MappingProxyType[SeriesType, SeriesTypeInfo] = MappingProxyType(
             _power(_T.CHARGING_POWER_REGULATION),
             _power(_T.DISCHARGING_POWER_REGULATION),
             _state(_T.CHARGING_POWER_ON_OFF_REGULATION, _ON_OFF),
+            _state(_T.DISCHARGING_POWER_ON_OFF_REGULATION, _ON_OFF),
             _state(_T.CHARGING_POINT_STATE, _CHARGING_POINT_STATES),
             _power(_T.MAX_CAPACITY, Sign.UNSIGNED),
             _power(_T.OPTIMAL_CAPACITY_REGULATION, Sign.UNSIGNED),
@@ -246,7 +254,17 @@ def _key(name: str) -> str:
     return _SEPARATORS.sub("", name).casefold()
 
 
-_BY_KEY: MappingProxyType[str, SeriesType] = MappingProxyType({_key(t): t for t in SeriesType})
+# Other spellings the spec prints for a type: Table 8 (6.1.2) orders the words of the on/off
+# regulations differently from Table 2.
+_ALIASES: MappingProxyType[str, SeriesType] = MappingProxyType(
+    {
+        "ChargingOnOffPowerRegulation": SeriesType.CHARGING_POWER_ON_OFF_REGULATION,
+        "DischargingOnOffPowerRegulation": SeriesType.DISCHARGING_POWER_ON_OFF_REGULATION,
+    }
+)
+_BY_KEY: MappingProxyType[str, SeriesType] = MappingProxyType(
+    {**{_key(a): t for a, t in _ALIASES.items()}, **{_key(t): t for t in SeriesType}}
+)
 _PHASE = re.compile(r"(?P<base>.+?)phase(?P<phase>\d+)")
 
 

@@ -116,6 +116,25 @@ async def test_control_on_off_message_in_the_receivers_keys(pilot):
     )
 
 
+@pytest.mark.parametrize(
+    ("series_type", "sent_as"),
+    [
+        (SeriesType.CHARGING_POWER_ON_OFF_REGULATION, "ChargingPowerOnOffRegulation"),
+        (SeriesType.DISCHARGING_POWER_ON_OFF_REGULATION, "DischargingPowerOnOffRegulation"),
+    ],
+)
+async def test_table_8s_on_off_regulations_go_out_as_control_on_off_messages(
+    pilot, series_type, sent_as
+):
+    """CP-API 6.1.2 Table 8: "ChargingOnOffPowerRegulation ControlOnOffMessage",
+    "DischargingOnOffPowerRegulation ControlOnOffMessage"."""
+    db, tenant, heater, _, external, _ = pilot
+    assert len(await _send(db, tenant, heater, series_type, [1, 1])) == 1
+    message = external.messages[0][1]
+    assert (message["MessageName"], message["ActionType"]) == ("ControlOnOffMessage", "Set")
+    assert message["TimeSeries"]["TimeSeriesType"] == sent_as
+
+
 async def test_control_regulation_message_is_banded(pilot):
     """CP-API 6.1.5: "Message time series data can be returned either at a specific resolution
     or as banded values"."""

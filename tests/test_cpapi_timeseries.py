@@ -755,6 +755,23 @@ async def test_type_names_in_any_case_and_spacing_are_exported_in_pascal_case(ap
 
 
 @pytest.mark.parametrize(
+    ("sent", "exported"),
+    [
+        ("ChargingOnOffPowerRegulation", "ChargingPowerOnOffRegulation"),
+        ("discharging on off power regulation", "DischargingPowerOnOffRegulation"),
+    ],
+)
+async def test_table_8_names_are_saved_and_read_as_their_table_2_types(api, sent, exported):
+    """CP-API 6.1.2 Table 8 names "ChargingOnOffPowerRegulation" and
+    "DischargingOnOffPowerRegulation" among the time series types sent out; a pilot saving
+    them under those names reaches the same series as under Table 2's name."""
+    await api.call("SaveTimeSeriesV1", _series(sent, _values(T0, [1, 0])))
+    answer = await api.call("GetTimeSeriesV1", _request(exported))
+    assert answer["TimeSeriesType"] == exported
+    assert _pairs(answer) == [("2026-03-01T00:00:00Z", 1), ("2026-03-01T00:15:00Z", 0)]
+
+
+@pytest.mark.parametrize(
     "series_type", ["Energy Levl", "Max Capacity Phase 1", "Consumption Phase 4", ""]
 )
 async def test_unknown_types_are_refused_naming_the_type(api, series_type):

@@ -89,9 +89,43 @@ def test_every_table_2_name_parses(name: str, expected: SeriesType) -> None:
     assert parse_series_name(name) == (expected, None)
 
 
-def test_table_2_covers_every_series_type() -> None:
-    assert set(TABLE_2_NAMES.values()) == set(SeriesType)
-    assert len(SeriesType) == 38
+def test_table_2_and_table_8_cover_every_series_type() -> None:
+    """Every type is a Table 2 row, but one: Table 8's DischargingOnOffPowerRegulation."""
+    beyond_table_2 = {SeriesType.DISCHARGING_POWER_ON_OFF_REGULATION}
+    assert set(TABLE_2_NAMES.values()) == set(SeriesType) - beyond_table_2
+    assert len(SeriesType) == 39
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("ChargingOnOffPowerRegulation", SeriesType.CHARGING_POWER_ON_OFF_REGULATION),
+        ("charging on off power regulation", SeriesType.CHARGING_POWER_ON_OFF_REGULATION),
+        ("DischargingOnOffPowerRegulation", SeriesType.DISCHARGING_POWER_ON_OFF_REGULATION),
+        (" DISCHARGING_ONOFF power-regulation", SeriesType.DISCHARGING_POWER_ON_OFF_REGULATION),
+        ("Discharging Power OnOff Regulation", SeriesType.DISCHARGING_POWER_ON_OFF_REGULATION),
+    ],
+)
+def test_table_8_names_are_accepted_as_aliases(name: str, expected: SeriesType) -> None:
+    """CP-API 6.1.2 Table 8 lists "ChargingOnOffPowerRegulation" and
+    "DischargingOnOffPowerRegulation" among the results sent to external systems; Table 2 spells
+    the first "Charging Power OnOff Regulation". Both are accepted in any case and spacing, and
+    exported under the Table 2 pattern."""
+    assert parse_series_name(name) == (expected, None)
+    assert format_series_name(expected) in (
+        "ChargingPowerOnOffRegulation",
+        "DischargingPowerOnOffRegulation",
+    )
+
+
+def test_discharging_on_off_regulation_is_an_on_off_state() -> None:
+    """Table 8: DischargingOnOffPowerRegulation goes out as a ControlOnOffMessage, like the
+    other OnOff regulations: a state of 0 or 1 without a unit."""
+    meta = info(SeriesType.DISCHARGING_POWER_ON_OFF_REGULATION)
+    assert (meta.quantity, meta.unit) == (Quantity.STATE, Unit.DIMENSIONLESS)
+    assert _refused(SeriesType.DISCHARGING_POWER_ON_OFF_REGULATION, [0, 1, 2]) == [
+        "values[2].value"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -59,6 +59,7 @@ KINDS: dict[SeriesType, Kind] = {
     _T.PRODUCTION_ON_OFF_POWER_REGULATION: Kind(MessageName.CONTROL_ON_OFF, "Set"),
     _T.LOAD_ON_OFF_POWER_REGULATION: Kind(MessageName.CONTROL_ON_OFF, "Set"),
     _T.CHARGING_POWER_ON_OFF_REGULATION: Kind(MessageName.CONTROL_ON_OFF, "Set"),
+    _T.DISCHARGING_POWER_ON_OFF_REGULATION: Kind(MessageName.CONTROL_ON_OFF, "Set"),
     _T.FLEXIBILITY_UP: Kind(MessageName.FLEXIBILITY_OFFER, "Offer"),
     _T.FLEXIBILITY_DOWN: Kind(MessageName.FLEXIBILITY_OFFER, "Offer"),
 }
