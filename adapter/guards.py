@@ -171,6 +171,16 @@ def tenant_of(request: web.Request, login: Login) -> Tenant:
     return login.account.tenant
 
 
+def tenant_of_optional_key(request: web.Request, login: Login) -> Tenant:
+    """OCMP: "Communication will be over HTTPS using basic authentication" (section 7), so
+    the login alone names the tenant (its account's). A tenant key sent anyway is checked as
+    `tenant_of` checks it: one that is not the account's tenant's is 403, never ignored, so a
+    CPO misconfigured for another tenant learns of it."""
+    if not request.headers.get(request.config_dict[SETTINGS].tenant_key_header):
+        return login.account.tenant
+    return tenant_of(request, login)
+
+
 def enforce_rate_limit(request: web.Request, account: Account) -> None:
     """Per-account budget; 429 with Retry-After when spent."""
     wait = request.config_dict[RATE_LIMITER].check(f"account:{account.id}")
@@ -189,6 +199,7 @@ __all__ = [
     "enforce_rate_limit",
     "jwt_claims",
     "tenant_of",
+    "tenant_of_optional_key",
     "token_account",
 ]
 

@@ -15,6 +15,7 @@ from adapter.guards import (
     enforce_rate_limit,
     gateway_account,
     tenant_of,
+    tenant_of_optional_key,
     token_account,
 )
 from adapter.middlewares import refuse_declared_oversize
@@ -27,6 +28,9 @@ async def _authenticate(request: web.Request, surface: Surface) -> Caller:
     if surface.auth is Auth.BASIC_AND_TENANT_KEY:
         login = await basic_login(request, realm=surface.realm)
         account, tenant = login.account, tenant_of(request, login)
+    elif surface.auth is Auth.BASIC_TENANT_KEY_OPTIONAL:
+        login = await basic_login(request, realm=surface.realm)
+        account, tenant = login.account, tenant_of_optional_key(request, login)
     elif surface.auth is Auth.SHARED_ACCESS_SIGNATURE:
         account = await gateway_account(request)
         tenant = account.tenant

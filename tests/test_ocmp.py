@@ -616,6 +616,68 @@ async def test_bad_credentials_are_refused_in_the_ocmp_error_shape(ocmp, login, 
     assert (await response.json())["errors"][0]["code"]
 
 
+async def test_a_cpo_sending_only_basic_authentication_is_served(ocmp):
+    """Section 7: "Communication will be over HTTPS using basic authentication." The account
+    names its tenant, so a CPO that sends no tenant key is served, and on that tenant."""
+    session, _ = ocmp
+    basic = {"Authorization": session.login["Authorization"]}
+    until = _iso(datetime.now(UTC) + timedelta(minutes=30))
+    beat = await session.client.post(
+        "/ocmp/1.0/heartbeat", json={"offline_mode_at": until}, headers=basic
+    )
+    assert beat.status == 204
+    start = _next_quarter()
+    forecast = await session.client.post(
+        "/ocmp/1.0/update_group_maximum_capacity_forecast",
+        json=_forecast([16.0], start),
+        headers=basic,
+    )
+    assert forecast.status == 204, await forecast.text()
+    async with session.app[DB].read() as tx:
+        site = session.site  # type: ignore[attr-defined]
+        stored = await find_series(tx, session.tenant, site, SeriesType.MAX_CAPACITY)
+    assert stored is not None
+
+
+async def test_a_tenant_key_sent_to_ocmp_is_still_checked(ocmp):
+    """The tenant key is optional on OCMP, not ignored: one that is not the account's tenant's
+    is refused (403), also right after the same login was served (and cached) without one."""
+    session, _ = ocmp
+    async with session.app[DB].transaction() as tx:
+        _, other_key = await add_tenant(tx, "other")
+    basic = session.login["Authorization"]
+    body = {"offline_mode_at": _iso(datetime.now(UTC) + timedelta(minutes=30))}
+
+    async def status(**headers: str) -> int:
+        response = await session.client.post(
+            "/ocmp/1.0/heartbeat", json=body, headers={"Authorization": basic, **headers}
+        )
+        if response.status != 204:
+            assert (await response.json())["errors"][0]["code"]
+        return response.status
+
+    assert await status() == 204
+    assert await status(**{"X-Tenant-Key": other_key}) == 403
+    assert await status(**{"X-Tenant-Key": "not-a-key"}) == 403
+    assert await status(**{"X-Tenant-Key": session.login["X-Tenant-Key"]}) == 204
+    wrong_password = encode_basic_auth("gf", "wrong")
+    assert await status(Authorization=wrong_password) == 401  # the cached login is no pass
+
+
+async def test_the_cpapi_still_requires_the_tenant_key(ocmp):
+    """CP-API 4.1.3.4: "The tenant Key must be provided in the header to each API call.":
+    the same login that OCMP serves without one is refused there."""
+    session, _ = ocmp
+    async with session.app[DB].transaction() as tx:
+        await add_account(tx, session.tenant, "trader", Role.PARTICIPANT, "trader-pw")
+    response = await session.client.post(
+        "/api/Asset/GetAssetV1List",
+        json={},
+        headers={"Authorization": encode_basic_auth("trader", "trader-pw")},
+    )
+    assert response.status == 401
+
+
 async def test_a_non_peer_account_may_not_speak_ocmp(ocmp):
     session, _ = ocmp
     admin = {**session.login, "Authorization": encode_basic_auth("admin", "admin-pw")}

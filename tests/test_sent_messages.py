@@ -735,7 +735,11 @@ REFUSED: tuple[Refused, ...] = (
         401,
         _post("heartbeat", login={"Authorization": _basic("gf", "wrong")}, json={}),
     ),
-    Refused("401: no tenant key", 401, _post("heartbeat", login={"X-Tenant-Key": None}, json={})),
+    Refused(
+        "403: a tenant key of no tenant",  # optional on OCMP, but checked when sent
+        403,
+        _post("heartbeat", login={"X-Tenant-Key": "not-a-key"}, json={}),
+    ),
     Refused("403: another tenant's key", 403, _other_tenants_key),
     Refused("403: a participant account", 403, _participant),
     Refused("403: a peer that is no OCMP peer", 403, _oscp_peer_speaking_ocmp),

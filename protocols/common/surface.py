@@ -24,7 +24,10 @@ from store.errors import FieldIssue
 class Auth(StrEnum):
     """Authentication schemes the adapter knows (DESIGN.md section 7)."""
 
-    BASIC_AND_TENANT_KEY = "basic+tenant-key"  # CP-API 4.1.3, OCMP
+    BASIC_AND_TENANT_KEY = "basic+tenant-key"  # CP-API 4.1.3: the key on every call
+    # OCMP (section 7: "basic authentication"): the account names the tenant; a key that is
+    # sent is checked all the same.
+    BASIC_TENANT_KEY_OPTIONAL = "basic+optional-tenant-key"
     SHARED_ACCESS_SIGNATURE = "sas"  # CP-API 5.2.1 event hub: one token per gateway
     TOKEN = "token"  # OSCP 2.0: "Authorization: Token <token>"
 

@@ -17,9 +17,9 @@ from store.accounts import Role
 SURFACE = Surface(
     name="OCMP 1.0",
     routes=(*handshake.routes, *heartbeat.routes, *capacity.routes, *metering.routes),
-    # Section 7: "Communication will be over HTTPS using basic authentication"; the tenant key
-    # header as on the CP-API (DESIGN.md section 7).
-    auth=Auth.BASIC_AND_TENANT_KEY,
+    # Section 7: "Communication will be over HTTPS using basic authentication": the login
+    # names the tenant; a tenant key, as on the CP-API, is checked when sent.
+    auth=Auth.BASIC_TENANT_KEY_OPTIONAL,
     roles=frozenset({Role.PEER}),
     realm="OCMP",
     render_error=error_reply,
