@@ -79,10 +79,12 @@ async def _solver(app: web.Application) -> AsyncIterator[None]:
 
 async def _peer_clock(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
+    replan = settings.replan_minutes
     app[HUB] = Hub(
         public_url=settings.base_url,
         heartbeat_seconds=settings.heartbeat_seconds,
         resend_after=timedelta(minutes=settings.resend_minutes),
+        replan_every=timedelta(minutes=replan) if replan else None,  # 0: no schedule
         wake_outbox=app[DELIVERY].wake,
         solve=app[SOLVER].solve,
         plan_hooks=tuple(s.on_plan for s in (cpapi_v1.SURFACE, *SURFACES) if s.on_plan),

@@ -69,6 +69,9 @@ class Settings:
     heartbeat_seconds: float = 900.0
     # Optimal forecasts are re-sent when a group's inputs change, at most this often.
     resend_minutes: float = 5.0
+    # Groups with flexible assets are re-planned and re-sent when their last optimum is this
+    # old, new inputs or not (OCMP section 7: "triggered on a schedule"); 0: never.
+    replan_minutes: float = 15.0
     # How often the peer clock runs (heartbeats due, peers gone offline, re-sends).
     peer_clock_seconds: float = 1.0
     # Optimizer worker processes, and the time after which a solve gives way to the headroom.
@@ -186,6 +189,7 @@ _LOWER_BOUNDS: tuple[tuple[str, float, bool], ...] = (
     ("outbox_lease_seconds", 0, False),
     ("heartbeat_seconds", 1, True),
     ("resend_minutes", 0, True),
+    ("replan_minutes", 0, True),
     ("peer_clock_seconds", 0, False),
     ("solver_workers", 1, True),
     ("solver_deadline_seconds", 0, False),

@@ -138,6 +138,28 @@ def _fraction(props: Mapping[str, Any], name: str, default: float) -> float:
     return value / 100.0 if value > 1 else value  # Table 1 gives percentages
 
 
+def is_flexible(asset: Entity) -> bool:
+    """Whether the planner optimises the asset: a Charging resource with a rated power, or a
+    Storage resource with a capacity and a charging power."""
+    props = asset.properties
+    if asset.asset_subtype is AssetSubType.CHARGING:
+        return _number(props, "InstalledMaxCapacity", "MaxChargingPower") is not None
+    if asset.asset_subtype is AssetSubType.STORAGE:
+        return (
+            _number(props, "InstalledMaxCapacity") is not None
+            and _number(props, "MaxChargingPower") is not None
+        )
+    return False
+
+
+async def has_flexible_assets(
+    tx: AsyncConnection, tenant: Tenant, group: Entity, at: datetime
+) -> bool:
+    """Whether `gather` finds something to optimise below the group at `at`."""
+    children = await connectors_of(tx, tenant, group, direction="child", at=at)
+    return any(is_flexible(link.child) for link in children)
+
+
 async def _flexible(
     tx: AsyncConnection, tenant: Tenant, group: Entity, starts: list[datetime]
 ) -> tuple[dict[str, Entity], list[Charger], list[Battery]]:
@@ -146,20 +168,20 @@ async def _flexible(
     batteries: list[Battery] = []
     for link in await connectors_of(tx, tenant, group, direction="child", at=starts[0]):
         child, props = link.child, link.child.properties
+        if not is_flexible(child):
+            continue
         if child.asset_subtype is AssetSubType.CHARGING:
             rated = _number(props, "InstalledMaxCapacity", "MaxChargingPower")
-            if rated is None:
-                continue
+            assert rated is not None  # is_flexible
             demand = await _blocks_of(
                 tx, tenant, child, SeriesType.CONSUMPTION, starts, per_hour=True
             )
             chargers.append(Charger(str(child.key), rated, demand_kw=np.minimum(demand, rated)))
             assets[str(child.key)] = child
-        elif child.asset_subtype is AssetSubType.STORAGE:
+        else:  # storage
             capacity = _number(props, "InstalledMaxCapacity")
             charge = _number(props, "MaxChargingPower")
-            if capacity is None or charge is None:
-                continue
+            assert capacity is not None and charge is not None  # is_flexible
             level = await find_series(tx, tenant, child, SeriesType.ENERGY_LEVEL)
             soc = capacity / 2
             if level is not None:

@@ -35,5 +35,8 @@ class Hub:
     wake_outbox: Callable[[], None]  # after a commit that queued messages: send them now
     solve: Solve
     plan_hooks: tuple[PlanHook, ...] = ()
+    # Groups with flexible assets are re-planned when their last optimum is this old (hub.replan);
+    # None: only on new inputs.
+    replan_every: timedelta | None = None
     # Heartbeats written in the last second, by account.
     heartbeats: HeartbeatLedger = field(default_factory=HeartbeatLedger)

@@ -16,7 +16,7 @@ from adapter import peer_admin
 from adapter.app import create_app
 from adapter.auth import encode_basic_auth
 from adapter.keys import DB, METRICS
-from adapter.settings import Settings
+from adapter.settings import Settings, load_settings
 from hub.peer_state import UnknownIds, state_of
 from protocols.common.context import HUB
 from protocols.ocmp.v1_0 import clock
@@ -81,7 +81,9 @@ class Session:
         return response.status, orjson.loads(text) if text else None
 
 
-async def _setup(db, database_url, aiohttp_client, aiohttp_server, unknown_ids=UnknownIds.STRICT):  # type: ignore[no-untyped-def]
+async def _setup(
+    db, database_url, aiohttp_client, aiohttp_server, unknown_ids=UnknownIds.STRICT, **changes
+):  # type: ignore[no-untyped-def]
     cpo = Cpo()
     cpo_server = await aiohttp_server(cpo.app())
     settings = replace(
@@ -92,7 +94,7 @@ async def _setup(db, database_url, aiohttp_client, aiohttp_server, unknown_ids=U
         outbox_poll_seconds=0.05,
         resend_minutes=0.0,
     )
-    app = create_app(settings)
+    app = create_app(replace(settings, **changes))
     client = await aiohttp_client(app)
     async with db.transaction() as tx:
         tenant, key = await add_tenant(tx, "pilot")
@@ -315,6 +317,65 @@ async def test_a_price_change_saved_through_the_cpapi_re_sends_the_optimal_forec
     assert peer is not None and state_of(peer).groups["site-1"].dirty is True
     _, again = await cpo.next("update_group_optimal_capacity_forecast")
     assert again["group_id"] == "site-1"
+
+
+async def _optimal_forecasts_queued(session: Session) -> int:
+    async with session.app[DB].read() as tx:
+        queued = await list_outbox(tx, session.tenant, limit=1000)
+    return sum(m.message_type == "UpdateGroupOptimalCapacityForecast" for m in queued)
+
+
+async def _forecast_for_a_group_with_a_charger(
+    session: Session, cpo: Cpo, rated: float | None
+) -> None:
+    await _handshake(session, cpo)
+    start = _next_quarter()
+    if rated is not None:  # a charger without a rated power is nothing the planner steers
+        async with session.app[DB].transaction() as tx:
+            charger = session.charger  # type: ignore[attr-defined]
+            await update_entity(tx, session.tenant, charger, {"InstalledMaxCapacity": rated})
+    body = _forecast([16.0] * 8, start)
+    assert (await session.post("update_group_maximum_capacity_forecast", body)) == (204, None)
+    await cpo.next("update_group_optimal_capacity_forecast")
+
+
+async def test_a_group_with_flexible_assets_is_re_planned_on_the_schedule(ocmp):
+    """Section 7: the optimal forecast "will generally be triggered on a schedule or event
+    such as receipt of an UpdateGroupMaximumCapacityForecast": a group with a charger is
+    re-planned and re-sent once its last optimum is `replan_minutes` (15) old, with no new
+    input, and not before. The clock is driven with chosen times."""
+    session, cpo = ocmp
+    await _forecast_for_a_group_with_a_charger(session, cpo, 11.0)
+    db, hub = session.app[DB], session.app[HUB]
+    now = datetime.now(UTC)
+    await clock.tick(db, hub, now + timedelta(minutes=14))
+    assert await _optimal_forecasts_queued(session) == 1
+    await clock.tick(db, hub, now + timedelta(minutes=15, seconds=1))
+    assert await _optimal_forecasts_queued(session) == 2
+    _, again = await cpo.next("update_group_optimal_capacity_forecast")
+    assert again["group_id"] == "site-1" and len(again["forecasted_blocks"]) == 96
+
+
+async def test_a_group_without_flexible_assets_is_not_re_planned_on_the_schedule(ocmp):
+    """Only the headroom is planned there, and it changes only with the group's inputs (a
+    charger without a rated power is nothing the planner can steer)."""
+    session, cpo = ocmp
+    await _forecast_for_a_group_with_a_charger(session, cpo, None)
+    await clock.tick(session.app[DB], session.app[HUB], datetime.now(UTC) + timedelta(hours=1))
+    assert await _optimal_forecasts_queued(session) == 1
+
+
+async def test_replan_minutes_sets_the_schedule_and_0_turns_it_off(
+    db, database_url, aiohttp_client, aiohttp_server
+):
+    session, cpo = await _setup(
+        db, database_url, aiohttp_client, aiohttp_server, replan_minutes=0.0
+    )
+    assert session.app[HUB].replan_every is None
+    await _forecast_for_a_group_with_a_charger(session, cpo, 11.0)
+    await clock.tick(session.app[DB], session.app[HUB], datetime.now(UTC) + timedelta(days=1))
+    assert await _optimal_forecasts_queued(session) == 1
+    assert load_settings(environ={"FLEXBRIDGE_REPLAN_MINUTES": "30"}).replan_minutes == 30.0
 
 
 async def test_metering_never_replaces_consumption_a_peer_supplied(ocmp):
