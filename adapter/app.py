@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -63,7 +64,10 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 async def _delivery(app: web.Application) -> AsyncIterator[None]:
     async with aiohttp.ClientSession() as session:
-        worker = DeliveryWorker(app[DB], app[SETTINGS], app[METRICS], session)
+        settings = app[SETTINGS]
+        # Two servers on one host listen on different ports: host and port name the slot.
+        name = f"{socket.gethostname()}:{settings.host}:{settings.port}"
+        worker = DeliveryWorker(app[DB], settings, app[METRICS], session, name=name)
         app[DELIVERY] = worker
         worker.start()
         yield

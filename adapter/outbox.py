@@ -7,6 +7,12 @@ refuses this message: retrying cannot help, so the row is dead-lettered at once,
 row whose next try would fall after its deadline. A row claimed when its deadline has
 already passed is dead-lettered without being sent: the peer no longer expects it. Every
 attempt and every dead letter is in the message log and the metrics.
+
+A peer's messages go one at a time, oldest first, and a superseded one is never sent
+(store.outbox). The worker's name is stable for a process slot (host and port): starting
+again, it releases the claims it held when it was stopped, and while it sends it renews
+their leases every third of a lease, so a crashed worker's messages are taken over within
+one short lease by any other process.
 """
 
 from __future__ import annotations
@@ -62,13 +68,15 @@ class DeliveryWorker:
         metrics: Metrics,
         session: aiohttp.ClientSession,
         rng: random.Random | None = None,
+        name: str | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.metrics = metrics
         self.session = session
         self.rng = rng or random.Random()
-        self.name = f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
+        # One name per process slot, so that a restart finds its own claims (release_claims).
+        self.name = name or f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -88,6 +96,13 @@ class DeliveryWorker:
         self._wake.set()
 
     async def _run(self) -> None:
+        try:
+            released = await outbox_store.release_claims(self.db, self.name)
+        except Exception:  # no database yet: the leases expire instead
+            log.exception("outbox: could not release the claims of %s", self.name)
+            released = 0
+        if released:
+            log.warning("outbox: %d message(s) in flight at the last stop are due again", released)
         while not self._stopping.is_set():
             # Cleared before polling, so a wake() that arrives during the poll is not lost.
             self._wake.clear()
@@ -112,9 +127,15 @@ class DeliveryWorker:
         # Every send is awaited here, and one failing (say, the database refusing mark_sent)
         # neither abandons nor cancels its siblings: their rows are finished as usual, and the
         # failed row keeps its claim until the lease expires, then is tried again.
-        results = await asyncio.gather(
-            *(self._deliver(item) for item in items), return_exceptions=True
-        )
+        renewing = asyncio.create_task(self._renew([item.id for item in items]))
+        try:
+            results = await asyncio.gather(
+                *(self._deliver(item) for item in items), return_exceptions=True
+            )
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
         for item, result in zip(items, results, strict=True):
             if isinstance(result, BaseException):
                 log.error(
@@ -124,6 +145,16 @@ class DeliveryWorker:
                     exc_info=result,
                 )
         return len(items)
+
+    async def _renew(self, ids: list[int]) -> None:
+        """Keep the leases of the rows in hand alive while they are being sent."""
+        lease = timedelta(seconds=self.settings.outbox_lease_seconds)
+        while ids:
+            await asyncio.sleep(lease.total_seconds() / 3)
+            try:
+                await outbox_store.renew(self.db, self.name, ids, lease)
+            except Exception:  # the next renewal, or the lease, takes over
+                log.warning("outbox: lease renewal failed", exc_info=True)
 
     async def _send(self, item: OutboxItem) -> tuple[int | None, str]:
         headers = {"X-Request-ID": item.message_id, **item.headers, **_auth_headers(item)}

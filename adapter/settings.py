@@ -57,7 +57,7 @@ class Settings:
     outbox_backoff_base_seconds: float = 1.0
     outbox_backoff_cap_seconds: float = 300.0
     outbox_deadline_seconds: float = 24 * 3600.0
-    outbox_lease_seconds: float = 60.0
+    outbox_lease_seconds: float = 15.0
     # How peers reach this server (sent in handshakes); http://<host>:<port> when empty.
     public_url: str | None = None
     # Where OCMP 1.0 is mounted: <prefix>/handshake, <prefix>/heartbeat, ...

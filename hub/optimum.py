@@ -34,6 +34,14 @@ class Optimum:
     link: GroupLink  # how the peer's forecasts speak
     blocks: Sequence[Block]
 
+    @property
+    def topic(self) -> str:
+        """The outbox topic: a newer optimum of the same group and window supersedes an
+        undelivered older one (the peer must never act on a stale capacity once a newer one
+        is made); optima of other windows keep their order instead (store.outbox)."""
+        start, end = self.blocks[0].start, self.blocks[-1].end
+        return f"optimum:{self.group_id}:{start.isoformat()}/{end.isoformat()}"
+
 
 # How a protocol encodes and queues an optimum; whether a message was queued.
 SendOptimum = Callable[[AsyncConnection, Optimum], Awaitable[bool]]

@@ -27,9 +27,11 @@ async def send(
     headers: Mapping[str, str] | None = None,
     message_id: str | None = None,
     deadline: timedelta = DEFAULT_DEADLINE,
+    topic: str | None = None,
 ) -> int | None:
     """Queue a JSON message for the peer; its outbox id, or None when we do not know where
-    to reach the peer yet (what caused the message is kept all the same)."""
+    to reach the peer yet (what caused the message is kept all the same). A message with a
+    `topic` supersedes the peer's undelivered ones of that topic (store.outbox)."""
     if not peer.base_url:
         return None
     return await enqueue(
@@ -43,4 +45,5 @@ async def send(
         headers={"Content-Type": "application/json", **(headers or {})},
         message_id=message_id,
         deadline=deadline,
+        topic=topic,
     )

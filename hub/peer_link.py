@@ -31,6 +31,7 @@ log = logging.getLogger("flexbridge.peers")
 OFFLINE_AFTER_INTERVALS = 3
 # The longest heartbeat interval a peer may ask for (the schemas say so too).
 MAX_INTERVAL = timedelta(days=1)
+HEARTBEAT_TOPIC = "heartbeat"
 
 
 def is_online(peer: Peer) -> bool:
@@ -156,7 +157,9 @@ async def _send_heartbeat(
         message_type="Heartbeat",
         path=heartbeats.path,
         body=heartbeats.body(peer, now + OFFLINE_AFTER_INTERVALS * interval),
-        # A heartbeat not delivered within its interval is worth nothing: the next one is due.
+        # A heartbeat not delivered within its interval is worth nothing: the next one is due,
+        # and a newer one makes an undelivered older one moot.
         deadline=interval,
+        topic=HEARTBEAT_TOPIC,
     )
     state.next_heartbeat_at = now + interval

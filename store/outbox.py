@@ -2,8 +2,17 @@
 
 Rows are claimed with a lease: `claimed_until` is set in the claiming transaction, so a
 process that dies mid-send leaves a claim that expires and another process retries the
-message. On PostgreSQL the claim selects with FOR UPDATE SKIP LOCKED, so two processes
-polling at once never take the same row; SQLite has one writer at a time and ignores it.
+message; the claimer renews the lease while it sends (`renew`) and releases what it held
+when it starts again (`release_claims`), so a lease can be short. On PostgreSQL the claim
+selects with FOR UPDATE SKIP LOCKED, so two processes polling at once never take the same
+row; SQLite has one writer at a time and ignores it.
+
+Order and supersession: a peer's messages are delivered oldest first, one at a time (a
+message is claimable only when no older one to the same peer is pending), so after an
+outage they arrive in the order they were made. A message may name a `topic`; queuing one
+supersedes every undelivered, unclaimed message to the same peer with the same topic (a
+newer capacity forecast of one group, a newer heartbeat): it is kept with status
+`superseded` and never sent late.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ class OutboxStatus(StrEnum):
     PENDING = "pending"
     SENT = "sent"
     DEAD = "dead"  # gave up at the deadline; kept for the log and the operator
+    SUPERSEDED = "superseded"  # a newer message of its topic was queued before it went
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +75,13 @@ async def enqueue(
     message_id: str | None = None,
     deadline: timedelta = timedelta(hours=24),
     not_before: datetime | None = None,
+    topic: str | None = None,
 ) -> int:
-    """Queue a message for `peer`; it is sent after the surrounding transaction commits."""
+    """Queue a message for `peer`; it is sent after the surrounding transaction commits.
+    With a `topic`, undelivered messages of that topic to the peer are superseded."""
     now = utcnow()
+    if topic is not None:
+        await _supersede(tx, peer, topic, to_micros(now))
     result = await tx.execute(
         insert(outbox).values(
             tenant_id=tenant.id,
@@ -79,6 +93,7 @@ async def enqueue(
             headers=dict(headers or {}),
             body=body,
             message_id=message_id or str(uuid.uuid4()),
+            topic=topic,
             status=str(OutboxStatus.PENDING),
             attempts=0,
             next_attempt_at=to_micros(not_before or now),
@@ -87,6 +102,21 @@ async def enqueue(
         )
     )
     return inserted_id(result)
+
+
+async def _supersede(tx: AsyncConnection, peer: Peer, topic: str, now_us: int) -> None:
+    """A message in flight (claimed, lease alive) is left to finish: it goes before the new
+    one, so the order still holds."""
+    await tx.execute(
+        update(outbox)
+        .where(
+            outbox.c.peer_id == peer.id,
+            outbox.c.topic == topic,
+            outbox.c.status == str(OutboxStatus.PENDING),
+            or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now_us),
+        )
+        .values(status=str(OutboxStatus.SUPERSEDED), last_error="superseded by a newer message")
+    )
 
 
 def to_micros_delta(delta: timedelta) -> int:
@@ -128,12 +158,23 @@ async def claim_due(
 ) -> list[OutboxItem]:
     """Claim up to `limit` messages that are due and not leased by a live worker."""
     now_us = to_micros(now or utcnow())
+    older = outbox.alias("older")
+    older_pending = (
+        select(older.c.id)
+        .where(
+            older.c.peer_id == outbox.c.peer_id,
+            older.c.status == str(OutboxStatus.PENDING),
+            older.c.id < outbox.c.id,
+        )
+        .exists()
+    )
     due = (
         select(outbox.c.id)
         .where(
             outbox.c.status == str(OutboxStatus.PENDING),
             outbox.c.next_attempt_at <= now_us,
             or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now_us),
+            ~older_pending,  # one message per peer at a time, oldest first
         )
         .order_by(outbox.c.id)
         .limit(limit)
@@ -168,6 +209,32 @@ async def claim_due(
             .order_by(outbox.c.id)
         )
         return [_item(row) for row in rows]
+
+
+async def renew(db: Database, worker: str, ids: list[int], lease: timedelta) -> int:
+    """Extend the lease of the rows `worker` holds among `ids` (it is still sending them)."""
+    if not ids:
+        return 0
+    until = to_micros(utcnow()) + to_micros_delta(lease)
+    async with db.transaction() as tx:
+        result = await tx.execute(
+            update(outbox)
+            .where(outbox.c.id.in_(ids), outbox.c.claimed_by == worker)
+            .values(claimed_until=until)
+        )
+        return result.rowcount
+
+
+async def release_claims(db: Database, worker: str) -> int:
+    """Give back every claim `worker` holds: a process starting again under its name was
+    stopped mid-send; its messages are due again at once, not when the lease runs out."""
+    async with db.transaction() as tx:
+        result = await tx.execute(
+            update(outbox)
+            .where(outbox.c.claimed_by == worker, outbox.c.status == str(OutboxStatus.PENDING))
+            .values(claimed_by=None, claimed_until=None)
+        )
+        return result.rowcount
 
 
 async def _finish(db: Database, item: OutboxItem, worker: str, **changes: Any) -> bool:

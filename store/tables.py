@@ -216,6 +216,8 @@ outbox = Table(
     Column("headers", JSON, nullable=False),
     Column("body", LargeBinary, nullable=True),
     Column("message_id", String(200), nullable=False),
+    # Messages to one peer with the same topic supersede each other (store.outbox.enqueue).
+    Column("topic", String(200), nullable=True),
     Column("status", String(20), nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("next_attempt_at", Micros, nullable=False),
@@ -226,6 +228,7 @@ outbox = Table(
     Column("created_at", Micros, nullable=False),
     Column("sent_at", Micros, nullable=True),
     Index(None, "status", "next_attempt_at"),
+    Index(None, "peer_id", "status", "id"),  # a peer's oldest pending message (claim_due)
 )
 
 app_secrets = Table(

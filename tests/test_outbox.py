@@ -68,6 +68,20 @@ async def _setup(db, base_url: str, auth=OutboundAuth.TOKEN):  # type: ignore[no
     return tenant, peer
 
 
+async def _another_peer(db, tenant, like, name: str):  # type: ignore[no-untyped-def]
+    async with db.transaction() as tx:
+        return await add_peer(
+            tx,
+            tenant,
+            protocol=like.protocol,
+            name=name,
+            base_url=like.base_url,
+            auth=like.auth,
+            username=like.username,
+            secret=like.secret,
+        )
+
+
 async def _enqueue(db, tenant, peer, body=b'{"x": 1}', deadline=timedelta(hours=1)):  # type: ignore[no-untyped-def]
     async with db.transaction() as tx:
         return await outbox_store.enqueue(
@@ -169,22 +183,26 @@ async def test_unreachable_peer_is_dead_lettered_at_the_deadline(db, unused_tcp_
     metrics = Metrics()
     worker = DeliveryWorker(db, slow_backoff, metrics, http, rng=_MaxJitter())
 
-    await worker.deliver_due()
-
+    # One message per peer at a time, oldest first: each poll takes the head of the queue.
+    assert await worker.deliver_due() == 1
     buried = await _row(db, expired)
     assert (buried.status, buried.attempts) == ("dead", 0)  # never sent
     assert buried.last_error == "deadline passed before delivery"
+    assert await worker.deliver_due() == 1
     first = await _row(db, soon)
     assert (first.status, first.attempts) == ("pending", 1)
     assert "ClientConnectorError" in first.last_error
+    assert (await _row(db, later)).attempts == 0  # waits behind `soon`
+    assert await worker.deliver_due() == 0  # `soon` is not due yet, and blocks `later`
     assert metrics.deliveries.labels("ocmp", "dead")._value.get() == 1
-    assert metrics.deliveries.labels("ocmp", "retry")._value.get() == 2
+    assert metrics.deliveries.labels("ocmp", "retry")._value.get() == 1
 
     async with db.transaction() as tx:  # the retry of `soon` is due now
         await tx.execute(
             update(outbox).where(outbox.c.id == soon).values(next_attempt_at=to_micros(utcnow()))
         )
-    assert await worker.deliver_due() == 1
+    assert await worker.deliver_due() == 1  # `soon`: its next backoff passes its deadline
+    assert await worker.deliver_due() == 1  # then `later`
 
     dead, waiting = await _row(db, soon), await _row(db, later)
     assert (dead.status, dead.attempts) == ("dead", 2)
@@ -221,7 +239,8 @@ async def test_one_failing_delivery_does_not_abandon_the_others(
     peer_endpoint = Peer()
     server = await aiohttp_server(peer_endpoint.app())
     tenant, peer = await _setup(db, str(server.make_url("")))
-    row_ids = [await _enqueue(db, tenant, peer) for _ in range(3)]
+    peers = [peer, *[await _another_peer(db, tenant, peer, f"cpo-{n}") for n in (2, 3)]]
+    row_ids = [await _enqueue(db, tenant, p) for p in peers]  # one each: sent side by side
     broken = row_ids[1]
     real_mark_sent = outbox_store.mark_sent
 
@@ -281,10 +300,17 @@ async def test_concurrent_workers_never_claim_the_same_row(db, database_url):
     processes send the same message. Four engines (four connection pools, as four processes
     would have) race to drain 200 rows."""
     tenant, peer = await _setup(db, "http://127.0.0.1:9")
+    peers = [peer, *[await _another_peer(db, tenant, peer, f"cpo-{n}") for n in range(19)]]
     async with db.transaction() as tx:
-        for _ in range(200):
+        for n in range(200):
             await outbox_store.enqueue(
-                tx, tenant, peer, protocol="ocmp", message_type="Ping", path="/p", body=b"{}"
+                tx,
+                tenant,
+                peers[n % 20],
+                protocol="ocmp",
+                message_type="Ping",
+                path="/p",
+                body=b"{}",
             )
     engines = [open_database(database_url) for _ in range(4)]
 
@@ -294,6 +320,8 @@ async def test_concurrent_workers_never_claim_the_same_row(db, database_url):
             worker_db, name, limit=7, lease=timedelta(minutes=5)
         ):
             mine.extend(item.id for item in batch)
+            for item in batch:  # a peer's next message is claimable once this one is done
+                assert await outbox_store.mark_sent(worker_db, item, name)
             await asyncio.sleep(0)
         return mine
 
@@ -331,3 +359,101 @@ def test_backoff_grows_exponentially_with_jitter_and_is_capped():
         ceiling = min(60.0, 2.0**attempts)
         assert ceiling * 0.5 <= delay <= ceiling
     assert max(delays) <= 60.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Order, supersession and crash recovery
+
+
+async def _enqueue_topic(db, tenant, peer, body: bytes, topic: str | None):  # type: ignore[no-untyped-def]
+    async with db.transaction() as tx:
+        return await outbox_store.enqueue(
+            tx, tenant, peer, protocol="ocmp", message_type="M", path="/m", body=body, topic=topic
+        )
+
+
+async def test_a_newer_message_of_a_topic_supersedes_an_undelivered_older_one(
+    db, aiohttp_server, http
+):
+    peer_endpoint = Peer()
+    server = await aiohttp_server(peer_endpoint.app())
+    tenant, peer = await _setup(db, str(server.make_url("")))
+    old = await _enqueue_topic(db, tenant, peer, b"old beat", "heartbeat")
+    handshake = await _enqueue_topic(db, tenant, peer, b"handshake", None)
+    new = await _enqueue_topic(db, tenant, peer, b"new beat", "heartbeat")
+    worker = DeliveryWorker(db, FAST, Metrics(), http)
+    while await worker.deliver_due():
+        pass
+    assert [body for _, _, body in peer_endpoint.received] == [b"handshake", b"new beat"]
+    assert (await _row(db, old)).status == "superseded"
+    assert (await _row(db, handshake)).status == (await _row(db, new)).status == "sent"
+
+
+async def test_after_an_outage_a_peers_messages_arrive_in_the_order_they_were_made(
+    db, aiohttp_server, http
+):
+    peer_endpoint = Peer([503] * 7)  # down for the first seven attempts
+    server = await aiohttp_server(peer_endpoint.app())
+    tenant, peer = await _setup(db, str(server.make_url("")))
+    bodies = [f"message {n}".encode() for n in range(10)]
+    for body in bodies:
+        await _enqueue_topic(db, tenant, peer, body, None)
+    worker = DeliveryWorker(db, FAST, Metrics(), http)
+    for _ in range(50):  # bounded: 7 failures and 10 deliveries need 17 polls
+        await worker.deliver_due()
+        async with db.transaction() as tx:  # every retry due at once (the back-off is not tested)
+            await tx.execute(update(outbox).values(next_attempt_at=to_micros(utcnow())))
+        if len(peer_endpoint.received) == 17:
+            break
+    arrived = [body for _, _, body in peer_endpoint.received]
+    assert arrived == [bodies[0]] * 8 + bodies[1:]  # the head retried, then the rest in order
+
+
+async def test_a_restarted_worker_sends_what_it_held_at_once_not_after_the_lease(
+    db, aiohttp_server, http
+):
+    peer_endpoint = Peer()
+    server = await aiohttp_server(peer_endpoint.app())
+    tenant, peer = await _setup(db, str(server.make_url("")))
+    row_id = await _enqueue(db, tenant, peer)
+    # The process held the row, then was killed: its claim has an hour left.
+    held = await outbox_store.claim_due(db, "host:8080", limit=10, lease=timedelta(hours=1))
+    assert [item.id for item in held] == [row_id]
+    worker = DeliveryWorker(db, FAST, Metrics(), http, name="host:8080")
+    worker.start()
+    try:
+        await asyncio.wait_for(peer_endpoint.arrived.wait(), timeout=10)
+    finally:
+        await asyncio.wait_for(worker.stop(), timeout=5)
+    assert (await _row(db, row_id)).status == "sent"
+
+
+async def test_leases_are_renewed_while_a_message_is_being_sent(db, aiohttp_server, http):
+    release = asyncio.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", slow)
+    server = await aiohttp_server(app)
+    tenant, peer = await _setup(db, str(server.make_url("")))
+    row_id = await _enqueue(db, tenant, peer)
+    short = replace(FAST, outbox_lease_seconds=0.6, outbox_timeout_seconds=30.0)
+    worker = DeliveryWorker(db, short, Metrics(), http, name="sender")
+    sending = asyncio.create_task(worker.deliver_due())
+    try:
+        first = None
+        for _ in range(200):  # poll with a bound until the lease has moved on twice
+            claimed_until = (await _row(db, row_id)).claimed_until
+            first = first or claimed_until
+            if claimed_until is not None and first is not None and claimed_until > first + 300_000:
+                break
+            await asyncio.sleep(0.05)
+        assert claimed_until > first + 300_000, "the lease was not renewed"
+        assert await outbox_store.claim_due(db, "other", limit=10, lease=timedelta(1)) == []
+    finally:
+        release.set()
+        assert await asyncio.wait_for(sending, timeout=10) == 1
+    assert (await _row(db, row_id)).status == "sent"

@@ -101,6 +101,7 @@ async def send_optimal(tx: AsyncConnection, optimum: Optimum) -> bool:
         body=codec.optimal_forecast(
             optimum.group, optimum.group_id, optimum.blocks, optimum.link.phase
         ),
+        topic=optimum.topic,
     )
     return queued is not None
 

@@ -140,6 +140,7 @@ async def send(
     body: dict[str, Any],
     *,
     correlation: str | None = None,
+    topic: str | None = None,
 ) -> bool:
     """Queue a message for the peer (sent after commit); False when the peer has not
     registered, so there is nowhere to send it (what caused it is kept all the same)."""
@@ -147,7 +148,14 @@ async def send(
         return False
     headers = {"X-Correlation-ID": correlation} if correlation else None
     queued = await outbound.send(
-        tx, peer, protocol=PROTOCOL, message_type=kind, path=path, body=body, headers=headers
+        tx,
+        peer,
+        protocol=PROTOCOL,
+        message_type=kind,
+        path=path,
+        body=body,
+        headers=headers,
+        topic=topic,
     )
     return queued is not None
 

@@ -43,7 +43,9 @@ async def send_optimum_forecast(tx: AsyncConnection, optimum: Optimum) -> bool:
     body = codec.optimum(
         optimum.group, optimum.group_id, link.unit or "KW", link.phase or "ALL", optimum.blocks
     )
-    return await codec.send(tx, optimum.peer, "UpdateGroupCapacityForecast", PATH, body)
+    return await codec.send(
+        tx, optimum.peer, "UpdateGroupCapacityForecast", PATH, body, topic=optimum.topic
+    )
 
 
 @routes.post("/update_group_capacity_forecast")
