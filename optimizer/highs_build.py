@@ -17,6 +17,7 @@ import highspy
 import numpy as np
 
 from optimizer.formulation import Formulation
+from optimizer.highs_threads import fresh_scheduler
 from optimizer.options import SolveOptions
 from optimizer.solution import EngineRun, RawSolution
 
@@ -334,6 +335,7 @@ def solve(form: Formulation, options: SolveOptions) -> EngineRun:
     started = time.perf_counter()
     highs, layout = build(form, options)
     built = time.perf_counter()
+    fresh_scheduler()  # so that this solve's `threads` holds (highs_threads.py)
     highs.run()
     solved = time.perf_counter()
     status = highs.getModelStatus()

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from optimizer.formulation import Formulation
+from optimizer.highs_threads import fresh_scheduler
 from optimizer.options import SolveOptions
 from optimizer.solution import EngineRun, RawSolution
 
@@ -223,6 +224,7 @@ def solve(form: Formulation, options: SolveOptions) -> EngineRun:
     started = time.perf_counter()
     m = build(form)
     built = time.perf_counter()
+    fresh_scheduler()  # pyomo runs HiGHS in this thread too (highs_threads.py)
     result = Highs().solve(
         m,
         time_limit=options.time_limit_s,
