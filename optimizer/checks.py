@@ -11,13 +11,27 @@ from typing import Any, overload
 import numpy as np
 
 from optimizer.errors import ProblemError
+from optimizer.limits import check_blocks
+
+# What a float holds at most, for the message refusing an integer beyond it.
+_LARGEST = float(np.finfo(np.float64).max)
+_LARGE = "a number of 16 digits or more"
+
+
+def _float(field: str, value: int | float | np.integer | np.floating) -> float:
+    """float(value), refusing by name an integer too large for a float (JSON has no bound on
+    digits; Python's float() raises OverflowError)."""
+    try:
+        return float(value)
+    except OverflowError:
+        raise ProblemError(field, f"is too large (a number beyond {_LARGEST:.1e})") from None
 
 
 def number(field: str, value: Any, *, low: float | None = None, high: float | None = None) -> float:
     """A finite float within [low, high]; booleans are refused because JSON `true` is no kW."""
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
         raise ProblemError(field, f"must be a number, not {type(value).__name__}")
-    result = float(value)
+    result = _float(field, value)
     if not math.isfinite(result):
         raise ProblemError(field, "must be finite")
     if low is not None and result < low:
@@ -40,8 +54,13 @@ def integer(field: str, value: Any, *, low: int, high: int | None = None) -> int
     result = int(value)
     if result < low or (high is not None and result > high):
         upper = "" if high is None else f" and <= {high}"
-        raise ProblemError(field, f"must be >= {low}{upper}, got {result}")
+        raise ProblemError(field, f"must be >= {low}{upper}, got {_integer_shown(result)}")
     return result
+
+
+def _integer_shown(value: int) -> str:
+    # A long integer stays off the line (and str() of one of 5,000 digits raises).
+    return str(value) if abs(value) < 10**15 else _LARGE
 
 
 def flag(field: str, value: Any) -> bool:
@@ -64,16 +83,24 @@ def series(field: str, value: Any, blocks: int | None, *, low: float | None = No
     if isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool):
         if blocks is None:
             raise ProblemError(field, "must be an array (it defines the horizon)")
-        number(field, value, low=low)
-        return frozen(np.full(blocks, float(value)))
+        return frozen(np.full(blocks, number(field, value, low=low)))
+    if isinstance(value, str | bytes | dict):
+        # np.asarray would read the string "1.5" as a number
+        raise ProblemError(field, "must be a number or an array of numbers")
     if isinstance(value, list | tuple):
+        # Sized first: the checks below take a step per value.
+        if blocks is not None and len(value) != blocks:
+            raise ProblemError(field, f"has {len(value)} values, expected one per block ({blocks})")
+        check_blocks(field, len(value))
         # np.asarray would read "1.5" and True as numbers; JSON strings and booleans are not.
         for index, item in enumerate(value):
             if isinstance(item, bool) or not isinstance(item, int | float):
                 raise ProblemError(f"{field}[{index}]", "must be a number")
+            if isinstance(item, int):
+                _float(f"{field}[{index}]", item)
     try:
         array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ProblemError(field, "must be a number or an array of numbers") from None
     if array.ndim != 1:
         raise ProblemError(field, "must be a one-dimensional array")
@@ -81,6 +108,7 @@ def series(field: str, value: Any, blocks: int | None, *, low: float | None = No
         raise ProblemError(field, "must not be empty")
     if blocks is not None and array.size != blocks:
         raise ProblemError(field, f"has {array.size} values, expected one per block ({blocks})")
+    check_blocks(field, array.size)
     bad = np.flatnonzero(~np.isfinite(array))
     if bad.size:
         raise ProblemError(f"{field}[{bad[0]}]", "must be finite")
@@ -106,7 +134,11 @@ def mask(field: str, value: Any, blocks: int) -> np.ndarray:
     """A per-block boolean array (True/False only: 0/1 would hide a unit mix-up)."""
     if isinstance(value, np.ndarray) and value.dtype == np.bool_:
         array = value
-    elif isinstance(value, Sequence) and all(isinstance(v, bool | np.bool_) for v in value):
+    elif (
+        isinstance(value, Sequence)
+        and not isinstance(value, str)
+        and all(isinstance(v, bool | np.bool_) for v in value)
+    ):
         array = np.asarray(value, dtype=np.bool_)
     else:
         raise ProblemError(field, "must be an array of true/false, one per block")

@@ -5,7 +5,9 @@ runs alone: python -m optimizer.cli optimize group --input problem.json
 
 Exit codes: 0 with the plan as JSON on stdout (a fallback plan too: read its status);
 2 with one line "error: <field>: <reason>" on stderr when the input is unreadable, not
-JSON, or names an invalid field.
+JSON, beyond the input limits (optimizer/limits.py) or names an invalid field; 141 (128 +
+SIGPIPE, as a shell reports `seq 1 100000 | head -1`), silently, when the reader of stdout
+went away.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
@@ -21,10 +24,12 @@ from typing import Any
 
 from optimizer.errors import ProblemError
 from optimizer.group import solve_group
+from optimizer.limits import MAX_INPUT_BYTES
 from optimizer.options import Engine
 from optimizer.problem_json import (
     group_plan_to_json,
     group_problem_from_json,
+    read_json,
     storage_plan_to_json,
     storage_problem_from_json,
 )
@@ -60,10 +65,15 @@ def add_parser(
 
 
 def _read(path: str) -> str:
+    """The input text; more than MAX_INPUT_BYTES is refused before it is all read."""
     if path == "-":
-        return sys.stdin.read()
-    with open(path, encoding="utf-8") as file:
-        return file.read()
+        data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
+    else:
+        with open(path, "rb") as file:
+            data = file.read(MAX_INPUT_BYTES + 1)
+    if len(data) > MAX_INPUT_BYTES:
+        raise ProblemError("input", f"larger than {MAX_INPUT_BYTES // 2**20} MiB")
+    return data.decode("utf-8")
 
 
 @contextlib.contextmanager
@@ -80,30 +90,44 @@ def _solver_output_to_stderr() -> Iterator[None]:
 
 
 def _fail(field: str, reason: str) -> int:
-    print(f"error: {field}: {' '.join(reason.split())}", file=sys.stderr)
+    print(f"error: {' '.join(field.split())}: {' '.join(reason.split())}", file=sys.stderr)
     return 2
+
+
+# The status of a process stopped by SIGPIPE, as a shell reports it.
+_READER_GONE = 128 + signal.SIGPIPE
+
+
+def _write(text: str) -> int:
+    """Print the plan. A reader that went away (`| head -1`) ends the command quietly, as
+    it ends a C program (Python ignores SIGPIPE, so the write raises BrokenPipeError)."""
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python flushes stdout once more at exit: aim it at /dev/null, so that flush has
+        # nothing to fail on and prints no "Exception ignored" lines.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return _READER_GONE
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
     load, solve, dump = _KINDS[args.action]
     try:
-        text = _read(args.input)
+        problem = load(read_json(_read(args.input)))
     except (OSError, UnicodeDecodeError) as exc:
         return _fail("input", f"cannot read {args.input}: {exc.__class__.__name__}: {exc}")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return _fail("input", f"not valid JSON: {exc}")
-    try:
-        problem = load(data)
     except ProblemError as exc:
         return _fail(exc.field, exc.reason)
     if getattr(args, "engine", None):
         problem = replace(problem, solver=replace(problem.solver, engine=Engine(args.engine)))
     with _solver_output_to_stderr():
         plan = solve(problem)
-    print(json.dumps(dump(plan), indent=2))
-    return 0
+    # allow_nan=False: stdout carries JSON, and NaN or Infinity is none.
+    return _write(json.dumps(dump(plan), indent=2, allow_nan=False))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,3 +15,13 @@ class ProblemError(ValueError):
     def inside(self, prefix: str) -> ProblemError:
         """The same error seen from a containing object (`chargers[2]` + `max_kw`)."""
         return ProblemError(f"{prefix}.{self.field}", self.reason)
+
+
+# A reason quotes at most this much of a value: the message stays one short line.
+_SHOWN = 40
+
+
+def shown(value: object) -> str:
+    """A value as a reason quotes it: repr (so a newline stays on the line), cut short."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN else f"{text[: _SHOWN - 3]}..."

@@ -37,7 +37,9 @@ def _shares(problem: GroupProblem, headroom: np.ndarray) -> np.ndarray:
         [c.max_kw * c.plugged(blocks) for c in problem.chargers], dtype=np.float64
     ).reshape(-1, blocks)
     total = rating.sum(axis=0)
-    share = np.divide(headroom * rating, total, out=np.zeros_like(rating), where=total > 0)
+    # rating / total first: a fraction, so no product of two huge inputs overflows
+    fraction = np.divide(rating, total, out=np.zeros_like(rating), where=total > 0)
+    share = headroom * fraction
     share = np.minimum(share, rating)
     least = np.array([c.min_kw for c in problem.chargers]).reshape(-1, 1)
     return np.where(share >= least, share, 0.0)

@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from optimizer.checks import flag, integer, number, positive
 from optimizer.errors import ProblemError
+from optimizer.limits import MAX_THREADS
 
 
 class Engine(StrEnum):
@@ -39,7 +40,7 @@ class SolveOptions:
     def __post_init__(self) -> None:
         positive("time_limit_s", self.time_limit_s)
         number("mip_rel_gap", self.mip_rel_gap, low=0.0, high=1.0)
-        integer("threads", self.threads, low=1)
+        integer("threads", self.threads, low=1, high=MAX_THREADS)
         flag("aggregate", self.aggregate)
         try:
             object.__setattr__(self, "engine", Engine(self.engine))

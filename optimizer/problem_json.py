@@ -9,6 +9,7 @@ Errors are ProblemError naming the field as the JSON spells it: `chargers[2].dea
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable
@@ -20,7 +21,15 @@ import numpy as np
 
 from optimizer.assets import Battery, Charger
 from optimizer.checks import number, per_block
-from optimizer.errors import ProblemError
+from optimizer.errors import ProblemError, shown
+from optimizer.limits import (
+    MAX_ASSETS,
+    MAX_BLOCKS,
+    MAX_DIGITS,
+    check_blocks,
+    check_count,
+    check_horizon,
+)
 from optimizer.options import Penalties, SolveOptions
 from optimizer.plans import GroupPlan, Relaxation, StoragePlan, Timings
 from optimizer.problems import GroupProblem, SocTarget, StorageProblem
@@ -31,6 +40,23 @@ _T = TypeVar("_T")
 DEFAULT_RESOLUTION = "PT15M"
 # Plans print kW and kWh to the watt-hour's thousandth; more digits are solver noise.
 DIGITS = 6
+
+
+def _integer(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_DIGITS:
+        raise ProblemError("input", f"has an integer of more than {MAX_DIGITS} digits")
+    return int(text)
+
+
+def read_json(text: str) -> Any:
+    """JSON text -> data, every refusal a ProblemError of the field `input`. json.loads
+    alone raises RecursionError on deep nesting and ValueError on very long integers."""
+    try:
+        return json.loads(text, parse_int=_integer)
+    except json.JSONDecodeError as exc:
+        raise ProblemError("input", f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ProblemError("input", "not valid JSON here: nested too deeply to read") from None
 
 
 class _Fields:
@@ -62,7 +88,8 @@ class _Fields:
     def finish(self) -> None:
         for key in self.data:
             if key not in self.used:
-                raise ProblemError(self.name(key), "unknown field")
+                name = key if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,39}", key) else shown(key)
+                raise ProblemError(self.name(name), "unknown field")
 
 
 # Constructor fields whose JSON spelling differs (the JSON gives times, not block numbers).
@@ -88,7 +115,7 @@ def parse_time(field: str, value: Any) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise ProblemError(field, f"{value!r} is not an ISO 8601 date-time") from None
+        raise ProblemError(field, f"{shown(value)} is not an ISO 8601 date-time") from None
     if parsed.tzinfo is None:
         raise ProblemError(field, "needs a UTC offset (e.g. +00:00 or Z)")
     return parsed
@@ -100,7 +127,9 @@ def parse_duration(field: str, value: Any) -> timedelta:
     try:
         parsed = isodate.parse_duration(value)
     except (isodate.ISO8601Error, ValueError):
-        raise ProblemError(field, f"{value!r} is not an ISO 8601 duration") from None
+        raise ProblemError(field, f"{shown(value)} is not an ISO 8601 duration") from None
+    except OverflowError:  # more days than a timedelta holds (999,999,999)
+        raise ProblemError(field, f"{shown(value)} is too long (at most 1 day)") from None
     if not isinstance(parsed, timedelta):  # months and years have no fixed length
         raise ProblemError(field, "must not use years or months")
     if parsed <= timedelta(0):
@@ -166,13 +195,16 @@ def _charger(data: Any, path: str, start: datetime, resolution: timedelta, block
             raise ProblemError(fields.name("deadline"), "needs energy_kwh")
         after = _blocks_between(start, deadline, resolution)
         kwargs["deadline_block"] = int(min(max(math.floor(after + 1e-9), 0), blocks))
-        if after > blocks and isinstance(kwargs.get("max_kw"), int | float):
+        if after > blocks and "max_kw" in kwargs:
             # Past the horizon: what full power after the horizon end cannot still deliver
             # is needed within it.
             later = (after - blocks) * resolution.total_seconds() / 3600.0
             energy = number(fields.name("energy_kwh"), kwargs["energy_kwh"], low=0.0)
-            kwargs["energy_kwh"] = max(0.0, energy - kwargs["max_kw"] * later)
-    fields.finish()
+            max_kw = number(fields.name("max_kw"), kwargs["max_kw"], low=0.0)
+            kwargs["energy_kwh"] = max(0.0, energy - max_kw * later)
+    fields.finish()  # a typo first: `maxkw` is an unknown field before max_kw is missing
+    for key in ("id", "max_kw"):
+        fields.need(key)
     return _build(path, Charger, **kwargs)
 
 
@@ -201,10 +233,11 @@ def _battery(data: Any, path: str) -> Battery:
     return _build(path, Battery, **kwargs)
 
 
-def _list(fields: _Fields, key: str) -> list[Any]:
+def _list(fields: _Fields, key: str, most: int) -> list[Any]:
     items = fields.get(key, [])
     if not isinstance(items, list):
         raise ProblemError(key, "must be a list")
+    check_count(key, len(items), most, "items")  # before building them one by one
     return items
 
 
@@ -214,6 +247,9 @@ def _horizon(fields: _Fields) -> tuple[datetime, timedelta, Any, int]:
     price = fields.need("price_eur_per_kwh")
     if not isinstance(price, list) or not price:
         raise ProblemError("price_eur_per_kwh", "must be a non-empty array (one per block)")
+    # Before any per-block work, and before targets and deadlines count blocks of it.
+    check_blocks("price_eur_per_kwh", len(price))
+    check_horizon(start, resolution, len(price))
     return start, resolution, price, len(price)
 
 
@@ -222,10 +258,11 @@ def group_problem_from_json(data: Any) -> GroupProblem:
     start, resolution, price, blocks = _horizon(fields)
     chargers = tuple(
         _charger(item, f"chargers[{i}]", start, resolution, blocks)
-        for i, item in enumerate(_list(fields, "chargers"))
+        for i, item in enumerate(_list(fields, "chargers", MAX_ASSETS))
     )
     batteries = tuple(
-        _battery(item, f"batteries[{i}]") for i, item in enumerate(_list(fields, "batteries"))
+        _battery(item, f"batteries[{i}]")
+        for i, item in enumerate(_list(fields, "batteries", MAX_ASSETS))
     )
     kwargs = fields.take("non_flexible_kw", "pv_kw", "export_price_eur_per_kwh")
     kwargs.update(_settings(fields))
@@ -268,7 +305,7 @@ def storage_problem_from_json(data: Any) -> StorageProblem:
     start, resolution, price, _ = _horizon(fields)
     targets = tuple(
         _target(item, f"targets[{i}]", start, resolution)
-        for i, item in enumerate(_list(fields, "targets"))
+        for i, item in enumerate(_list(fields, "targets", MAX_BLOCKS))
     )
     for key in ("soc_max_kwh", "max_charge_kw"):
         fields.need(key)

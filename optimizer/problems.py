@@ -19,6 +19,7 @@ import numpy as np
 from optimizer.assets import Battery, Charger
 from optimizer.checks import aware, duration, flag, integer, number, series, unique_ids
 from optimizer.errors import ProblemError
+from optimizer.limits import check_horizon, check_size
 from optimizer.options import Penalties, SolveOptions
 
 _T = TypeVar("_T")
@@ -37,7 +38,9 @@ def _members(name: str, items: Any, kind: type[_T]) -> tuple[_T, ...]:
 def _horizon(start: Any, resolution: Any, price: Any) -> np.ndarray:
     aware("start", start)
     duration("resolution", resolution)
-    return series("price_eur_per_kwh", price, None)
+    prices = series("price_eur_per_kwh", price, None)
+    check_horizon(start, resolution, prices.size)
+    return prices
 
 
 def _settings(problem: Any) -> None:
@@ -80,6 +83,7 @@ class GroupProblem:
             put(self, "export_price_eur_per_kwh", export)
         put(self, "chargers", _members("chargers", self.chargers, Charger))
         put(self, "batteries", _members("batteries", self.batteries, Battery))
+        check_size(blocks, len(self.chargers) + len(self.batteries))
         for index, charger in enumerate(self.chargers):
             try:
                 charger.check_horizon(blocks)
