@@ -1,4 +1,5 @@
-"""Pure resampling of regular series, and interval energy from meter readings.
+"""Pure resampling of regular series and of periods of any length, and interval energy from
+meter readings.
 
 DESIGN.md section 4: "Extensive quantities (energy, kWh) sum when coarsened and divide when
 refined; intensive ones (power, price, temperature, capacity) average when coarsened and
@@ -8,6 +9,11 @@ Two shapes of `Regular` series, told apart by the series' `Quantity`:
 - block kinds (ENERGY, POWER, TEMPERATURE, CLOUDINESS, PRICE, STATE): values[k] belongs to
   the interval [start + k*res, start + (k+1)*res);
 - instant kinds (READING, LEVEL): values[k] is the value AT the instant start + k*res.
+
+Periods of no fixed length (calendar months, local days across a clock change: see
+store.calendar) take the same rules with time as the weight: `over_periods` sums energy,
+averages intensive values weighted by duration and takes a state at the period start, from
+intervals [start, end) of any lengths; `values_at` interpolates readings at any instants.
 
 Everything works on list indices and integer microseconds, never per-value datetimes, so a
 million values resample in a fraction of a second. Values are finite floats or None
@@ -265,15 +271,15 @@ def _grid(start: datetime, end: datetime, resolution: timedelta) -> tuple[int, i
 
 
 def _interpolate(
-    data: _Readings, first: int, step: int, blocks: int, max_gap: int | None
+    data: _Readings, instants: Sequence[int], max_gap: int | None
 ) -> list[float | None]:
+    """The readings interpolated at each of `instants` (ascending epoch microseconds)."""
     times, values = data.times, data.values
     out: list[float | None] = []
     if not times:
-        return [None] * (blocks + 1)
+        return [None] * len(instants)
     j = 0  # index of the last reading at or before the current instant
-    for k in range(blocks + 1):
-        t = first + k * step
+    for t in instants:
         if t < times[0] or t > times[-1]:
             out.append(None)  # no extrapolation beyond the first or last reading
             continue
@@ -288,6 +294,11 @@ def _interpolate(
             continue
         out.append(values[j] + (values[j + 1] - values[j]) * (t - t0) / (t1 - t0))
     return out
+
+
+def _instants(first: int, step: int, blocks: int) -> range:
+    """The boundaries first, first + step, ..., first + blocks * step, both ends included."""
+    return range(first, first + (blocks + 1) * step, step)
 
 
 def interpolate_readings(
@@ -311,7 +322,9 @@ def interpolate_readings(
     data = _prepare(readings, field)
     first, step, blocks = _grid(start, end, resolution)
     gap = None if max_gap is None else _positive_micros(max_gap, "max_gap")
-    return Regular(from_micros(first), resolution, _interpolate(data, first, step, blocks, gap))
+    return Regular(
+        from_micros(first), resolution, _interpolate(data, _instants(first, step, blocks), gap)
+    )
 
 
 def readings_to_energy(
@@ -338,7 +351,7 @@ def readings_to_energy(
     data = _prepare(readings, field)
     first, step, blocks = _grid(start, end, resolution)
     gap = None if max_gap is None else _positive_micros(max_gap, "max_gap")
-    bounds = _interpolate(data, first, step, blocks, gap)
+    bounds = _interpolate(data, _instants(first, step, blocks), gap)
     energy: list[float | None] = [
         None if a is None or b is None else b - a for a, b in pairwise(bounds)
     ]
@@ -379,3 +392,119 @@ def check_monotonic(readings: Sequence[tuple[datetime, float]], field: str = "re
                 f"{data.values[index - 1]!r} -> {data.values[index]!r} "
                 "(meter reset or rollover)",
             )
+
+
+def values_at(
+    readings: Sequence[tuple[datetime, float]],
+    instants: Sequence[datetime],
+    *,
+    field: str = "readings",
+) -> list[float | None]:
+    """Readings or levels at each of `instants` (ascending): linear interpolation between the
+    two readings around each, a reading exactly there as it is, None outside the readings (no
+    extrapolation). The instant rule of `resample`, at instants of no fixed spacing."""
+    data = _prepare(readings, field)
+    at = [to_micros(require_utc(moment, "instants")) for moment in instants]
+    if any(b <= a for a, b in pairwise(at)):
+        raise ValidationError("instants", "must be strictly increasing")
+    return _interpolate(data, at, None)
+
+
+def over_periods(
+    starts: Sequence[int],
+    ends: Sequence[int],
+    values: Sequence[float | None],
+    edges: Sequence[int],
+    quantity: Quantity | SeriesType,
+) -> list[float | None]:
+    """Intervals [starts[i], ends[i]) with values -> one value per period [edges[k],
+    edges[k+1]), all in epoch microseconds, intervals ordered by start.
+
+    The rules of `resample` with time as the weight, so periods and intervals may have any
+    lengths (a month of quarter hours, a 23-hour day, a stored month read per day):
+    - ENERGY: each interval gives the share of its value that lies in the period (its
+      overlap / its length: all of it when inside, evenly by time when it straddles);
+    - POWER, TEMPERATURE, CLOUDINESS, PRICE: the mean over the period weighted by overlap
+      (a coarse interval read over a shorter period repeats);
+    - STATE: the value of the interval that holds the period's start.
+    A period is known only when intervals of known value cover it exactly, once: a gap or a
+    missing value leaves it None, as a coarse block with a missing fine block is. Intervals
+    that overlap an earlier one make every period they touch None: the time they share would
+    count twice. Readings and levels are instants, not intervals: see `values_at`.
+    """
+    kind = _quantity(quantity)
+    if kind in _INSTANT_KINDS:
+        raise ValidationError("quantity", f"{kind} values are instants; use values_at")
+    if kind is not Quantity.ENERGY and kind not in _MEAN_KINDS and kind is not Quantity.STATE:
+        raise ValidationError("quantity", f"no period rule for {kind}")
+    if not len(starts) == len(ends) == len(values):
+        raise ValidationError("values", "starts, ends and values of different lengths")
+    if any(b <= a for a, b in pairwise(edges)):
+        raise ValidationError("edges", "must be strictly increasing")
+    if any(b < a for a, b in pairwise(starts)):
+        raise ValidationError("starts", "intervals must be ordered by start")
+    known = _without_overlaps(starts, ends, values)
+    return [_period_value(starts, ends, known, a, b, kind) for a, b in pairwise(edges)]
+
+
+def _without_overlaps(
+    starts: Sequence[int], ends: Sequence[int], values: Sequence[float | None]
+) -> list[float | None]:
+    """`values`, with None for every interval that begins before an earlier one has ended."""
+    known = list(values)
+    reach: int | None = None
+    for index, (start, end) in enumerate(zip(starts, ends, strict=True)):
+        if end < start:
+            raise ValidationError(f"values[{index}]", "ends before it starts")
+        if reach is not None and start < reach:
+            known[index] = None
+        reach = end if reach is None else max(reach, end)
+    return known
+
+
+def _period_value(
+    starts: Sequence[int],
+    ends: Sequence[int],
+    values: Sequence[float | None],
+    a: int,
+    b: int,
+    kind: Quantity,
+) -> float | None:
+    i = bisect_left(starts, a)  # the first interval that begins in the period
+    j = bisect_left(starts, b, i)  # ... and the first that begins after it
+    if i == j and (i == 0 or ends[i - 1] <= a):
+        return None  # nothing reaches into the period (most periods of a long, sparse read)
+    # Intervals that end outside the period: one begun before it (i - 1, the only one that
+    # can reach into it without overlapping another), and the last one begun in it.
+    edge_parts: list[int] = []
+    if i > 0 and ends[i - 1] > a:
+        edge_parts.append(i - 1)
+    inner_end = j - 1 if j > i and ends[j - 1] > b else j
+    edge_parts.extend(range(inner_end, j))
+    inner = values[i:inner_end]
+    if None in inner or any(values[k] is None for k in edge_parts):
+        return None
+    covered = sum(ends[i:inner_end]) - sum(starts[i:inner_end])
+    overlaps = [min(ends[k], b) - max(starts[k], a) for k in edge_parts]
+    if covered + sum(overlaps) != b - a:
+        return None  # a gap (or an interval of no length where a block should be)
+    if kind is Quantity.STATE:
+        first = edge_parts[0] if edge_parts and starts[edge_parts[0]] <= a else i
+        return values[first]
+    inner_values = cast("list[float]", inner)
+    edge_values = [cast("float", values[k]) for k in edge_parts]
+    if kind is Quantity.ENERGY:
+        shares = [
+            v * part / (ends[k] - starts[k])
+            for v, part, k in zip(edge_values, overlaps, edge_parts, strict=True)
+        ]
+        return math.fsum([*inner_values, *shares])
+    lengths = map(operator.sub, ends[i:inner_end], starts[i:inner_end])
+    weighted = math.fsum(
+        [*map(operator.mul, inner_values, lengths), *map(operator.mul, edge_values, overlaps)]
+    )
+    mean = weighted / (b - a)
+    # As in `_block_aggregate`: the mean may land an ulp outside its values; a constant
+    # value stays exactly itself.
+    low, high = min([*inner_values, *edge_values]), max([*inner_values, *edge_values])
+    return min(max(mean, low), high)

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from store.errors import FieldIssue, NotFound, ValidationError
-from store.resample import Regular, interpolate_readings, resample
+from store.resample import Regular, interpolate_readings, over_periods, resample, values_at
 from store.series import Series, get_series, source_id
 from store.series_types import Quantity, SeriesTypeInfo, Sign, info, value_issue
 from store.tables import series as series_table
@@ -510,6 +510,54 @@ async def read_values(
         )
         for i, v in enumerate(regular.values)
     ]
+
+
+async def read_periods(
+    tx: AsyncConnection,
+    tenant: Tenant,
+    series: Series,
+    edges: Sequence[datetime],
+    *,
+    prior: datetime | None = None,
+    horizon: timedelta | None = None,
+    sources: Sequence[str] | None = None,
+) -> list[Point]:
+    """The series over the periods [edges[k], edges[k+1]) (calendar periods from
+    store.calendar, or any ascending boundaries), by the resampling rules: block kinds
+    through `resample.over_periods` (a stored block across a boundary shared by time),
+    readings and levels as the value AT each period start (`resample.values_at`).
+
+    An irregular series of a block kind holds intervals [start, end) and is read the same
+    way; an instant in it has no length to share, and is refused.
+    """
+    if len(edges) < 2:
+        return []
+    times = [require_utc(moment, "edges") for moment in edges]
+    await get_series(tx, tenant, series.id)  # tenant check
+    beliefs = _BeliefFilter(prior, horizon, sources)
+    if info(series.series_type).quantity in (Quantity.READING, Quantity.LEVEL):
+        readings = await _readings_around(tx, tenant, series, times[0], times[-1], beliefs)
+        at = values_at(readings, times[:-1])
+        return [Point(t, t, v) for t, v in zip(times[:-1], at, strict=True)]
+    lo, hi = to_micros(times[0]), to_micros(times[-1])
+    # The value begun last before the first edge may reach into the first period.
+    before = await _neighbour(tx, series, lo, before=True)
+    rows = await _fetch(tx, tenant, series, lo if before is None else before, hi, beliefs)
+    if series.resolution is None and any(row[1] == row[0] for row in rows):
+        raise ValidationError(
+            "resolution",
+            f"{series.series_type} holds values at instants, which have no length to resample; "
+            "only meter readings and levels can be read at a resolution",
+        )
+    starts, ends = [row[0] for row in rows], [row[1] for row in rows]
+    values = over_periods(
+        starts,
+        ends,
+        [row[2] for row in rows],
+        [to_micros(t) for t in times],
+        info(series.series_type).quantity,
+    )
+    return [Point(a, b, v) for a, b, v in zip(times, times[1:], values, strict=False)]
 
 
 def _check_window(series: Series, lo: int, hi: int) -> None:

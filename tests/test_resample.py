@@ -15,11 +15,14 @@ from store.resample import (
     check_monotonic,
     energy_to_power,
     interpolate_readings,
+    over_periods,
     power_to_energy,
     readings_to_energy,
     resample,
+    values_at,
 )
 from store.series_types import Quantity, SeriesType
+from store.timeutil import to_micros
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 MIN15 = timedelta(minutes=15)
@@ -424,3 +427,140 @@ def test_monotonic_readings_give_energy_that_sums_to_the_counter_difference(
     bounds = interpolate_readings(readings, at(start), at(end), MIN15).values
     assert all(v is not None and v >= 0 for v in result.values)
     assert math.fsum(result.values) == pytest.approx(bounds[-1] - bounds[0], abs=1e-6)  # type: ignore[arg-type, operator]
+
+
+# --- periods of any length (calendar periods, store.calendar) --------------------------------
+
+H_US = 3_600_000_000
+
+
+def test_energy_over_a_period_is_the_sum_of_what_lies_in_it() -> None:
+    """DESIGN.md: "Extensive quantities (energy, kWh) sum when coarsened": a 23-hour day of
+    hourly energy sums 23 hours, a 25-hour day 25."""
+    starts = [k * H_US for k in range(48)]
+    ends = [s + H_US for s in starts]
+    days = over_periods(starts, ends, [1.0] * 48, [0, 23 * H_US, 48 * H_US], Quantity.ENERGY)
+    assert days == [23.0, 25.0]
+
+
+def test_intensive_values_average_over_a_period_weighted_by_duration() -> None:
+    """DESIGN.md: intensive quantities "average when coarsened": a January of 0, a February
+    of 90 and a March of 0 average 28 over the quarter (90 x 28 days / 90 days), not 30."""
+    day = 24 * H_US
+    edges = [0, 31 * day, 59 * day, 90 * day]
+    quarter = over_periods(edges[:-1], edges[1:], [0.0, 90.0, 0.0], [0, 90 * day], Quantity.PRICE)
+    assert quarter == [28.0]
+
+
+def test_a_coarse_interval_is_shared_by_time_over_shorter_periods() -> None:
+    """DESIGN.md: energy "divide[s] when refined", intensive values "repeat when refined": a
+    month of 310 kWh is 10 kWh a day, a month at 50 kW is 50 kW every day."""
+    day = 24 * H_US
+    edges = [k * day for k in range(32)]
+    assert over_periods([0], [31 * day], [310.0], edges, Quantity.ENERGY) == [10.0] * 31
+    assert over_periods([0], [31 * day], [50.0], edges, Quantity.POWER) == [50.0] * 31
+
+
+def test_a_block_across_a_period_boundary_is_shared_by_time() -> None:
+    """Hourly energy read in days of a zone at +05:30: the hour across local midnight gives
+    half of itself to each day."""
+    starts = [k * H_US for k in range(48)]
+    ends = [s + H_US for s in starts]
+    half = H_US // 2
+    days = over_periods(
+        starts, ends, [2.0] * 48, [half, 24 * H_US + half, 47 * H_US + half], Quantity.ENERGY
+    )
+    assert days == [48.0, 46.0]
+
+
+def test_a_state_over_a_period_is_the_state_at_its_start() -> None:
+    starts = [k * H_US for k in range(4)]
+    ends = [s + H_US for s in starts]
+    assert over_periods(starts, ends, [1, 0, 0, 1], [0, 2 * H_US, 4 * H_US], Quantity.STATE) == [
+        1,
+        0,
+    ]
+
+
+def test_a_gap_or_a_missing_value_leaves_the_period_unknown() -> None:
+    """As "a coarse block with any missing fine block is missing": summing what is there would
+    undercount."""
+    starts = [0, H_US, 3 * H_US]  # nothing in [2 h, 3 h)
+    ends = [H_US, 2 * H_US, 4 * H_US]
+    edges = [0, 2 * H_US, 4 * H_US]
+    assert over_periods(starts, ends, [1.0, 1.0, 1.0], edges, Quantity.ENERGY) == [2.0, None]
+    assert over_periods(starts, ends, [1.0, None, 1.0], edges, Quantity.ENERGY) == [None, None]
+
+
+def test_overlapping_intervals_leave_the_periods_they_touch_unknown() -> None:
+    """Two values over the same time would count it twice."""
+    starts, ends = [0, H_US // 2, 2 * H_US], [H_US, 2 * H_US, 3 * H_US]
+    edges = [0, 2 * H_US, 3 * H_US]
+    assert over_periods(starts, ends, [1.0, 1.0, 1.0], edges, Quantity.ENERGY) == [None, 1.0]
+
+
+def test_readings_are_instants_and_have_their_own_rule() -> None:
+    with pytest.raises(ValidationError) as caught:
+        over_periods([0], [H_US], [1.0], [0, H_US], Quantity.READING)
+    assert caught.value.field == "quantity"
+    readings = [(at(0), 100.0), (at(60), 160.0)]
+    assert values_at(readings, [at(-15), at(0), at(15), at(60), at(75)]) == [
+        None,
+        100.0,
+        115.0,
+        160.0,
+        None,
+    ]
+
+
+@given(
+    factor=FACTORS,
+    values=st.lists(st.one_of(st.none(), FINITE), max_size=24),
+    quantity=st.sampled_from([Quantity.ENERGY, Quantity.POWER, Quantity.STATE]),
+)
+def test_periods_of_a_fixed_length_resample_as_blocks_do(
+    factor: int, values: list[float | None], quantity: Quantity
+) -> None:
+    """One rule, two implementations: on a grid, `over_periods` is `resample`."""
+    step = 5 * 60_000_000
+    start = to_micros(T0)
+    starts = [start + k * step for k in range(len(values))]
+    ends = [s + step for s in starts]
+    whole = len(values) // factor
+    edges = [start + k * factor * step for k in range(whole + 1)]
+    expected = resample(
+        Regular(T0, timedelta(minutes=5), values), timedelta(minutes=5 * factor), quantity
+    )
+    got = over_periods(starts, ends, values, edges, quantity) if whole else []
+    assert [v is None for v in got] == [v is None for v in expected.values[:whole]]
+    for mine, theirs in zip(got, expected.values[:whole], strict=True):
+        if mine is not None:
+            assert mine == pytest.approx(theirs, rel=1e-9, abs=1e-6)
+
+
+@given(
+    lengths=st.lists(st.integers(min_value=1, max_value=50), min_size=1, max_size=20),
+    values=st.lists(st.floats(min_value=0, max_value=1e4), min_size=20, max_size=20),
+    cuts=st.lists(st.integers(min_value=1, max_value=999), max_size=10),
+)
+def test_energy_over_periods_keeps_the_total(
+    lengths: list[int], values: list[float], cuts: list[int]
+) -> None:
+    """Intervals of any lengths, periods cut anywhere inside them: the periods' energy adds
+    up to the intervals' whatever the cuts, and each period's mean power lies within the
+    intervals' values."""
+    starts, ends = [], []
+    t = 0
+    for length in lengths:
+        starts.append(t)
+        t += length
+        ends.append(t)
+    total_time = t
+    edges = sorted({0, total_time, *(c * total_time // 1000 for c in cuts)})
+    given_values = values[: len(lengths)]
+    energy = over_periods(starts, ends, given_values, edges, Quantity.ENERGY)
+    assert all(v is not None for v in energy)
+    assert math.fsum(energy) == pytest.approx(math.fsum(given_values), rel=1e-9, abs=1e-6)  # type: ignore[arg-type]
+    power = over_periods(starts, ends, given_values, edges, Quantity.POWER)
+    for mean in power:
+        assert mean is not None and min(given_values) <= mean <= max(given_values)
