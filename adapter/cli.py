@@ -1,35 +1,26 @@
-"""The `flexbridge` command: serve, and the administration commands around it."""
+"""The `flexbridge` command: serve, and the administration commands around it.
+
+Imports are lazy: a command imports what it uses when it runs (and `peer`, `optimize`,
+`conformance` and `simulate` add their arguments only when chosen, see _Commands), so
+`flexbridge --help` loads no server, and `optimize` loads the optimizer alone
+(benchmarks/cli_startup.py; tests/test_cli_startup.py keeps it so).
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import logging
 import math
-import ssl
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
 
-from aiohttp import web
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-
-from adapter import peer_admin
-from adapter.app import create_app
-from adapter.settings import Settings, SettingsError, load_settings
-from conformance import cli as conformance_cli
-from hub.peer_state import UnknownIds
-from optimizer import cli as optimizer_cli
-from protocols.cpapi.v1 import sas
-from protocols.cpapi.v1.outbound import configure_endpoint
-from store.accounts import Role, add_account, get_account, issue_token, parse_role, record_token
-from store.db import Database, open_database
-from store.errors import StoreError
-from store.migrate import upgrade
-from store.tenants import add_tenant, get_tenant
-from store.timeutil import utcnow
+if TYPE_CHECKING:
+    from adapter.settings import Settings
+    from store.db import Database
 
 
 def _ttl_days(text: str) -> float:
@@ -51,20 +42,27 @@ def _ttl_days(text: str) -> float:
 def _one_line(exc: BaseException) -> str:
     """An exception as one line: a driver's own error rather than SQLAlchemy's wrapping of it
     (whose text spans lines and links to a help page)."""
+    from sqlalchemy.exc import DBAPIError
+
     if isinstance(exc, DBAPIError) and exc.orig is not None:
         exc = exc.orig
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-# What a command can meet that is the environment's fault, not a bug: an unreachable or
-# refusing database, unreadable or mismatched TLS files (ssl.SSLError is an OSError), a port
-# in use, a date past the calendar.
 _DIALECT_HELP = (
     "a named set of per-peer wire choices of the protocol (OSCP: oscp-2.0, the default, or "
     "pyoscp-0.1; docs/protocols/oscp-2.0.md, Dialects)"
 )
-_ENVIRONMENT_ERRORS = (OSError, SQLAlchemyError, OverflowError, ValueError)
+
+
+def _environment_errors() -> tuple[type[Exception], ...]:
+    """What a command can meet that is the environment's fault, not a bug: an unreachable or
+    refusing database, unreadable or mismatched TLS files (ssl.SSLError is an OSError), a
+    port in use, a date past the calendar."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return (OSError, SQLAlchemyError, OverflowError, ValueError)
 
 
 def _settings_flags(parser: argparse.ArgumentParser) -> None:
@@ -79,7 +77,10 @@ def _parser() -> argparse.ArgumentParser:
             "flexbridge: one server for OCMP/OSCP, the INVADE CP-API, USEF/UFTP and ETRM."
         ),
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = cast(  # argparse makes it of the class given as `action`
+        _Commands,
+        parser.add_subparsers(dest="command", required=True, metavar="COMMAND", action=_Commands),
+    )
 
     serve = commands.add_parser("serve", help="migrate the database and serve HTTP")
     serve.add_argument("--host", help="listen address (env FLEXBRIDGE_HOST, default 127.0.0.1)")
@@ -141,8 +142,60 @@ def _parser() -> argparse.ArgumentParser:
     )
     _settings_flags(gateway_add)
 
+    commands.later(_optimize_commands, optimize="solve an optimizer problem file")
+    commands.later(_conformance_commands, **_CONFORMANCE)
+    commands.later(_peer_commands, peer="OCMP / OSCP peers")
+    _cpapi_commands(commands)
+    return parser
+
+
+class _Commands(argparse._SubParsersAction):
+    """Subcommands whose arguments may be added only when one is chosen. `flexbridge --help`
+    lists every command from its name and help line alone; building `peer` imports the hub
+    and every protocol (its choices come from them), `optimize` numpy and HiGHS."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._later: dict[str, Callable[[_Commands], None]] = {}
+
+    def later(self, build: Callable[[_Commands], None], **helps: str) -> None:
+        """List the commands `build` adds (name=help); build them when one is chosen."""
+        for name, text in helps.items():
+            self.add_parser(name, help=text)
+            self._later[name] = build
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
+        build = self._later.get(values[0])
+        if build is not None:
+            for name in [name for name, owner in self._later.items() if owner is build]:
+                del self._later[name], self._name_parser_map[name]  # the listing's stand-in
+            build(self)
+        super().__call__(parser, namespace, values, option_string)
+
+
+def _optimize_commands(commands: _Commands) -> None:
+    from optimizer import cli as optimizer_cli
+
     optimizer_cli.add_parser(commands)
+
+
+# The conformance kit's commands (conformance.cli.COMMANDS), with their help lines.
+_CONFORMANCE = {
+    "conformance": "run the conformance vectors against any server",
+    "simulate": "simulate a peer (CPO, SCADA) against any server",
+}
+
+
+def _conformance_commands(commands: _Commands) -> None:
+    from conformance import cli as conformance_cli
+
     conformance_cli.add_parser(commands)
+
+
+def _peer_commands(commands: _Commands) -> None:
+    from adapter import peer_admin
+    from hub.peer_state import UnknownIds
+
     peer = commands.add_parser("peer", help="OCMP / OSCP peers").add_subparsers(
         dest="action", required=True
     )
@@ -178,6 +231,9 @@ def _parser() -> argparse.ArgumentParser:
     peer_list = peer.add_parser("list", help="peers with their state and last heartbeat")
     peer_list.add_argument("--tenant", required=True)
     _settings_flags(peer_list)
+
+
+def _cpapi_commands(commands: _Commands) -> None:
     cpapi = commands.add_parser("cpapi", help="INVADE CP-API").add_subparsers(
         dest="action", required=True
     )
@@ -197,7 +253,6 @@ def _parser() -> argparse.ArgumentParser:
         "ControlOnOffMessage,ControlRegulationMessage,FlexibilityOfferMessage)",
     )
     _settings_flags(endpoint)
-    return parser
 
 
 # Objects between collections of the youngest generation (CPython's default is 700).
@@ -214,6 +269,13 @@ def _tune_garbage_collector() -> None:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import ssl
+
+    from aiohttp import web
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from adapter.app import create_app
+
     tls = None
     if args.tls_cert or args.tls_key:
         if not (args.tls_cert and args.tls_key):
@@ -246,6 +308,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _with_database(settings: Settings, work: Callable[[Database], Awaitable[str]]) -> str:
+    from store.db import open_database
+    from store.migrate import upgrade
+
     db = open_database(settings.database_url)
     try:
         await upgrade(db)
@@ -258,6 +323,20 @@ def _admin_command(
     args: argparse.Namespace, settings: Settings
 ) -> Callable[[Database], Awaitable[str]]:
     """The database work of one administration command; it returns what to print."""
+    from adapter import peer_admin
+    from hub.peer_state import UnknownIds
+    from protocols.cpapi.v1 import sas
+    from protocols.cpapi.v1.outbound import configure_endpoint
+    from store.accounts import (
+        Role,
+        add_account,
+        get_account,
+        issue_token,
+        parse_role,
+        record_token,
+    )
+    from store.tenants import add_tenant, get_tenant
+    from store.timeutil import utcnow
 
     async def db_upgrade(db: Database) -> str:
         from store.migrate import current_revision
@@ -360,15 +439,28 @@ def _quiet_teardown(args: threading.ExceptHookArgs) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "optimize":  # what-if solves: no server, no database
+        from optimizer import cli as optimizer_cli
+
         return optimizer_cli.run(args)
-    if args.command in conformance_cli.COMMANDS:  # HTTP clients of a server, any server
+    if args.command in _CONFORMANCE:  # HTTP clients of a server, any server
+        from conformance import cli as conformance_cli
+
         return conformance_cli.run(args)
+    import asyncio
+
+    from adapter.settings import SettingsError, load_settings
+    from store.errors import StoreError
+
     flags = {name: getattr(args, name, None) for name in ("host", "port", "database_url", "config")}
     try:
         settings = load_settings(flags)
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "serve":
+        # Loaded before logging is set up: alembic logs its plugins at INFO as it is
+        # imported, which is no news of the server's.
+        import adapter.app  # noqa: F401
     # Administration commands print their one result; only the server narrates its work.
     level = settings.log_level.upper() if args.command == "serve" else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -380,7 +472,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except _ENVIRONMENT_ERRORS as exc:
+    except _environment_errors() as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
     return 0
