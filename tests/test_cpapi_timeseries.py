@@ -815,20 +815,6 @@ async def test_explicit_offsets_and_fractions_are_converted_to_utc(api):
     ]
 
 
-@pytest.mark.parametrize("resolution", ["Month", "Quarter", "Year"])
-async def test_calendar_resolutions_are_refused(api, resolution):
-    """CP-API 4.3.1.1 Resolution lists 'Month', 'Year', 'Quarter': periods of no fixed length,
-    which flexbridge's fixed-length blocks cannot hold; refused naming Resolution."""
-    saved = await api.call(
-        "SaveTimeSeriesV1", _series("Consumption", _values(T0, [1.0]), resolution), status=400
-    )
-    got = await api.call(
-        "GetTimeSeriesV1", _request("Consumption", resolution=resolution), status=400
-    )
-    assert _fields(saved) == _fields(got) == {"Resolution"}
-    assert "not a fixed length" in saved["Errors"][0]["Reason"]
-
-
 @pytest.mark.parametrize("resolution", ["None", "Frequent", "Rarely", "Occasionally"])
 async def test_irregular_resolutions_store_instants(api, resolution):
     """CP-API Table 2 note: "*Frequent* is used on time series types where exact frequency can
@@ -889,7 +875,7 @@ async def test_a_new_series_saved_without_resolution_takes_table_2s(api, series_
     [
         ("Charging Power", "Hour", "Frequent", "Resolution"),  # irregular power: no grid
         ("Consumption", "TenMinutes", "FifteenMinutes", "Resolution"),  # 15 is not 10 * n
-        ("Consumption", "Week", "FifteenMinutes", "Resolution"),  # weeks from a Thursday
+        ("Charging Power", "Month", "Frequent", "Resolution"),  # instants have no length
     ],
 )
 async def test_resolutions_a_series_cannot_be_read_at_are_refused(
@@ -918,25 +904,268 @@ async def test_values_off_the_block_grid_are_refused_naming_the_value(api):
     assert _fields(answer) == {"TimeSeriesValueList[1].ValueTime"}
 
 
-async def test_day_resampling_needs_utc_days(api):
-    """CP-API 4.3.2 TimeZone: "for resolution Daily and above the time zone should be
-    specified to get the correct day alignment of values"; days are aligned at 00:00 UTC, so
-    a zone whose days are not UTC days is refused rather than answered misaligned."""
-    await api.call("SaveTimeSeriesV1", _series("Consumption", _values(T0, [1.0] * 96, Q)))
-    day = timedelta(days=1)
-    utc = await api.call(
-        "GetTimeSeriesV1", _request("Consumption", T0, T0 + day, "Day", TimeZone="UTC")
+# ---------------------------------------------------------------------------------------------
+# Calendar periods: Day, Week, Month, Quarter and Year in the TimeZone (4.3.1.1, 4.3.2)
+
+OSLO_MARCH = datetime(2026, 3, 27, 23, tzinfo=UTC)  # 2026-03-28 00:00 in Oslo (UTC+1)
+OSLO_OCTOBER = datetime(2026, 10, 23, 22, tzinfo=UTC)  # 2026-10-24 00:00 in Oslo (UTC+2)
+
+
+def _periods(answer: dict[str, Any]) -> list[tuple[str, str | None, Any]]:
+    return [
+        (v["ValueTime"], v.get("ValueToTime"), v["Value"]) for v in answer["TimeSeriesValueList"]
+    ]
+
+
+async def test_a_day_in_a_time_zone_is_a_local_day_of_23_hours_in_march(api):
+    """CP-API 4.3.2 TimeZone: "all dates should be in UTC, however for resolution Daily and
+    above the time zone should be specified to get the correct day alignment of values".
+    Europe/Oslo's 2026-03-29 (the last Sunday of March) has 23 hours: 92 quarter hours."""
+    await api.call("SaveTimeSeriesV1", _series("Consumption", _values(OSLO_MARCH, [1.0] * 286)))
+    await api.call("SaveTimeSeriesV1", _series("Max Capacity", _values(OSLO_MARCH, [7.0] * 286)))
+    request = _request("Consumption", OSLO_MARCH, OSLO_MARCH + 71 * H, "Day")
+    energy = await api.call("GetTimeSeriesV1", {**request, "TimeZone": "Europe/Oslo"})
+    power = await api.call(
+        "GetTimeSeriesV1", {**request, "TimeSeriesType": "MaxCapacity", "TimeZone": "Europe/Oslo"}
     )
-    oslo = await api.call(
+    assert energy["TimeZone"] == "Europe/Oslo" and energy["Resolution"] == "Day"
+    # A day of 24 hours needs no ValueToTime; the 23-hour day carries its end.
+    assert _periods(energy) == [
+        ("2026-03-27T23:00:00Z", None, 96.0),
+        ("2026-03-28T23:00:00Z", "2026-03-29T22:00:00Z", 92.0),
+        ("2026-03-29T22:00:00Z", None, 96.0),
+    ]
+    assert [v for _, _, v in _periods(power)] == [7.0, 7.0, 7.0]
+
+
+async def test_a_day_in_a_time_zone_is_a_local_day_of_25_hours_in_october(api):
+    """Europe/Oslo's 2026-10-25 (the last Sunday of October) has 25 hours: 100 quarter hours."""
+    await api.call("SaveTimeSeriesV1", _series("Consumption", _values(OSLO_OCTOBER, [1.0] * 292)))
+    answer = await api.call(
         "GetTimeSeriesV1",
-        _request("Consumption", T0, T0 + day, "Day", TimeZone="Europe/Oslo"),
-        status=400,
+        _request("Consumption", OSLO_OCTOBER, OSLO_OCTOBER + 73 * H, "Day", TimeZone="Europe/Oslo"),
     )
+    assert _periods(answer) == [
+        ("2026-10-23T22:00:00Z", None, 96.0),
+        ("2026-10-24T22:00:00Z", "2026-10-25T23:00:00Z", 100.0),
+        ("2026-10-25T23:00:00Z", None, 96.0),
+    ]
+
+
+async def test_days_are_utc_days_without_a_time_zone_and_unknown_zones_are_refused(api):
+    """4.3.1.1: "TimeZone (string, optional): The time zone: default UTC"."""
+    await api.call("SaveTimeSeriesV1", _series("Consumption", _values(T0, [1.0] * 96)))
+    day = timedelta(days=1)
+    utc = await api.call("GetTimeSeriesV1", _request("Consumption", T0, T0 + day, "Day"))
     nowhere = await api.call(
         "GetTimeSeriesV1", _request("Consumption", TimeZone="Mars/Olympus"), status=400
     )
-    assert _pairs(utc) == [("2026-03-01T00:00:00Z", 96.0)]
-    assert _fields(oslo) == {"TimeZone"} and _fields(nowhere) == {"TimeZone"}
+    assert utc["TimeZone"] == "UTC" and _pairs(utc) == [("2026-03-01T00:00:00Z", 96.0)]
+    assert _fields(nowhere) == {"TimeZone"}
+
+
+async def test_week_month_quarter_and_year_are_calendar_periods_of_stored_blocks(api):
+    """4.3.1.1 Resolution: "'Day', 'Week', 'Month', 'Year', 'Quarter'", read from hourly energy
+    by summing: weeks from Monday (ISO 8601), months, quarters and years from local midnight
+    of their first day; a period the stored values do not cover whole is unknown."""
+    start = datetime(2025, 12, 31, 23, tzinfo=UTC)  # 2026-01-01 00:00 in Oslo
+    hours = int((datetime(2026, 3, 31, 22, tzinfo=UTC) - start) / H)  # to 2026-04-01 local
+    assert hours == 90 * 24 - 1  # the hour lost to summer time on 2026-03-29
+    await api.call(
+        "SaveTimeSeriesV1", _series("Consumption", _values(start, [1.0] * hours, H), "Hour")
+    )
+
+    async def read(resolution: str) -> list[tuple[str, str | None, Any]]:
+        request = _request(
+            "Consumption", start, start + hours * H, resolution, TimeZone="Europe/Oslo"
+        )
+        answer = await api.call("GetTimeSeriesV1", request)
+        assert answer["Resolution"] == resolution
+        return _periods(answer)
+
+    assert await read("Month") == [
+        ("2025-12-31T23:00:00Z", "2026-01-31T23:00:00Z", 744.0),
+        ("2026-01-31T23:00:00Z", "2026-02-28T23:00:00Z", 672.0),
+        ("2026-02-28T23:00:00Z", "2026-03-31T22:00:00Z", 743.0),
+    ]
+    assert await read("Quarter") == [("2025-12-31T23:00:00Z", "2026-03-31T22:00:00Z", 2159.0)]
+    assert await read("Year") == []  # 2026 is not stored whole
+    weeks = await read("Week")
+    # 2025-12-29 (a Monday) began before the values; 2026-01-05 is the first whole week.
+    assert weeks[0] == ("2026-01-04T23:00:00Z", None, 168.0)
+    assert ("2026-03-22T23:00:00Z", "2026-03-29T22:00:00Z", 167.0) in weeks
+
+
+async def test_a_value_saved_at_month_covers_its_calendar_month(api):
+    """4.3.1.1 Resolution "Month", 4.3.1.2 ValueTime is the period start, and TimeSeriesV1's
+    TimeZone ("default UTC") says whose months: a month of no fixed length is kept as one
+    value from local midnight of its first day to that of the next month."""
+    months = [
+        {"ValueTime": "2025-12-31T23:00:00Z", "Value": 0.0},
+        {"ValueTime": "2026-01-31T23:00:00Z", "Value": 90.0},
+        {"ValueTime": "2026-02-28T23:00:00Z", "Value": 0.0},
+    ]
+    saved = await api.call(
+        "SaveTimeSeriesV1", _series("Max Capacity", months, "Month", TimeZone="Europe/Oslo")
+    )
+    assert saved["Success"] is True
+    start, end = datetime(2025, 12, 31, 23, tzinfo=UTC), datetime(2026, 3, 31, 22, tzinfo=UTC)
+    stored = await api.call("GetTimeSeriesV1", _request("Max Capacity", start, end))
+    assert _periods(stored) == [
+        ("2025-12-31T23:00:00Z", "2026-01-31T23:00:00Z", 0.0),
+        ("2026-01-31T23:00:00Z", "2026-02-28T23:00:00Z", 90.0),
+        ("2026-02-28T23:00:00Z", "2026-03-31T22:00:00Z", 0.0),
+    ]
+    oslo = {"TimeZone": "Europe/Oslo"}
+    monthly = await api.call(
+        "GetTimeSeriesV1", _request("Max Capacity", start, end, "Month", **oslo)
+    )
+    quarter = await api.call(
+        "GetTimeSeriesV1", _request("Max Capacity", start, end, "Quarter", **oslo)
+    )
+    day = await api.call(
+        "GetTimeSeriesV1",
+        _request("Max Capacity", start + 40 * 24 * H, start + 41 * 24 * H, "Day", **oslo),
+    )
+    assert _periods(monthly) == _periods(stored)
+    # An intensive value averages weighted by duration: 90 kW for February's 672 hours of the
+    # quarter's 2,159 (one lost to summer time) is 28.01 kW, not the mean of three months, 30.
+    assert [v for _, _, v in _periods(quarter)] == [pytest.approx(90 * 672 / 2159)]
+    assert _pairs(day) == [("2026-02-09T23:00:00Z", 90.0)]  # repeated onto each day
+
+
+async def test_energy_saved_at_month_is_shared_over_its_days_by_time(api):
+    """DESIGN.md 4: energy "divide[s] when refined": January's 310 kWh is 10 kWh a day. A
+    ValueToTime spanning two months gives each its share by length (590 kWh over 59 days)."""
+    values = [
+        {"ValueTime": "2026-01-01T00:00:00Z", "Value": 310.0},
+        {"ValueTime": "2026-02-01T00:00:00Z", "ValueToTime": "2026-04-01T00:00:00Z", "Value": 590},
+    ]
+    await api.call("SaveTimeSeriesV1", _series("Consumption", values, "Month"))
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    days = await api.call(
+        "GetTimeSeriesV1", _request("Consumption", start, start + 3 * 24 * H, "Day")
+    )
+    months = await api.call(
+        "GetTimeSeriesV1", _request("Consumption", start, datetime(2026, 4, 1, tzinfo=UTC), "Month")
+    )
+    assert [v for _, v in _pairs(days)] == [10.0, 10.0, 10.0]
+    assert [v for _, v in _pairs(months)] == [310.0, 280.0, 310.0]
+
+
+async def test_readings_at_a_month_are_the_readings_at_each_month_start(api):
+    """DESIGN.md 4: "accumulated readings interpolate": the counter at local midnight."""
+    readings = [
+        {"ValueTime": "2026-01-31T11:00:00Z", "Value": 1000.0},
+        {"ValueTime": "2026-02-01T11:00:00Z", "Value": 1024.0},  # 24 kWh in 24 hours
+    ]
+    await api.call("SaveTimeSeriesV1", _series("Consumption Meter Reading", readings, None))
+    answer = await api.call(
+        "GetTimeSeriesV1",
+        _request(
+            "ConsumptionMeterReading",
+            datetime(2026, 1, 31, 23, tzinfo=UTC),
+            datetime(2026, 2, 2, tzinfo=UTC),
+            "Month",
+            TimeZone="Europe/Oslo",
+        ),
+    )
+    assert _periods(answer) == [("2026-01-31T23:00:00Z", None, 1012.0)]
+
+
+@pytest.mark.parametrize(
+    ("resolution", "zone", "value", "field"),
+    [
+        ("Month", "Europe/Oslo", {"ValueTime": "2026-02-01T00:00:00Z"}, "ValueTime"),  # 01:00
+        ("Quarter", None, {"ValueTime": "2026-02-01T00:00:00Z"}, "ValueTime"),
+        ("Week", None, {"ValueTime": "2026-03-05T00:00:00Z"}, "ValueTime"),  # a Thursday
+        ("Day", None, {"ValueTime": "2026-03-05T06:00:00Z"}, "ValueTime"),
+        (
+            "Month",
+            None,
+            {"ValueTime": "2026-02-01T00:00:00Z", "ValueToTime": "2026-02-15T00:00:00Z"},
+            "ValueToTime",
+        ),
+        ("Year", None, {"ValueTime": "9000-01-01T00:00:00Z"}, "ValueTime"),
+    ],
+)
+async def test_a_calendar_value_must_cover_whole_periods(api, resolution, zone, value, field):
+    """4.3.1.2: ValueTime is the period start; a value that does not begin (or end) where its
+    period does is refused naming it, and nothing is stored."""
+    extra = {"TimeZone": zone} if zone else {}
+    body = _series("Consumption", [{**value, "Value": 1.0}], resolution, **extra)
+    answer = await api.call("SaveTimeSeriesV1", body, status=400)
+    assert _fields(answer) == {f"TimeSeriesValueList[0].{field}"}
+    assert await _stored(api, api.meter, SeriesType.CONSUMPTION) is None
+
+
+async def test_day_and_week_saved_in_utc_stay_blocks_and_in_a_zone_become_periods(api):
+    """A UTC day is always 24 hours, so Day saved in UTC is a regular series that answers
+    Resolution Day; Oslo's 23-hour day is a period of its own, kept with its end."""
+    await api.call("SaveTimeSeriesV1", _series("Consumption", _values(T0, [24.0], 24 * H), "Day"))
+    utc = await api.call("GetTimeSeriesV1", _request("Consumption", T0, T0 + 24 * H))
+    assert utc["Resolution"] == "Day" and _periods(utc) == [("2026-03-01T00:00:00Z", None, 24.0)]
+    days = _values(OSLO_MARCH, [24.0, 23.0, 24.0], 24 * H)
+    days[2]["ValueTime"] = "2026-03-29T22:00:00Z"  # after the 23-hour day
+    saved = await api.call(
+        "SaveTimeSeriesV1",
+        _series("Production", days, "Day", TimeZone="Europe/Oslo"),
+    )
+    assert saved["Success"] is True
+    stored = await api.call(
+        "GetTimeSeriesV1", _request("Production", OSLO_MARCH, OSLO_MARCH + 71 * H)
+    )
+    assert _periods(stored) == [
+        ("2026-03-27T23:00:00Z", "2026-03-28T23:00:00Z", 24.0),
+        ("2026-03-28T23:00:00Z", "2026-03-29T22:00:00Z", 23.0),
+        ("2026-03-29T22:00:00Z", "2026-03-30T22:00:00Z", 24.0),
+    ]
+
+
+async def test_a_month_series_is_not_mixed_with_blocks(api):
+    """A series keeps its form: a saved month cannot join a series of 15-minute blocks."""
+    await api.call("SaveTimeSeriesV1", _series("Consumption", _values(T0, [1.0])))
+    answer = await api.call(
+        "SaveTimeSeriesV1", _series("Consumption", _values(T0, [1.0]), "Month"), status=400
+    )
+    assert _fields(answer) == {"Resolution"}
+
+
+@pytest.mark.parametrize(
+    ("saved_as", "resolution"),
+    [("FifteenMinutes", "Month"), ("Hour", "Year"), ("Month", "Day")],
+)
+async def test_a_calendar_read_over_millennia_is_refused_not_tried(api, saved_as, resolution):
+    """Every request's work is bounded: 7,099 years of quarter hours (249 million blocks), of
+    hours (62 million) or of days (2.6 million) is more than a Get lays out (1,000,000)."""
+    first = "2026-03-01T00:00:00Z"
+    await api.call(
+        "SaveTimeSeriesV1",
+        _series("Consumption", [{"ValueTime": first, "Value": 1.0}], saved_as),
+    )
+    far = _request(
+        "Consumption",
+        datetime(1900, 1, 1, tzinfo=UTC),
+        datetime(8999, 1, 1, tzinfo=UTC),
+        resolution,
+        TimeZone="Europe/Oslo",
+    )
+    answer = await api.call("GetTimeSeriesV1", far, status=400)
+    assert _fields(answer) == {"ToDateTime"}
+
+
+async def test_months_over_millennia_of_stored_months_are_answered(api):
+    """85,000 months, or 370,000 weeks, are within the bound: the stored ones are answered."""
+    values = [{"ValueTime": "2026-03-01T00:00:00Z", "Value": 31.0}]
+    await api.call("SaveTimeSeriesV1", _series("Consumption", values, "Month"))
+    far = _request(
+        "Consumption", datetime(1900, 1, 1, tzinfo=UTC), datetime(8999, 1, 1, tzinfo=UTC), "Month"
+    )
+    answer = await api.call("GetTimeSeriesV1", far)
+    weeks = await api.call("GetTimeSeriesV1", {**far, "Resolution": "Week"})
+    assert _pairs(answer) == [("2026-03-01T00:00:00Z", 31.0)]
+    # March 2026's weeks that lie wholly in it, at 1 kWh a day: 7 kWh each.
+    assert [v for _, v in _pairs(weeks)] == [pytest.approx(7.0)] * 4
 
 
 # ---------------------------------------------------------------------------------------------

@@ -46,9 +46,8 @@ from protocols.common.context import caller_of, database_of, open_message, reque
 from protocols.common.surface import ProtocolError, Refusal
 from protocols.common.wire import marshmallow_issues, read_json
 from protocols.cpapi.v1.codec.timeseries import (
-    CALENDAR,
-    CALENDAR_REASON,
     IRREGULAR,
+    PERIODS,
     REFERENCE_FIELDS,
     STEPS,
     EntityKey,
@@ -69,9 +68,12 @@ from protocols.cpapi.v1.codec.timeseries import (
 )
 from protocols.cpapi.v1.errors import error_response, item_error
 from protocols.cpapi.v1.outbound import KINDS, emit
+from store import calendar
+from store.calendar import Period
 from store.entities import Entity
 from store.errors import Conflict, FieldIssue, NotFound, StoreError, ValidationError
 from store.references import ExternalRef, find_many, normalise, resolve
+from store.resample import over_periods
 from store.series import (
     Series,
     SeriesKey,
@@ -89,8 +91,17 @@ from store.series_types import (
     parse_series_name,
 )
 from store.tenants import Tenant
+from store.timeutil import to_micros
 from store.units import AnyUnit, Dimension, PriceUnit, Unit, convert, dimension_of, parse_unit
-from store.values import Blocks, Point, prepare_rows, read_values, write_rows, write_values
+from store.values import (
+    Blocks,
+    Point,
+    prepare_rows,
+    read_periods,
+    read_values,
+    write_rows,
+    write_values,
+)
 
 routes = web.RouteTableDef()
 
@@ -185,19 +196,50 @@ def _zone(name: str | None) -> tzinfo | None:
         ) from None
 
 
-def _utc_all_year(zone: tzinfo | None, year: int) -> bool:
-    if zone is None or zone is UTC:
-        return True
-    return all(zone.utcoffset(datetime(year, month, 1)) == timedelta(0) for month in (1, 4, 7, 10))
+def _zone_text(zone: tzinfo) -> str:
+    return "UTC" if zone is UTC else str(zone)
+
+
+@dataclass(frozen=True, slots=True)
+class _Calendar:
+    """Calendar periods of a Day-or-coarser Resolution, in a time zone (store.calendar)."""
+
+    period: Period
+    zone: tzinfo
+
+    def words(self) -> str:
+        return f"{self.period} in {_zone_text(self.zone)}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Form:
+    """How a save at a Resolution is stored: blocks of `step` (None: an irregular series);
+    with `periods`, each value covers a calendar period."""
+
+    step: timedelta | None
+    periods: _Calendar | None = None
+
+
+def _save_form(resolution: Resolution, zone: tzinfo | None) -> _Form:
+    """Day and coarser cover calendar periods in the item's TimeZone (4.3.1.1 "default UTC").
+    A UTC day is always 24 hours and a UTC week 7 days, so those are regular series of blocks
+    that answer Resolution Day or Week; any other calendar period is of no fixed length and is
+    kept as an irregular series of [start, end) values (docs/protocols/cpapi-v1.md, "Calendar
+    periods")."""
+    if resolution in IRREGULAR:
+        return _Form(None)
+    period = PERIODS.get(resolution)
+    if period is None:
+        return _Form(STEPS[resolution])
+    periods = _Calendar(period, zone or UTC)
+    if periods.zone is UTC and resolution in STEPS:
+        return _Form(STEPS[resolution], periods)
+    return _Form(None, periods)
 
 
 def _step_of(resolution: Resolution) -> timedelta | None:
-    """The store resolution of a wire Resolution; calendar periods are refused."""
-    if resolution in CALENDAR:
-        raise ValidationError("Resolution", CALENDAR_REASON.format(name=resolution.value))
-    if resolution in IRREGULAR:
-        return None
-    return STEPS[resolution]
+    """The store resolution a save at `resolution` in UTC creates a series at."""
+    return _save_form(resolution, UTC).step
 
 
 # ---------------------------------------------------------------------------------------------
@@ -245,11 +287,17 @@ def _echo(key: EntityKey, entity: Entity) -> dict[str, Any]:
 
 
 def _points(
-    values: Sequence[ValueIn], step: timedelta | None, quantity: Quantity
+    values: Sequence[ValueIn], form: _Form, quantity: Quantity
 ) -> tuple[list[Point], list[int]]:
     """Store points for the values, and for each point the index of the value it came from.
 
-    A ValueToTime spanning n blocks is expanded into n blocks (energy divided by n)."""
+    A ValueToTime spanning n blocks is expanded into n blocks (energy divided by n); one
+    spanning n calendar periods into n periods (energy shared by time)."""
+    step = form.step
+    if form.periods is not None:
+        _check_period_starts(values, form.periods)
+        if step is None:
+            return _period_points(values, form.periods, quantity)
     if step is not None and not any(item.to_time for item in values):  # one block each
         return [Point(t, t + step, v, s) for t, _, v, s in values], list(range(len(values)))
     points: list[Point] = []
@@ -295,6 +343,73 @@ def _points(
     return points, origins
 
 
+def _check_period_starts(values: Sequence[ValueIn], periods: _Calendar) -> None:
+    """4.3.1.2: ValueTime is the start of the value's period, here a calendar one."""
+    issues = []
+    for index, item in enumerate(values):
+        if not calendar.is_start(item.time, periods.period, periods.zone):
+            start = calendar.floor(item.time, periods.period, periods.zone)
+            issues.append(
+                FieldIssue(
+                    f"TimeSeriesValueList[{index}].ValueTime",
+                    f"is not the start of a {periods.words()}; that {periods.period} starts "
+                    f"at {start.isoformat().replace('+00:00', 'Z')}",
+                )
+            )
+            if len(issues) >= 20:
+                break
+    if issues:
+        raise ValidationError(issues=issues)
+
+
+def _period_points(
+    values: Sequence[ValueIn], periods: _Calendar, quantity: Quantity
+) -> tuple[list[Point], list[int]]:
+    """Values of calendar periods as [start, end) points of an irregular series: one period
+    each, or the periods up to ValueToTime (a band: an intensive value repeated, energy
+    shared in proportion to each period's length). A reading or level is the value at its
+    ValueTime, an instant, and is kept as the irregular series keeps it."""
+    points: list[Point] = []
+    origins: list[int] = []
+    issues: list[FieldIssue] = []
+    instants = quantity in (Quantity.READING, Quantity.LEVEL)
+    for index, item in enumerate(values):
+        if instants:
+            points.append(Point(item.time, item.to_time or item.time, item.value, item.status))
+            origins.append(index)
+            continue
+        end = item.to_time or calendar.following(item.time, periods.period, periods.zone)
+        where = f"TimeSeriesValueList[{index}].ValueToTime"
+        if end <= item.time or not calendar.is_start(end, periods.period, periods.zone):
+            issues.append(FieldIssue(where, f"must be the end of a {periods.words()}"))
+            continue
+        try:
+            edges = calendar.edges(
+                item.time,
+                end,
+                periods.period,
+                periods.zone,
+                limit=MAX_BLOCKS - len(points),
+                field=where,
+            )
+        except ValidationError as exc:
+            issues.extend(exc.issues)
+            break
+        shares = over_periods(
+            [to_micros(item.time)],
+            [to_micros(end)],
+            [item.value],
+            [to_micros(edge) for edge in edges],
+            quantity,
+        )
+        for start, stop, share in zip(edges, edges[1:], shares, strict=False):
+            points.append(Point(start, stop, share, item.status))
+            origins.append(index)
+    if issues:
+        raise ValidationError(issues=issues)
+    return points, origins
+
+
 def _store_form(
     item: TimeSeriesIn, series: Series
 ) -> tuple[Sequence[Point] | Blocks, Sequence[int]]:
@@ -302,14 +417,14 @@ def _store_form(
     values = item.values
     if isinstance(values, ValueColumns) and series.resolution is not None:
         return values.blocks, range(len(values))  # one block a value, in microseconds
-    return _points(values, series.resolution, info(series.series_type).quantity)
+    return _points(values, _Form(series.resolution), info(series.series_type).quantity)
 
 
 def _shape(item: TimeSeriesIn) -> tuple[SeriesType, int | None, AnyUnit | None]:
     """The series type and phase an item names, and the unit of its values."""
     series_type, phase = parse_series_name(item.series_type, field="TimeSeriesType")
     unit = _accepted_unit(item.unit, series_type)
-    _zone(item.time_zone)  # validated; all dates carry their offset
+    _zone(item.time_zone)  # validated; it aligns calendar periods, every date has its offset
     if item.from_time and item.to_time and item.to_time < item.from_time:
         raise ValidationError("ToDateTime", "must not be before FromDateTime")
     return series_type, phase, unit
@@ -325,11 +440,12 @@ async def _write_series(
         series_type, phase, unit = _shape(item)
         existing = await find_series(tx, tenant, entity, series_type, phase=phase)
         if item.resolution is not None:
-            step = _step_of(item.resolution)
+            form = _save_form(item.resolution, _zone(item.time_zone))
         elif existing is not None:
-            step = existing.resolution
+            form = _Form(existing.resolution)
         else:
-            step = _default_step(series_type)
+            form = _Form(_default_step(series_type))
+        step = form.step
         if existing is not None and step == existing.resolution:
             series = existing  # already checked: same entity, type, phase and resolution
         else:
@@ -342,7 +458,7 @@ async def _write_series(
                 resolution=step,
                 unit=None if existing is not None else unit,
             )
-        points, origins = _points(item.values, series.resolution, info(series_type).quantity)
+        points, origins = _points(item.values, form, info(series_type).quantity)
         await write_values(tx, tenant, series, points, source=source, unit=unit)
     except ValidationError as exc:
         raise ValidationError(issues=wire_issues(exc.issues, "EntityKey", origins)) from None
@@ -394,8 +510,10 @@ class _Batch:
             series = self.series.get((entity.id, series_type, phase))
             if series is None or follows_up(series) or series_type in KINDS:
                 return False
-            if item.resolution is not None and _step_of(item.resolution) != series.resolution:
-                return False  # `ensure_series` words the refusal
+            if item.resolution is not None and (
+                item.resolution in PERIODS or _step_of(item.resolution) != series.resolution
+            ):
+                return False  # periods are checked there; `ensure_series` words a refusal
             points, origins = _store_form(item, series)
             rows = prepare_rows(series, points, source_id=self.source_id, unit=unit)
         except ValidationError as exc:
@@ -431,9 +549,8 @@ class _Query:
     start: datetime
     end: datetime | None
     resolution: Resolution | None
-    step: timedelta | None  # None: as stored
-    zone: tzinfo | None
-    zone_name: str | None
+    step: timedelta | None  # a fixed length to resample into; None: as stored, or periods
+    periods: _Calendar | None  # Day and coarser: calendar periods in the TimeZone
 
 
 def _query(
@@ -441,8 +558,12 @@ def _query(
 ) -> _Query:
     if end is not None and end <= start:
         raise ValidationError("ToDateTime", "must be after FromDateTime")
-    step = _step_of(resolution) if resolution is not None else None
-    return _Query(start, end, resolution, step, _zone(zone_name), zone_name)
+    zone = _zone(zone_name)
+    period = PERIODS.get(resolution) if resolution is not None else None
+    if period is not None:
+        return _Query(start, end, resolution, None, _Calendar(period, zone or UTC))
+    step = None if resolution is None or resolution in IRREGULAR else STEPS[resolution]
+    return _Query(start, end, resolution, step, None)
 
 
 def _overlaps(point: Point, start: datetime, end: datetime) -> bool:
@@ -451,23 +572,69 @@ def _overlaps(point: Point, start: datetime, end: datetime) -> bool:
     return start <= point.start < end
 
 
+def _too_many(name: str) -> ValidationError:
+    return ValidationError(
+        "ToDateTime",
+        f"the window holds more than {MAX_BLOCKS} values at {name}; ask for a shorter one",
+    )
+
+
 async def _resampled(
-    tx: AsyncConnection, tenant: Tenant, series: Series, query: _Query, step: timedelta
+    tx: AsyncConnection, tenant: Tenant, series: Series, query: _Query
 ) -> list[Point]:
+    end = query.end
+    if end is None:
+        stored = await read_values(tx, tenant, series, query.start, FAR_FUTURE)
+        if not stored:
+            return []
+        end = max(p.end for p in stored) + (_MICRO if series.resolution is None else timedelta(0))
+    if query.periods is not None:
+        read = await _over_periods(tx, tenant, series, query, end)
+    else:
+        assert query.step is not None
+        read = await _over_steps(tx, tenant, series, query, query.step, end)
+    return [p for p in read if _overlaps(p, query.start, end)]
+
+
+async def _over_periods(
+    tx: AsyncConnection, tenant: Tenant, series: Series, query: _Query, end: datetime
+) -> list[Point]:
+    """4.3.2 TimeZone: "for resolution Daily and above the time zone should be specified to
+    get the correct day alignment of values": each value is a calendar period in the zone."""
+    periods = query.periods
+    assert periods is not None and query.resolution is not None
+    name = f"{query.resolution.value} in {_zone_text(periods.zone)}"
+    first = calendar.floor(query.start, periods.period, periods.zone)
+    last = calendar.ceil(end, periods.period, periods.zone)
+    if series.resolution is not None and (last - first) // series.resolution > MAX_BLOCKS:
+        raise _too_many(f"the stored {resolution_name(series.resolution) or series.resolution}")
+    try:
+        edges = calendar.edges(
+            first, last, periods.period, periods.zone, limit=MAX_BLOCKS, field="ToDateTime"
+        )
+    except ValidationError:
+        raise _too_many(name) from None
+    return await read_periods(tx, tenant, series, edges)
+
+
+async def _over_steps(
+    tx: AsyncConnection,
+    tenant: Tenant,
+    series: Series,
+    query: _Query,
+    step: timedelta,
+    end: datetime,
+) -> list[Point]:
+    """Blocks of a fixed length on the grid from the UTC epoch."""
     name = query.resolution.value if query.resolution else str(step)
-    if step == STEPS[Resolution.WEEK]:
-        raise ValidationError(
-            "Resolution",
-            "resampling into Week is not supported (store blocks align to the UTC epoch, a "
-            "Thursday); ask for Day",
-        )
-    if step >= STEPS[Resolution.DAY] and not _utc_all_year(query.zone, query.start.year):
-        raise ValidationError(
-            "TimeZone",
-            f"{name} values are aligned to 00:00 UTC; days in {query.zone_name} are not UTC "
-            "days, so ask in UTC or at Hour",
-        )
     own = series.resolution
+    if own is None and info(series.series_type).quantity not in (Quantity.READING, Quantity.LEVEL):
+        # An irregular series of intervals [start, end): the period rule on the grid.
+        start, stop = floor_to(query.start, step), ceil_to(end, step)
+        if (stop - start) // step > MAX_BLOCKS:
+            raise _too_many(name)
+        edges = [start + k * step for k in range((stop - start) // step + 1)]
+        return await read_periods(tx, tenant, series, edges)
     if (
         own is not None
         and (step // _MICRO) % (own // _MICRO)
@@ -478,22 +645,12 @@ async def _resampled(
             f"{name} is neither a whole multiple nor a whole divisor of the stored "
             f"{resolution_name(own) or own}",
         )
-    end = query.end
-    if end is None:
-        stored = await read_values(tx, tenant, series, query.start, FAR_FUTURE)
-        if not stored:
-            return []
-        end = max(p.end for p in stored) + (_MICRO if series.resolution is None else timedelta(0))
     own = own or step
     grid, finest = max(step, own), min(step, own)
     start, stop = floor_to(query.start, grid), ceil_to(end, grid)
     if (stop - start) // finest > MAX_BLOCKS:
-        raise ValidationError(
-            "ToDateTime",
-            f"the window holds more than {MAX_BLOCKS} values at {name}; ask for a shorter one",
-        )
-    read = await read_values(tx, tenant, series, start, stop, resolution=step)
-    return [p for p in read if _overlaps(p, query.start, end)]
+        raise _too_many(name)
+    return await read_values(tx, tenant, series, start, stop, resolution=step)
 
 
 async def _series_out(
@@ -508,21 +665,27 @@ async def _series_out(
     name = format_series_name(series_type, phase)
     stored_unit = series.unit if series is not None else info(series_type).unit
     unit = _wire_unit(stored_unit)
+    zone = "UTC" if query.periods is None else _zone_text(query.periods.zone)
     if series is None:
         resolution = (
             query.resolution.value
             if query.resolution is not None
             else resolution_name(_default_step(series_type))
         )
-        return TimeSeriesOut(echo, name, query.start, query.end, _unit_text(unit), resolution, [])
-    if query.step is None or query.step == series.resolution:
+        return TimeSeriesOut(
+            echo, name, query.start, query.end, _unit_text(unit), resolution, [], zone
+        )
+    if query.periods is None and (query.step is None or query.step == series.resolution):
         points = await read_values(tx, tenant, series, query.start, query.end or FAR_FUTURE)
         step = series.resolution
         resolution = resolution_name(step)
     else:
-        points = await _resampled(tx, tenant, series, query, query.step)
-        step = query.step
-        resolution = query.resolution.value if query.resolution else resolution_name(step)
+        points = await _resampled(tx, tenant, series, query)
+        assert query.resolution is not None
+        # A ValueToTime is answered where the resolution does not imply it: a calendar
+        # period of another length than its Day or Week (23 hours), every month and year.
+        step = query.step or STEPS.get(query.resolution)
+        resolution = query.resolution.value
     values = convert([p.value for p in points], stored_unit, unit)
     out = [
         ValueOut(
@@ -537,7 +700,7 @@ async def _series_out(
     end = query.end
     if end is None and points:
         end = max(p.end for p in points)
-    return TimeSeriesOut(echo, name, query.start, end, _unit_text(unit), resolution, out)
+    return TimeSeriesOut(echo, name, query.start, end, _unit_text(unit), resolution, out, zone)
 
 
 def _load(schema: Schema, body: Any, what: str) -> Any:

@@ -28,6 +28,7 @@ from marshmallow import ValidationError as SchemaError
 
 from protocols.common.wire import CaseInsensitiveSchema
 from protocols.cpapi.v1.codec.wire import NAIVE_REASON, UtcDateTime, iso  # noqa: F401
+from store.calendar import Period
 from store.errors import FieldIssue
 from store.references import EntityRef
 from store.timeutil import from_micros, in_range, to_micros
@@ -79,12 +80,18 @@ STEPS: Mapping[Resolution, timedelta] = MappingProxyType(
 IRREGULAR = frozenset(
     {Resolution.NONE, Resolution.FREQUENT, Resolution.RARELY, Resolution.OCCASIONALLY}
 )
-# Months, quarters and years have no fixed length (28-31 days, 90-92, 365-366): the store
-# keeps blocks of one length per series, so these are refused (see `CALENDAR_REASON`).
-CALENDAR = frozenset({Resolution.MONTH, Resolution.QUARTER, Resolution.YEAR})
-CALENDAR_REASON = (
-    "{name} is not a fixed length of time and is not supported; use Day, or a Frequent "
-    "series with a ValueToTime on each value for calendar periods"
+# Day and coarser are calendar periods in the request's TimeZone (4.3.2: "for resolution
+# Daily and above the time zone should be specified to get the correct day alignment of
+# values"); store.calendar lays them out. Day and Week keep their fixed lengths in STEPS for
+# the series stored at them in UTC, where every day is 24 hours and every week 7 days.
+PERIODS: Mapping[Resolution, Period] = MappingProxyType(
+    {
+        Resolution.DAY: Period.DAY,
+        Resolution.WEEK: Period.WEEK,
+        Resolution.MONTH: Period.MONTH,
+        Resolution.QUARTER: Period.QUARTER,
+        Resolution.YEAR: Period.YEAR,
+    }
 )
 _NAME_OF_STEP: Mapping[timedelta, Resolution] = MappingProxyType({v: k for k, v in STEPS.items()})
 
@@ -445,6 +452,8 @@ class TimeSeriesOut:
     unit: str | None
     resolution: str | None
     values: Sequence[ValueOut]
+    # The zone the periods of a Day-or-coarser answer are aligned to; every date is UTC.
+    time_zone: str = "UTC"
 
 
 class TimeSeriesOutSchema(Schema):
@@ -456,7 +465,7 @@ class TimeSeriesOutSchema(Schema):
     from_time = UtcDateTime(data_key="FromDateTime", allow_none=True)
     to_time = UtcDateTime(data_key="ToDateTime", allow_none=True)
     unit = fields.Str(data_key="Unit", allow_none=True)
-    time_zone = fields.Constant("UTC", data_key="TimeZone")
+    time_zone = fields.Str(data_key="TimeZone")
     resolution = fields.Str(data_key="Resolution", allow_none=True)
 
 
