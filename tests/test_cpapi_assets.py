@@ -1700,3 +1700,40 @@ async def test_tenants_never_see_or_change_each_others_assets(api: Api) -> None:
         "/api/Asset/GetAssetSelectionValueList"
     )
     assert (await api.get("/api/Asset/GetAssetSupportedPropertyList", party=b))[0] == 200
+
+
+async def test_a_participant_is_its_tenant_so_the_tenants_accounts_share_its_assets(
+    api: Api,
+) -> None:
+    """4.1.3.3: "API calls from a participant will only have access to its own data";
+    4.1.3.4: "each pilot will be set up with its own tenant key and each user name is
+    associated to one tenant key"; 4.1.2: "the IIP will hold a mapping table between each
+    external system's key and the platform key for each entity". A participant is the pilot
+    its tenant key names: every account of the tenant reaches the assets any of them saved
+    (two systems may name one asset), and no account of another tenant reaches them."""
+    async with api.client.app[DB].transaction() as tx:
+        tenant = await get_tenant(tx, "pilot-a")
+        await add_account(tx, tenant, "scada-a", Role.PARTICIPANT, "pw-s")
+    scada = Party("scada-a", "pw-s", api.a.tenant_key)
+    saved = await api.save(asset(SITE, kind("Area", "Site", "Site of pilot A")))
+    # The second account reads it by key, by the first's cross-reference and in the list ...
+    by_key = {"ExternalEntityReference": {"Key": saved["Key"]}}
+    assert (await api.post("/api/Asset/GetAssetV1", by_key, party=scada))[0] == 200
+    status, found = await api.post(
+        "/api/Asset/GetAssetV1", {"ExternalEntityReference": SITE}, party=scada
+    )
+    assert status == 200 and values_of(found)["Name"] == "Site of pilot A"
+    listed = await api.listing(party=scada)
+    assert [a["AssetKey"]["Key"] for a in listed] == [saved["Key"]]
+    # ... names it in its own system and changes it; the first account sees the change.
+    scada_ref = ref("SCADA", "Site", "s-1")
+    await api.save(
+        asset({"Key": saved["Key"], **scada_ref}, [prop("Name", "Renamed")]), party=scada
+    )
+    assert values_of(await api.asset(scada_ref))["Name"] == "Renamed"
+    # Another tenant's participant reaches none of it.
+    assert (await api.post("/api/Asset/GetAssetV1", by_key, party=api.b))[0] == 404
+    assert (
+        await api.post("/api/Asset/GetAssetV1", {"ExternalEntityReference": scada_ref}, party=api.b)
+    )[0] == 404
+    assert await api.listing(party=api.b) == []

@@ -1397,6 +1397,31 @@ async def test_another_tenant_cannot_reach_the_entities_or_values(api):
     assert _pairs(mine) == [("2026-03-01T00:00:00Z", 1.0)]
 
 
+async def test_a_participant_is_its_tenant_so_its_accounts_share_its_series(api):
+    """CP-API 4.1.3.3: "Each authenticated request is associated with an internal participant.
+    API calls from a participant will only have access to its own data"; 4.1.3.4: "each user
+    name is associated to one tenant key". The participant is the tenant: a second account of
+    it reads and merges into the series the first saved (each value keeps who wrote it), and
+    the other tenant's account reaches neither (test above)."""
+    async with api.db.transaction() as tx:
+        await add_account(tx, api.tenant, "trader", Role.PARTICIPANT, "pw-t")
+    trader = {**api.headers, "Authorization": encode_basic_auth("trader", "pw-t")}
+    await api.call("SaveTimeSeriesV1", _series("Consumption", _values(T0, [1.0, 2.0])))
+    seen = await (await api.post("GetTimeSeriesV1", _request("Consumption"), trader)).json()
+    assert _pairs(seen) == [("2026-03-01T00:00:00Z", 1.0), ("2026-03-01T00:15:00Z", 2.0)]
+    merged = await api.post(
+        "SaveTimeSeriesV1", _series("Consumption", _values(T0 + Q, [5.0])), trader
+    )
+    assert merged.status == 200
+    mine = await api.call("GetTimeSeriesV1", _request("Consumption"))
+    assert _pairs(mine) == [("2026-03-01T00:00:00Z", 1.0), ("2026-03-01T00:15:00Z", 5.0)]
+    assert await _stored(api, api.meter, SeriesType.CONSUMPTION, sources=["trader"]) == [
+        (T0 + Q, 5.0)
+    ]
+    theirs = await api.post("GetTimeSeriesV1", _request("Consumption"), api.other_headers)
+    assert (await theirs.json())["TimeSeriesValueList"] == []
+
+
 @pytest.mark.parametrize(
     "method",
     [
