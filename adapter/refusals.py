@@ -11,6 +11,8 @@ import uuid
 from dataclasses import replace
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from marshmallow import ValidationError as SchemaError
 from sqlalchemy.exc import OperationalError
 
@@ -19,7 +21,7 @@ from hub.errors import NotAPeer
 from protocols.common.context import request_id_of
 from protocols.common.surface import AuthError, ProtocolError, Refusal
 from protocols.common.wire import marshmallow_issues
-from store.errors import Conflict, NotFound, StoreError, ValidationError
+from store.errors import Conflict, FieldIssue, NotFound, StoreError, ValidationError
 
 log = logging.getLogger("flexbridge.http")
 
@@ -50,6 +52,10 @@ def _refusal(exc: Exception, request: web.Request, subject: str) -> Refusal | No
         headers = {k: v for k, v in exc.headers.items() if k.lower() in _PASSED_ON_HEADERS}
         message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
         return Refusal(exc.status, http_code(exc.status), message, (), headers)
+    if isinstance(exc, (RequestPayloadError, HttpProcessingError)):  # a body we cannot read
+        reason = str(exc.__cause__ or exc) or type(exc).__name__
+        issue = FieldIssue("body", f"cannot be read as sent ({reason[:200]})")
+        return Refusal(400, "invalid", "the request body cannot be read", (issue,))
     if isinstance(exc, AuthError):  # Forbidden too: 401 carries its challenge, 403 none
         challenge = {"WWW-Authenticate": exc.www_authenticate} if exc.www_authenticate else None
         return Refusal(exc.status, http_code(exc.status), exc.reason, (), challenge)

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import ColumnElement, String, event, text
 from sqlalchemy.engine import Connection, CursorResult, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -123,3 +123,10 @@ def open_database(url: str, *, echo: bool = False) -> Database:
         _configure_sqlite(engine)
         return Database(engine, asyncio.Lock())
     return Database(engine)
+
+
+def text_limit(column: ColumnElement[Any]) -> int:
+    """How many characters a String column holds (what check_fits compares with)."""
+    kind = column.type
+    assert isinstance(kind, String) and kind.length is not None, f"{column} has no length"
+    return kind.length

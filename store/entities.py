@@ -13,8 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from store.catalogue import AssetSubType, AssetType, EntityStatus, validate_properties
-from store.db import inserted_id
-from store.errors import Conflict, NotFound, ValidationError
+from store.db import inserted_id, text_limit
+from store.errors import Conflict, NotFound, ValidationError, check_fits
 from store.tables import connectors, entities
 from store.tenants import Tenant
 from store.timeutil import from_micros, require_utc, to_micros, utcnow
@@ -81,6 +81,7 @@ def entity_from_row(row: Any) -> Entity:
 
 
 def _columns_from(props: Mapping[str, Any]) -> dict[str, Any]:
+    check_fits(_NAME, str(props[_NAME]), text_limit(entities.c.name))
     return {
         "name": props[_NAME],
         "status": str(props[_STATUS]),

@@ -51,6 +51,13 @@ class ValidationError(StoreError):
         return self.issues[0].reason
 
 
+def check_fits(field: str, text: str, limit: int) -> None:
+    """Refuse text its column cannot hold (PostgreSQL would refuse it with an error that
+    names no field; SQLite would keep it, so the two would not agree)."""
+    if len(text) > limit:
+        raise ValidationError(field, f"at most {limit} characters, got {len(text)}")
+
+
 class NotFound(StoreError):
     """A reference that names nothing in this tenant."""
 

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from store.addresses import EA1Address, EANAddress, parse_entity_address
+from store.db import text_limit
 from store.entities import (
     Entity,
     entity_from_row,
@@ -26,7 +27,7 @@ from store.entities import (
     get_entity_by_id,
     require_own,
 )
-from store.errors import Conflict, NotFound, ValidationError
+from store.errors import Conflict, NotFound, ValidationError, check_fits
 from store.tables import entities, entity_references
 from store.tenants import Tenant
 
@@ -200,6 +201,12 @@ async def add_reference(
         raise ValidationError(
             "reference", "system, reference type and external key are all required"
         )
+    columns = entity_references.c
+    check_fits("SystemIdentifier", triple.system, text_limit(columns.system))
+    check_fits(
+        "ExternalEntityReferenceType", triple.reference_type, text_limit(columns.reference_type)
+    )
+    check_fits("ExternalKey", triple.external_key, text_limit(columns.external_key))
     existing = await find(tx, tenant, triple)
     if existing is not None:
         if existing.id != entity.id:

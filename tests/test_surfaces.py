@@ -177,3 +177,13 @@ async def test_a_declared_oversize_body_is_refused_in_the_protocol_envelope(clie
     )
     assert response.status == 413
     assert (await response.json())["proto_code"] == "body_too_large"
+
+
+def test_nesting_is_measured_outside_strings_and_only_for_balanced_text():
+    from protocols.common.wire import nested_deeper
+
+    assert nested_deeper(b"[" * 33 + b"]" * 33, 32)
+    assert not nested_deeper(b"[" * 32 + b"]" * 32, 32)
+    assert not nested_deeper(b'{"a": "[[[[[[[[[[\\"[[[[[", "b": [[1]]}', 3)
+    assert nested_deeper(b'{"a": "]]]", "b": [[[1]]]}', 3)
+    assert not nested_deeper(b"[{", 1)  # not JSON: orjson words that refusal

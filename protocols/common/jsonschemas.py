@@ -24,9 +24,9 @@ def validator(package: str, name: str) -> Any:
 
 
 def violations(
-    instance: Any, package: str, name: str, *, limit: int = 20
+    instance: Any, package: str, name: str, *, limit: int | None = 20
 ) -> list[tuple[tuple[Any, ...], FieldIssue]]:
-    """Every violated path (up to `limit`), as (path in the instance, issue naming it)."""
+    """Every violated path (up to `limit`; None: all), as (path in the instance, issue)."""
     errors = sorted(
         validator(package, name).iter_errors(instance), key=lambda e: [str(p) for p in e.path]
     )

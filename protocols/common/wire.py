@@ -44,15 +44,64 @@ class CaseInsensitiveSchema(Schema):
         return canonical
 
 
+# No message of any surface nests deeper than a few levels; deeper input would only make the
+# validators and the JSON columns recurse (Python's stack gives out near 1,000 levels).
+MAX_DEPTH = 32
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
 async def read_json(request: web.Request) -> Any:
-    """The request body as JSON, or a ValidationError naming the body and the reason."""
+    """The request body as JSON, or a ValidationError naming the body and the reason: not
+    JSON, not UTF-8, nested deeper than MAX_DEPTH, or holding a NUL character (no database
+    keeps one in text; lone surrogates orjson refuses already)."""
     body = await request.read()
     if not body.strip():
         raise ValidationError("body", "a JSON body is required")
+    if nested_deeper(body, MAX_DEPTH):
+        raise ValidationError("body", f"nested deeper than {MAX_DEPTH} levels")
     try:
-        return orjson.loads(body)
+        document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise ValidationError("body", f"not valid JSON: {exc}") from None
+    if b"\\u0000" in body:
+        where = nul_at(document)
+        if where is not None:
+            raise ValidationError(where, "a NUL character (\\u0000) is not accepted in text")
+    return document
+
+
+def nested_deeper(body: bytes, limit: int) -> bool:
+    """Whether the JSON text nests brackets more than `limit` deep, decided before parsing
+    and without a Python loop over the body: the text outside strings, brackets only, loses
+    its innermost pairs once per level."""
+    unescaped = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    outside = b"".join(unescaped.split(b'"')[::2])
+    brackets = outside.translate(None, _NOT_BRACKETS).replace(b"{", b"[").replace(b"}", b"]")
+    for _ in range(limit):
+        inner = brackets.replace(b"[]", b"")
+        if len(inner) == len(brackets):  # balanced and shallow, or not JSON (orjson says so)
+            return False
+        brackets = inner
+    return bool(brackets)
+
+
+def nul_at(document: Any, path: str = "") -> str | None:
+    """The path of the first key or string holding a NUL character, if any."""
+    if isinstance(document, str):
+        return (path or "body") if "\x00" in document else None
+    items: Any = ()
+    if isinstance(document, dict):
+        for key in document:
+            if "\x00" in key:
+                return f"{path}.{key}".lstrip(".")
+        items = ((f"{path}.{k}".lstrip("."), v) for k, v in document.items())
+    elif isinstance(document, list):
+        items = ((f"{path}[{i}]", v) for i, v in enumerate(document))
+    for where, value in items:
+        found = nul_at(value, where)
+        if found is not None:
+            return found
+    return None
 
 
 def marshmallow_issues(messages: Any, prefix: str = "") -> list[FieldIssue]:

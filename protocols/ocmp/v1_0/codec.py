@@ -27,6 +27,7 @@ from store.timeutil import in_range
 
 PROTOCOL = "ocmp"
 SCHEMAS = "schemas.ocmp"
+MAX_NAMED = 200  # issues named in one reply
 
 
 @dataclass
@@ -70,7 +71,8 @@ async def read_items(request: web.Request, schema: str, items: str) -> Checked:
     """The JSON body whose `items` array may be partly bad. Only a body that is no object is
     refused here: a message whose own fields are wrong is still checked item by item."""
     body = await read_json(request)
-    found = violations(body, SCHEMAS, f"1.0/{schema}.json", limit=200)
+    # Every violation decides which items are bad; the reply names at most MAX_NAMED of them.
+    found = violations(body, SCHEMAS, f"1.0/{schema}.json", limit=None)
     if not isinstance(body, dict):  # every OCMP schema asks for an object
         raise ValidationError(issues=[issue for _, issue in found])
 
@@ -84,8 +86,8 @@ async def read_items(request: web.Request, schema: str, items: str) -> Checked:
     return Checked(
         body,
         good,
-        [issue for path, issue in found if in_item(path)],
-        [issue for path, issue in found if not in_item(path)],
+        [issue for path, issue in found if in_item(path)][:MAX_NAMED],
+        [issue for path, issue in found if not in_item(path)][:MAX_NAMED],
     )
 
 

@@ -1,0 +1,351 @@
+"""Hostile input on every surface, seeded: never a 5xx, and a refused request changes nothing.
+
+Each case starts from a valid request of one surface (CP-API assets and time series, the event
+hub, OCMP 1.0, OSCP 2.0 CO and CP) and mutates it: a field dropped or given another type, a
+huge number, a deep nesting, a long, NUL or lone-surrogate string, an odd calendar time (a
+leap second, year 1, 9999-12-31 at -14:00), a body that is not JSON or not UTF-8, a
+Content-Encoding the body does not have, an X-Request-ID that is not text. The seed makes a
+failure reproducible (FLEXBRIDGE_FUZZ_SEED, FLEXBRIDGE_FUZZ_CASES to go further).
+
+After each answer >= 400 the domain tables must be exactly as before: nothing half-written.
+"""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import json
+import os
+import random
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from adapter.app import create_app
+from adapter.auth import encode_basic_auth
+from adapter.keys import DB
+from adapter.settings import Settings
+from hub.peer_state import UnknownIds
+from hub.provisioning import NewPeer, provision_peer
+from protocols.cpapi.v1 import sas
+from store.accounts import Role, add_account, record_token
+from store.catalogue import AssetSubType, AssetType, ConnectorType
+from store.entities import add_connector, create_entity
+from store.references import ExternalRef, ProtocolId, add_reference
+from store.tables import connectors, entities, entity_references, outbox, series, values
+from store.tenants import add_tenant
+from store.timeutil import utcnow
+
+SEED = int(os.environ.get("FLEXBRIDGE_FUZZ_SEED", "20261207"))
+CASES = int(os.environ.get("FLEXBRIDGE_FUZZ_CASES", "1500"))
+TOKEN_A = "fuzz-token-a"
+DOMAIN = (entities, entity_references, connectors, series, values, outbox)
+
+T = "2026-03-01T00:00:00Z"
+T15 = "2026-03-01T00:15:00Z"
+ODD_TIMES = [
+    "2026-06-30T23:59:60Z",  # a leap second
+    "0001-01-01T00:00:00+05:00",
+    "9999-12-31T23:59:59-14:00",
+    "2026-02-30T00:00:00Z",
+    "2026-03-01 00:00:00",
+    "2026-03-01T00:00:00",
+    "1e9",
+    "",
+    "2026-03-01T00:00:00.1234567890123Z",
+    "+12026-03-01T00:00:00Z",
+]
+ODD_VALUES: list[Any] = [
+    None,
+    True,
+    -1,
+    0,
+    10**400,
+    -(10**400),
+    1e308,
+    "NaN",
+    "Infinity",
+    "x" * 5000,
+    "nul\x00byte",
+    "lone\ud800surrogate",
+    "💡" * 300,
+    [],
+    {},
+    [1] * 3000,
+    {"a": {"b": {"c": [1, {"d": None}]}}},
+]
+
+
+@dataclass
+class Case:
+    surface: str
+    method: str
+    path: str
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path to a value in a JSON document."""
+    found = [prefix]
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += _paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += _paths(value, (*prefix, index))
+    return found
+
+
+def _set(node: Any, path: tuple[Any, ...], value: Any) -> Any:
+    if not path:
+        return value
+    parent = node
+    for step in path[:-1]:
+        parent = parent[step]
+    parent[path[-1]] = value
+    return node
+
+
+def _drop(node: Any, path: tuple[Any, ...]) -> Any:
+    if not path:
+        return node
+    parent = node
+    for step in path[:-1]:
+        parent = parent[step]
+    del parent[path[-1]]
+    return node
+
+
+def mutate(rng: random.Random, case: Case) -> tuple[Case, bytes | None]:
+    """A mutated copy of the case and, for byte-level mutations, the raw body to send."""
+    body = copy.deepcopy(case.body)
+    headers = dict(case.headers)
+    kind = rng.randrange(10)
+    raw: bytes | None = None
+    paths = _paths(body)
+    path = rng.choice(paths)
+    if kind <= 2:
+        body = _set(body, path, rng.choice(ODD_VALUES))
+    elif kind == 3:
+        body = _set(body, path, rng.choice(ODD_TIMES))
+    elif kind == 4 and path:
+        body = _drop(body, path)
+    elif kind == 5:  # written as text: the standard encoder would recurse as deep
+        depth = rng.choice([50, 200, 1000, 2000, 100_000])
+        text = _json_bytes(_set(body, path, "@@deep@@")).decode("utf-8", "surrogatepass")
+        raw = text.replace('"@@deep@@"', "[" * depth + "1" + "]" * depth).encode()
+    elif kind == 6:
+        raw = rng.choice(
+            [b"", b"{", b"\xff\xfe\x00", b"[" * 5000, b'{"a":"\xc3\x28"}', os.urandom(64)]
+        )
+    elif kind == 7:
+        headers["Content-Encoding"] = rng.choice(["gzip", "deflate", "br", "zstd"])
+        raw = json.dumps(body).encode() if rng.random() < 0.7 else gzip.compress(b"{")
+    elif kind == 8:
+        headers["X-Request-ID"] = rng.choice(
+            ["\u00e9t\u00e9", "x" * 5000, "id with spaces", "\u00ff\u00fe", "'; drop table --"]
+        )
+    else:
+        if isinstance(body, dict) and body:
+            key = rng.choice(list(body))
+            body = {**body, key: [body[key]] * rng.choice([2, 500])}
+    return replace(case, body=body, headers=headers), raw
+
+
+def _json_bytes(body: Any) -> bytes:
+    # A lone surrogate cannot be UTF-8: send it the way a careless client would.
+    return json.dumps(body, ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+
+@pytest.fixture
+async def world(db, database_url, aiohttp_client):  # type: ignore[no-untyped-def]
+    app = create_app(
+        replace(
+            Settings(),
+            database_url=database_url,
+            admin_password="admin-pw",
+            max_body_bytes=256 * 1024,
+            rate_limit_per_second=10_000.0,
+            rate_limit_burst=10_000,
+            peer_clock_seconds=3600.0,
+            outbox_poll_seconds=3600.0,
+        )
+    )
+    client = await aiohttp_client(app)
+    async with db.transaction() as tx:
+        tenant, key = await add_tenant(tx, "fuzz")
+        await add_account(tx, tenant, "pilot", Role.PARTICIPANT, "pilot-pw")
+        site = await create_entity(tx, tenant, AssetType.AREA, AssetSubType.SITE, {"Name": "S"})
+        meter = await create_entity(
+            tx, tenant, AssetType.RESOURCE, AssetSubType.METER, {"Name": "M", "DeviceId": "dev-1"}
+        )
+        charger = await create_entity(
+            tx, tenant, AssetType.RESOURCE, AssetSubType.CHARGING, {"Name": "C"}
+        )
+        await add_connector(tx, tenant, site, charger, ConnectorType.SITE)
+        await add_reference(tx, tenant, site, ExternalRef("scada", "Site", "S1"))
+        for protocol, peer in (("ocmp", "cpo"), ("oscp", "fp")):
+            await add_reference(tx, tenant, site, ProtocolId(protocol, peer, "group", "site-1"))
+            await add_reference(tx, tenant, charger, ProtocolId(protocol, peer, "asset", "cp-1"))
+        gateway, _ = await add_account(tx, tenant, "gw-1", Role.GATEWAY)
+        resource = f"{str(client.make_url('')).rstrip('/')}/iotexternaleh/publishers/gw-1"
+        expiry = utcnow().replace(year=utcnow().year + 1)
+        sas_token = sas.make_token(resource, expiry, key_name="gw-1")
+        await record_token(tx, gateway, sas.parse_token(sas_token).signature, expiry)
+    del meter
+    await provision_peer(app[DB], NewPeer("fuzz", "ocmp", "cpo", None, "cpo", "cpo-pw"))
+    await provision_peer(
+        app[DB], NewPeer("fuzz", "oscp", "fp", None, token=TOKEN_A, unknown_ids=UnknownIds.STRICT)
+    )
+    basic = {"Authorization": encode_basic_auth("pilot", "pilot-pw"), "X-Tenant-Key": key}
+    ocmp = {"Authorization": encode_basic_auth("cpo", "cpo-pw"), "X-Tenant-Key": key}
+    oscp = {"Authorization": f"Token {TOKEN_A}", "X-Request-ID": "r"}
+    hub = {"Authorization": sas_token}
+    return client, app, _cases(basic, ocmp, oscp, hub)
+
+
+def _cases(basic: dict, ocmp: dict, oscp: dict, hub: dict) -> list[Case]:  # type: ignore[type-arg]
+    site_key = {
+        "SystemIdentifier": "scada",
+        "ExternalEntityReferenceType": "Site",
+        "ExternalKey": "S1",
+    }
+    series = {
+        "EntityKey": site_key,
+        "TimeSeriesType": "Max Capacity",
+        "Resolution": "FifteenMinutes",
+        "Unit": "kW",
+        "TimeSeriesValueList": [{"ValueTime": T, "ValueToTime": T15, "Value": 50}],
+    }
+    asset = {
+        "AssetKey": {**site_key, "ExternalKey": "S2"},
+        "AssetProperties": {
+            "ListOption": "PartialList",
+            "AssetPropertyList": [
+                {"PropertyName": "AssetType", "PropertyValue": "Area"},
+                {"PropertyName": "AssetSubType", "PropertyValue": "Site"},
+                {"PropertyName": "Name", "PropertyValue": "Site 2"},
+            ],
+        },
+    }
+    block = {"capacity": 16, "phase": "ALL", "unit": "A", "start_time": T, "end_time": T15}
+    oscp_block = {**block, "unit": "KW"}
+    energy = {"value": 1.5, "phase": "ALL", "unit": "KWH", "direction": "IMPORT", "measure_time": T}
+    return [
+        Case("cpapi", "POST", "/api/TimeSeries/SaveTimeSeriesV1", series, basic),
+        Case("cpapi", "POST", "/api/TimeSeries/SaveTimeSeriesListForEntitiesV1", [series], basic),
+        Case(
+            "cpapi",
+            "POST",
+            "/api/TimeSeries/GetTimeSeriesV1",
+            {"EntityKey": site_key, "TimeSeriesType": "Max Capacity", "FromDateTime": T},
+            basic,
+        ),
+        Case("cpapi", "POST", "/api/Asset/SaveAssetV1", asset, basic),
+        Case("cpapi", "POST", "/api/Asset/SaveAssetV1List", [asset], basic),
+        Case("cpapi", "POST", "/api/Asset/GetAssetV1", {"AssetKey": site_key}, basic),
+        Case(
+            "eventhub",
+            "POST",
+            "/iotexternaleh/publishers/gw-1/messages",
+            {
+                "deviceid": "dev-1",
+                "property": "Consumption Meter Reading",
+                "unit": "kWh",
+                "values": [{"starttime": T, "value": 100.5}],
+            },
+            hub,
+        ),
+        Case("ocmp", "POST", "/ocmp/1.0/heartbeat", {"offline_mode_at": T}, ocmp),
+        Case(
+            "ocmp",
+            "POST",
+            "/ocmp/1.0/handshake",
+            {"base_url": "http://127.0.0.1:9/cpo", "heartbeat_interval": 60},
+            ocmp,
+        ),
+        Case(
+            "ocmp",
+            "POST",
+            "/ocmp/1.0/update_group_maximum_capacity_forecast",
+            {"group_id": "site-1", "forecasted_blocks": [block]},
+            ocmp,
+        ),
+        Case(
+            "ocmp",
+            "POST",
+            "/ocmp/1.0/update_detailed_metering_data",
+            {
+                "asset_id": "cp-1",
+                "meter_values": [{"value": 1.0, "unit": "KWH", "measure_time": T}],
+            },
+            ocmp,
+        ),
+        Case("oscp", "POST", "/oscp/co/2.0/heartbeat", {"offline_mode_at": T}, oscp),
+        Case(
+            "oscp",
+            "POST",
+            "/oscp/co/2.0/update_group_capacity_forecast",
+            {"group_id": "site-1", "type": "CONSUMPTION", "forecasted_blocks": [oscp_block]},
+            oscp,
+        ),
+        Case(
+            "oscp",
+            "POST",
+            "/oscp/co/2.0/update_asset_measurements",
+            {
+                "group_id": "site-1",
+                "measurements": [
+                    {"asset_id": "cp-1", "asset_category": "CHARGING", "energy_measurement": energy}
+                ],
+            },
+            oscp,
+        ),
+        Case(
+            "oscp",
+            "POST",
+            "/oscp/cp/2.0/update_group_measurements",
+            {"group_id": "site-1", "measurements": [energy]},
+            oscp,
+        ),
+        Case(
+            "oscp",
+            "POST",
+            "/oscp/co/2.0/handshake_acknowledge",
+            {"required_behaviour": {"heartbeat_interval": 60}},
+            oscp,
+        ),
+    ]
+
+
+async def _fingerprint(app: Any) -> tuple[int, ...]:
+    async with app[DB].read() as tx:
+        return tuple(
+            [(await tx.execute(select(func.count()).select_from(t))).scalar_one() for t in DOMAIN]
+        )
+
+
+async def test_hostile_input_never_gets_a_5xx_nor_changes_anything_when_refused(world):
+    client, app, cases = world
+    rng = random.Random(SEED)
+    answered: dict[int, int] = {}
+    for n in range(CASES):
+        case, raw = mutate(rng, rng.choice(cases))
+        headers = {**case.headers, "Content-Type": "application/json"}
+        if "X-Request-ID" in headers and case.surface == "oscp" and headers["X-Request-ID"] == "r":
+            headers["X-Request-ID"] = f"fuzz-{n}"
+        data = raw if raw is not None else _json_bytes(case.body)
+        before = await _fingerprint(app)
+        response = await client.request(case.method, case.path, data=data, headers=headers)
+        text = await response.text(errors="replace")
+        answered[response.status] = answered.get(response.status, 0) + 1
+        where = f"case {n} (seed {SEED}): {case.method} {case.path} {data[:300]!r} {headers}"
+        assert response.status < 500, f"{response.status} {text[:500]}\n{where}"
+        if response.status >= 400:
+            assert await _fingerprint(app) == before, f"a refused request wrote: {where}"
+    # The fuzz reached the handlers: some answers were successes, many were refusals.
+    assert sum(v for k, v in answered.items() if k < 300) > CASES // 20, answered
+    assert sum(v for k, v in answered.items() if k == 400) > CASES // 4, answered
