@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from sqlalchemy import Row, Select, delete, insert, select
+from sqlalchemy import Row, Select, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -50,6 +51,10 @@ _ACCOUNT_COLUMNS = (
     accounts.c.username,
     accounts.c.role,
     accounts.c.password_hash,
+    accounts.c.failed_logins,
+    accounts.c.failed_since,
+    accounts.c.locked_until,
+    accounts.c.lock_count,
     tenants.c.id.label("tenant_id"),
     tenants.c.name.label("tenant_name"),
     tenants.c.key_hash.label("tenant_key_hash"),
@@ -96,20 +101,110 @@ async def get_account(tx: AsyncConnection, tenant: Tenant, username: str) -> Acc
     return _account(row)
 
 
+@dataclass(frozen=True, slots=True)
+class LoginFailures:
+    """An account's recent failed logins and its lock; adapter/throttle.py decides what they
+    mean, the store only keeps them."""
+
+    count: int = 0  # failures in the window that began at `since`
+    since: datetime | None = None
+    # Kept after it passes: the end of the last lock, from which a next lock may grow.
+    locked_until: datetime | None = None
+    locks: int = 0  # locks in a row
+
+
+NO_FAILURES = LoginFailures()
+
+
+def _micros_or_none(value: datetime | None) -> int | None:
+    return None if value is None else to_micros(value)
+
+
+def _datetime_or_none(value: int | None) -> datetime | None:
+    return None if value is None else from_micros(value)
+
+
+def _failures(row: Row[*tuple[Any, ...]]) -> LoginFailures:
+    return LoginFailures(
+        row.failed_logins,
+        _datetime_or_none(row.failed_since),
+        _datetime_or_none(row.locked_until),
+        row.lock_count,
+    )
+
+
 class Login(NamedTuple):
     """What checking a basic login needs, in one read: the account, its password hash (to
-    verify off the event loop) and its tenant's key hash (CP-API 4.1.3.4's header)."""
+    verify off the event loop), its tenant's key hash (CP-API 4.1.3.4's header) and its
+    failed logins (a locked account is refused before its hash is computed)."""
 
     account: Account
     password_hash: str
     tenant_key_hash: str
+    failures: LoginFailures = NO_FAILURES
 
 
 async def password_hash_of(tx: AsyncConnection, username: str) -> Login | None:
     row = (await tx.execute(_account_query().where(accounts.c.username == username))).first()
     if row is None or row.password_hash is None:
         return None
-    return Login(_account(row), row.password_hash, row.tenant_key_hash)
+    return Login(_account(row), row.password_hash, row.tenant_key_hash, _failures(row))
+
+
+async def _failures_for_update(tx: AsyncConnection, account: Account) -> LoginFailures:
+    query = (
+        select(
+            accounts.c.failed_logins,
+            accounts.c.failed_since,
+            accounts.c.locked_until,
+            accounts.c.lock_count,
+        )
+        .where(accounts.c.id == account.id)
+        .with_for_update()
+    )
+    row = (await tx.execute(query)).first()
+    if row is None:
+        raise NotFound("account", account.username)
+    return _failures(row)
+
+
+async def _keep_failures(tx: AsyncConnection, account: Account, failures: LoginFailures) -> None:
+    await tx.execute(
+        update(accounts)
+        .where(accounts.c.id == account.id)
+        .values(
+            failed_logins=failures.count,
+            failed_since=_micros_or_none(failures.since),
+            locked_until=_micros_or_none(failures.locked_until),
+            lock_count=failures.locks,
+        )
+    )
+
+
+async def edit_login_failures(
+    tx: AsyncConnection, account: Account, change: Callable[[LoginFailures], LoginFailures]
+) -> tuple[LoginFailures, LoginFailures]:
+    """Apply `change` to the account's failed logins under its row lock and keep the result,
+    returned with what there was: two processes failing one account at once count two
+    failures, not one."""
+    before = await _failures_for_update(tx, account)
+    after = change(before)
+    await _keep_failures(tx, account, after)
+    return before, after
+
+
+async def unlock_account(tx: AsyncConnection, tenant: Tenant, username: str) -> LoginFailures:
+    """Forget the account's failed logins and lift its lock (`flexbridge account unlock`);
+    returns what there was."""
+    account = await get_account(tx, tenant, username)
+    before, _ = await edit_login_failures(tx, account, lambda _: NO_FAILURES)
+    return before
+
+
+async def count_locked_accounts(tx: AsyncConnection, now: datetime) -> int:
+    """Accounts whose lock has not passed at `now` (the /metrics gauge)."""
+    query = select(func.count()).where(accounts.c.locked_until > to_micros(now))
+    return int((await tx.execute(query)).scalar_one())
 
 
 async def issue_token(tx: AsyncConnection, account: Account, ttl: timedelta | None = None) -> str:

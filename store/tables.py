@@ -63,6 +63,15 @@ accounts = Table(
     Column("role", String(40), nullable=False),
     Column("password_hash", String(200), nullable=True),
     Column("created_at", Micros, nullable=False),
+    # The brake on guessing (adapter/throttle.py): failed logins in the window that began at
+    # failed_since, the lock they led to (kept after it passes, so the next one can grow),
+    # and how many locks came in a row. In the database, not in memory, so that every
+    # process on one PostgreSQL refuses a locked account and `flexbridge account unlock`
+    # reaches them all.
+    Column("failed_logins", Integer, nullable=False, server_default="0"),
+    Column("failed_since", Micros, nullable=True),
+    Column("locked_until", Micros, nullable=True),
+    Column("lock_count", Integer, nullable=False, server_default="0"),
 )
 
 api_tokens = Table(

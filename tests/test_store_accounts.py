@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
 from store.accounts import (
+    NO_FAILURES,
+    LoginFailures,
     Role,
     account_for_token,
     add_account,
+    count_locked_accounts,
+    edit_login_failures,
     get_account,
     issue_token,
     parse_role,
     password_hash_of,
+    unlock_account,
 )
 from store.app_secrets import get_or_create_secret
 from store.errors import Conflict, NotFound, ValidationError
@@ -57,13 +64,14 @@ async def test_password_is_stored_hashed_and_generated_when_absent(db):
     assert given == "s3cret!"
     assert len(generated) >= 16
     async with db.read() as tx:
-        found, stored, key_hash = await password_hash_of(tx, "alice")
+        found, stored, key_hash, failures = await password_hash_of(tx, "alice")
+        assert failures == NO_FAILURES
         assert key_hash == hash_token(key)
         assert found == account
         assert "s3cret!" not in stored
         assert verify_password("s3cret!", stored)
         assert not verify_password("wrong", stored)
-        _bob, bob_hash, _ = await password_hash_of(tx, "bob")
+        _bob, bob_hash, _, _ = await password_hash_of(tx, "bob")
         assert verify_password(generated, bob_hash)
         assert await password_hash_of(tx, "carol") is None
 
@@ -107,3 +115,36 @@ async def test_app_secret_is_made_once_and_kept(db):
     async with db.transaction() as tx:
         second = await get_or_create_secret(tx, "jwt", lambda: "two")
     assert first == second == "one"
+
+
+async def test_failed_logins_are_counted_under_the_row_lock_and_unlock_forgets_them(db):
+    """Processes failing one account at once each count (adapter/throttle.py's state)."""
+    async with db.transaction() as tx:
+        tenant, _ = await add_tenant(tx, "t")
+        account, _ = await add_account(tx, tenant, "cpo", Role.PEER)
+    now = utcnow()
+
+    async def fail() -> None:
+        async with db.transaction() as tx:
+            await edit_login_failures(
+                tx, account, lambda f: replace(f, count=f.count + 1, since=f.since or now)
+            )
+
+    await asyncio.gather(*(fail() for _ in range(5)))
+    lock = LoginFailures(0, None, now + timedelta(minutes=1), 1)
+    async with db.transaction() as tx:
+        before, after = await edit_login_failures(tx, account, lambda _: lock)
+        assert before.count == 5 and after == lock
+    async with db.read() as tx:
+        assert await count_locked_accounts(tx, now) == 1
+        assert await count_locked_accounts(tx, now + timedelta(minutes=2)) == 0
+        login = await password_hash_of(tx, "cpo")
+        assert login is not None and login.failures == lock
+    async with db.transaction() as tx:
+        assert await unlock_account(tx, tenant, "cpo") == lock
+        with pytest.raises(NotFound):
+            await unlock_account(tx, tenant, "nobody")
+    async with db.read() as tx:
+        login = await password_hash_of(tx, "cpo")
+        assert login is not None and login.failures == NO_FAILURES
+        assert await count_locked_accounts(tx, now) == 0
