@@ -14,6 +14,7 @@ from adapter.bootstrap import first_start
 from adapter.guards import CredentialCache, LoginCache
 from adapter.health import routes as health_routes
 from adapter.keys import (
+    BRAKE,
     CREDENTIAL_CACHE,
     DB,
     DELIVERY,
@@ -32,6 +33,7 @@ from adapter.peer_clock import PeerClock
 from adapter.settings import Settings
 from adapter.solver import Solver
 from adapter.surfaces import mount
+from adapter.throttle import Brake
 from hub.runtime import Hub
 from protocols.common.context import HUB
 from protocols.cpapi import v1 as cpapi_v1
@@ -112,6 +114,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[RATE_LIMITER] = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+    app[BRAKE] = Brake.from_settings(settings, app[METRICS])
     app[CREDENTIAL_CACHE] = CredentialCache()
     app[LOGIN_CACHE] = LoginCache(settings.login_cache_seconds)
     app.cleanup_ctx.append(_database)

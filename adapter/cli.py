@@ -114,6 +114,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     account_add.add_argument("--password", help="generated when omitted")
     _settings_flags(account_add)
+    account_unlock = account.add_parser(
+        "unlock", help="lift the lock failed logins put on an account (docs/security.md)"
+    )
+    account_unlock.add_argument("--tenant", required=True)
+    account_unlock.add_argument("--username", required=True)
+    _settings_flags(account_unlock)
 
     token = commands.add_parser("token", help="API tokens").add_subparsers(
         dest="action", required=True
@@ -334,6 +340,7 @@ def _admin_command(
         issue_token,
         parse_role,
         record_token,
+        unlock_account,
     )
     from store.tenants import add_tenant, get_tenant
     from store.timeutil import utcnow
@@ -354,6 +361,13 @@ def _admin_command(
             tenant = await get_tenant(tx, args.tenant)
             _, password = await add_account(tx, tenant, args.username, role, args.password)
         return f"account {args.username} created" if args.password else password
+
+    async def account_unlock(db: Database) -> str:
+        async with db.transaction() as tx:
+            before = await unlock_account(tx, await get_tenant(tx, args.tenant), args.username)
+        if before.locked_until is not None and before.locked_until > utcnow():
+            return f"account {args.username} unlocked (it was locked until {before.locked_until})"
+        return f"account {args.username} was not locked ({before.count} failed logins forgotten)"
 
     async def token_issue(db: Database) -> str:
         ttl = None if args.ttl_days is None else timedelta(days=args.ttl_days)
@@ -423,6 +437,7 @@ def _admin_command(
         ("gateway", "add"): gateway_add,
         ("tenant", "add"): tenant_add,
         ("account", "add"): account_add,
+        ("account", "unlock"): account_unlock,
         ("token", "issue"): token_issue,
     }[(args.command, args.action)]
 

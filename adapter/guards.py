@@ -2,7 +2,9 @@
 
 Each protocol surface calls the guards its spec asks for (basic + tenant key, token, JWT)
 and turns AuthError/Forbidden into its own envelope. 401 (who are you?) and 403 (you may
-not) stay distinct throughout.
+not) stay distinct throughout. Every guard asks the brake (`adapter.throttle`) first and
+tells it what failed: a locked account or client address is answered 429 before any hash is
+computed or token looked up.
 """
 
 from __future__ import annotations
@@ -24,10 +26,26 @@ from adapter.auth import (
     token_challenge,
     verify_jwt,
 )
-from adapter.keys import CREDENTIAL_CACHE, DB, JWT_SECRET, LOGIN_CACHE, RATE_LIMITER, SETTINGS
+from adapter.keys import (
+    BRAKE,
+    CREDENTIAL_CACHE,
+    DB,
+    JWT_SECRET,
+    LOGIN_CACHE,
+    RATE_LIMITER,
+    SETTINGS,
+)
+from adapter.throttle import address_key
 from protocols.common.surface import AuthError, Forbidden
 from protocols.cpapi.v1 import sas
-from store.accounts import Account, Login, account_for_token, password_hash_of
+from store.accounts import (
+    Account,
+    Login,
+    account_for_token,
+    edit_login_failures,
+    password_hash_of,
+)
+from store.errors import NotFound
 from store.secrets import hash_token, verify_password
 from store.tenants import Tenant
 
@@ -61,7 +79,9 @@ class LoginCache:
     """Logins read from the database in the last `ttl` seconds, by username: a peer sending
     heartbeats every few milliseconds would otherwise pay a database read per request for an
     answer that changes when an operator edits an account. A changed password, a removed
-    account or a new tenant key takes effect within `ttl` (setting `login_cache_seconds`)."""
+    account, a new tenant key or an unlock by `flexbridge account unlock` takes effect
+    within `ttl` (setting `login_cache_seconds`). A locked login is kept too, so that a peer
+    hammering a locked account is refused from memory."""
 
     def __init__(self, ttl: float, max_entries: int = 4096) -> None:
         self._ttl = ttl
@@ -83,37 +103,104 @@ class LoginCache:
             self._logins.popitem(last=False)
 
 
-async def _login_of(request: web.Request, username: str) -> Login | None:
-    cache = request.config_dict[LOGIN_CACHE]
-    login = cache.get(username)
-    if login is None:
-        async with request.config_dict[DB].read() as tx:
-            login = await password_hash_of(tx, username)
-    return login
+def client_address(request: web.Request) -> str:
+    """The client as the brake counts it: the socket peer; with `trusted_proxy_hops` = n,
+    the n-th X-Forwarded-For entry from the right, the one the outermost of our proxies saw.
+    The header alone is never believed: anyone can write it."""
+    hops = request.config_dict[SETTINGS].trusted_proxy_hops
+    address = request.remote
+    if hops:
+        entries = [
+            entry.strip()
+            for value in request.headers.getall("X-Forwarded-For", ())
+            for entry in value.split(",")
+            if entry.strip()
+        ]
+        if len(entries) >= hops:
+            address = entries[-hops]
+    return address_key(address)
+
+
+def _verified_before(request: web.Request, login: Login, password: str) -> bool:
+    cache = request.config_dict[CREDENTIAL_CACHE]
+    return cache.key(login.account.username, password, login.password_hash) in cache
 
 
 async def basic_login(request: web.Request, realm: str = "flexbridge") -> Login:
-    """The login named by HTTP basic credentials; AuthError (401) when absent or wrong."""
-    credentials = parse_basic_auth(request.headers.get("Authorization"), realm=realm)
+    """The login named by HTTP basic credentials; AuthError (401) when absent or wrong, 429
+    when the account or the client address is locked."""
+    brake = request.config_dict[BRAKE]
+    address = client_address(request)
+    brake.refuse_address(address, "basic")
+    try:
+        credentials = parse_basic_auth(request.headers.get("Authorization"), realm=realm)
+    except AuthError:
+        brake.count("basic", "malformed")
+        raise
     if credentials is None:
         raise AuthError("basic authentication required", www_authenticate=basic_challenge(realm))
     username, password = credentials
-    found = await _login_of(request, username)
+    known = request.config_dict[LOGIN_CACHE].get(username)
+    if known is not None:
+        brake.refuse_account(known.failures, "basic")
+        if _verified_before(request, known, password):
+            return known  # heartbeats at 200/s: no database read, no hash
+    async with brake.checks.turn(username):
+        return await _check_password(request, address, username, password, realm)
+
+
+async def _check_password(
+    request: web.Request, address: str, username: str, password: str, realm: str
+) -> Login:
+    """The slow path, one at a time per username: read the login afresh, refuse it when
+    locked, else hash. The check before ours may have just verified or locked it."""
+    brake = request.config_dict[BRAKE]
+    logins = request.config_dict[LOGIN_CACHE]
+    known = logins.get(username)
+    if known is not None:
+        brake.refuse_account(known.failures, "basic")
+        if _verified_before(request, known, password):
+            return known
+    async with request.config_dict[DB].read() as tx:
+        found = await password_hash_of(tx, username)
     loop = asyncio.get_running_loop()
+    refused = AuthError("unknown user or wrong password", www_authenticate=basic_challenge(realm))
     if found is None:
+        brake.refuse_username(username, "basic")
         # Pay the same scrypt cost as for a known user, so timing does not reveal usernames.
         await loop.run_in_executor(None, verify_password, password, None)
-        raise AuthError("unknown user or wrong password", www_authenticate=basic_challenge(realm))
-    cache = request.config_dict[CREDENTIAL_CACHE]
-    key = cache.key(username, password, found.password_hash)
-    if key not in cache:
+        brake.username_failed(username, address)
+        brake.failed(address, "basic", "unknown_user")
+        raise refused
+    logins.put(username, found)
+    brake.refuse_account(found.failures, "basic")
+    if not _verified_before(request, found, password):
         if not await loop.run_in_executor(None, verify_password, password, found.password_hash):
-            raise AuthError(
-                "unknown user or wrong password", www_authenticate=basic_challenge(realm)
-            )
-        cache.add(key)
-    request.config_dict[LOGIN_CACHE].put(username, found)  # only logins that verified
+            await _account_failed(request, found, address, "basic", "wrong_password")
+            raise refused
+        cache = request.config_dict[CREDENTIAL_CACHE]
+        cache.add(cache.key(username, password, found.password_hash))
     return found
+
+
+async def _account_failed(
+    request: web.Request, login: Login, address: str, scheme: str, reason: str
+) -> None:
+    """Count a failure of the account in the database (every process sees it) and of the
+    client address; the login cache learns the new count, and so a lock, at once."""
+    brake = request.config_dict[BRAKE]
+    now = brake.clock()
+    try:
+        async with request.config_dict[DB].transaction() as tx:
+            before, after = await edit_login_failures(
+                tx, login.account, lambda failures: brake.accounts.after_failure(failures, now)
+            )
+    except NotFound:  # removed since it was read: nothing left to lock
+        brake.failed(address, scheme, reason)
+        return
+    brake.account_failed(login.account, before, after, address, scheme, now)
+    brake.failed(address, scheme, reason)
+    request.config_dict[LOGIN_CACHE].put(login.account.username, login._replace(failures=after))
 
 
 async def token_account(
@@ -126,8 +213,17 @@ async def token_account(
     """The account owning an opaque token sent as `Authorization: <scheme> <token>`.
 
     No token (or another scheme): 401. An unknown, expired or revoked token: 401 as RFC 6750
-    has it, or 403 where the protocol says so (`unknown_is_forbidden`; OSCP 2.0)."""
-    token = parse_token_auth(request.headers.get("Authorization"), scheme, realm=realm)
+    has it, or 403 where the protocol says so (`unknown_is_forbidden`; OSCP 2.0). A token
+    names no account until it is found, so failures lock the client address only."""
+    brake = request.config_dict[BRAKE]
+    label = scheme.lower()
+    address = client_address(request)
+    brake.refuse_address(address, label)
+    try:
+        token = parse_token_auth(request.headers.get("Authorization"), scheme, realm=realm)
+    except AuthError:
+        brake.count(label, "malformed")
+        raise
     if token is None:
         raise AuthError(
             f"header Authorization: {scheme} <token> required",
@@ -136,6 +232,7 @@ async def token_account(
     async with request.config_dict[DB].read() as tx:
         account = await account_for_token(tx, token)
     if account is None:
+        brake.failed(address, label, "unknown_token")
         if unknown_is_forbidden:
             raise Forbidden("unknown token")
         raise AuthError(
@@ -181,6 +278,20 @@ def tenant_of_optional_key(request: web.Request, login: Login) -> Tenant:
     return tenant_of(request, login)
 
 
+async def tenant_for(request: web.Request, login: Login, *, key_required: bool = True) -> Tenant:
+    """The tenant of a basic login, as `tenant_of` (key required) or
+    `tenant_of_optional_key` decide it; a wrong tenant key counts as a failed login of the
+    account and of the client address, so guessing keys with a known password locks too."""
+    try:
+        if key_required:
+            return tenant_of(request, login)
+        return tenant_of_optional_key(request, login)
+    except Forbidden:
+        address = client_address(request)
+        await _account_failed(request, login, address, "tenant_key", "wrong_tenant_key")
+        raise
+
+
 def enforce_rate_limit(request: web.Request, account: Account) -> None:
     """Per-account budget; 429 with Retry-After when spent."""
     wait = request.config_dict[RATE_LIMITER].check(f"account:{account.id}")
@@ -196,8 +307,10 @@ __all__ = [
     "CredentialCache",
     "Forbidden",
     "basic_login",
+    "client_address",
     "enforce_rate_limit",
     "jwt_claims",
+    "tenant_for",
     "tenant_of",
     "tenant_of_optional_key",
     "token_account",
@@ -209,24 +322,40 @@ async def gateway_account(request: web.Request) -> Account:
 
     The signature must be one flexbridge issued (found by hash), unexpired, for the resource
     of this request, and the publisher in the path must be that gateway's own: "A device
-    cannot impersonate another device" (CP-API 5.2.1).
+    cannot impersonate another device" (CP-API 5.2.1). Failures lock the client address: a
+    signature names no account until it is found, and counting them against the gateway
+    named in the path would let anyone lock a gateway out by its public id.
     """
-    signature = sas.parse_token(request.headers.get("Authorization"))
-    if signature.expiry <= time.time():
+    brake = request.config_dict[BRAKE]
+    address = client_address(request)
+    brake.refuse_address(address, "sas")
+    header = request.headers.get("Authorization")
+    try:
+        signature = sas.parse_token(header)
+    except AuthError:
+        if header and header.strip():
+            brake.count("sas", "malformed")
+        raise
+    if signature.expiry <= brake.clock().timestamp():
+        brake.count("sas", "expired")
         raise AuthError("SharedAccessSignature expired", www_authenticate=sas.SCHEME)
     async with request.config_dict[DB].read() as tx:
         account = await account_for_token(tx, signature.signature)
     if account is None:
+        brake.failed(address, "sas", "unknown_signature")
         raise AuthError("unknown SharedAccessSignature", www_authenticate=sas.SCHEME)
     publisher = request.path.removesuffix("/messages")
     try:
         resource = sas.resource_path(signature.resource)
     except ValueError:
+        brake.count("sas", "malformed")
         raise AuthError("sr is not a resource URI", www_authenticate=sas.SCHEME) from None
     if resource != publisher.rstrip("/").lower():
+        brake.failed(address, "sas", "wrong_publisher")
         raise AuthError(
             "the SharedAccessSignature is for another publisher", www_authenticate=sas.SCHEME
         )
     if request.match_info.get("gateway_id") != account.username:
+        brake.failed(address, "sas", "impersonation")
         raise Forbidden("a device cannot impersonate another device")
     return account

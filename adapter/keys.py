@@ -16,10 +16,12 @@ if TYPE_CHECKING:
     from adapter.peer_clock import PeerClock
     from adapter.settings import Settings
     from adapter.solver import Solver
+    from adapter.throttle import Brake
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
+BRAKE: web.AppKey[Brake] = web.AppKey("brake")
 CREDENTIAL_CACHE: web.AppKey[CredentialCache] = web.AppKey("credential_cache")
 JWT_SECRET: web.AppKey[str] = web.AppKey("jwt_secret")
 DELIVERY: web.AppKey[DeliveryWorker] = web.AppKey("delivery")

@@ -49,6 +49,28 @@ class Metrics:
             ["protocol", "state"],
             registry=self.registry,
         )
+        # The brake on guessing (adapter/throttle.py): every refused credential by scheme
+        # (basic, tenant_key, token, sas) and reason, the locks imposed, and what is locked
+        # now (accounts as the database has them, addresses and unknown usernames as this
+        # process has them).
+        self.auth_failures = Counter(
+            "flexbridge_auth_failures",
+            "Refused authentication attempts by scheme and reason",
+            ["scheme", "reason"],
+            registry=self.registry,
+        )
+        self.auth_locks = Counter(
+            "flexbridge_auth_locks",
+            "Locks imposed after repeated failed authentication, by what was locked",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.auth_locked = Gauge(
+            "flexbridge_auth_locked",
+            "Accounts, unknown usernames and client addresses locked now",
+            ["kind"],
+            registry=self.registry,
+        )
 
     def message(self, protocol: str, message_type: str, direction: str, result: str) -> None:
         self.messages.labels(protocol, message_type, direction, result).inc()

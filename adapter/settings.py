@@ -50,6 +50,23 @@ class Settings:
     rate_limit_burst: int = 400
     # Seconds a verified basic login is reused without reading the database (0: never).
     login_cache_seconds: float = 5.0
+    # The brake on guessing credentials (docs/security.md). This many failed logins of one
+    # account (or one unknown username) within the window lock it; 0: accounts never lock.
+    auth_max_failures: int = 10
+    # This many refused credentials of any scheme from one client address within the
+    # window lock the address; higher, as one address may be many clients behind a NAT.
+    auth_address_max_failures: int = 50
+    auth_failure_window_seconds: float = 900.0
+    # A first lock lasts this long; each lock that follows the end of the last one within
+    # the window lasts twice as long as that one, up to auth_lock_max_seconds.
+    auth_lock_seconds: float = 60.0
+    auth_lock_max_seconds: float = 3600.0
+    # Client addresses and unknown usernames whose failures each process keeps in memory.
+    auth_tracked_keys: int = 10_000
+    # Reverse proxies in front of flexbridge whose X-Forwarded-For entries are believed:
+    # the client is the entry this many from the right. 0: the socket peer, and the header
+    # is ignored (anyone can write it).
+    trusted_proxy_hops: int = 0
     # Outbox delivery.
     outbox_poll_seconds: float = 1.0
     outbox_batch: int = 50
@@ -180,6 +197,13 @@ _LOWER_BOUNDS: tuple[tuple[str, float, bool], ...] = (
     ("rate_limit_per_second", 0, False),
     ("rate_limit_burst", 1, True),
     ("login_cache_seconds", 0, True),
+    ("auth_max_failures", 0, True),
+    ("auth_address_max_failures", 0, True),
+    ("auth_failure_window_seconds", 0, False),
+    ("auth_lock_seconds", 0, False),
+    ("auth_lock_max_seconds", 0, False),
+    ("auth_tracked_keys", 1, True),
+    ("trusted_proxy_hops", 0, True),
     ("outbox_poll_seconds", 0, False),
     ("outbox_batch", 0, False),
     ("outbox_timeout_seconds", 0, False),
@@ -217,6 +241,11 @@ def _checked(settings: Settings) -> Settings:
         raise SettingsError(
             f"setting 'outbox_backoff_cap_seconds': {settings.outbox_backoff_cap_seconds} is "
             f"below outbox_backoff_base_seconds ({settings.outbox_backoff_base_seconds})"
+        )
+    if settings.auth_lock_max_seconds < settings.auth_lock_seconds:
+        raise SettingsError(
+            f"setting 'auth_lock_max_seconds': {settings.auth_lock_max_seconds} is below "
+            f"auth_lock_seconds ({settings.auth_lock_seconds})"
         )
     if settings.outbox_lease_seconds <= settings.outbox_timeout_seconds:
         raise SettingsError(

@@ -14,8 +14,7 @@ from adapter.guards import (
     basic_login,
     enforce_rate_limit,
     gateway_account,
-    tenant_of,
-    tenant_of_optional_key,
+    tenant_for,
     token_account,
 )
 from adapter.middlewares import refuse_declared_oversize
@@ -27,10 +26,10 @@ from protocols.common.surface import Auth, Forbidden, Surface
 async def _authenticate(request: web.Request, surface: Surface) -> Caller:
     if surface.auth is Auth.BASIC_AND_TENANT_KEY:
         login = await basic_login(request, realm=surface.realm)
-        account, tenant = login.account, tenant_of(request, login)
+        account, tenant = login.account, await tenant_for(request, login)
     elif surface.auth is Auth.BASIC_TENANT_KEY_OPTIONAL:
         login = await basic_login(request, realm=surface.realm)
-        account, tenant = login.account, tenant_of_optional_key(request, login)
+        account, tenant = login.account, await tenant_for(request, login, key_required=False)
     elif surface.auth is Auth.SHARED_ACCESS_SIGNATURE:
         account = await gateway_account(request)
         tenant = account.tenant
