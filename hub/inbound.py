@@ -33,6 +33,9 @@ from store.tenants import Tenant
 
 MAX_MESSAGE_ID = 200  # what the message log keeps of an id
 MAX_DETAIL = 1000
+# A refused message changed nothing: its log row keeps this much of the body, enough to see
+# what came, not a copy of every oversize or hostile body.
+REFUSED_EXCERPT = 16 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +118,9 @@ async def _log(message: Message) -> None:
         status=message._status,
         peer_id=None if message.peer is None else message.peer.id,
         message_id=None if not arrival.message_id else arrival.message_id[:MAX_MESSAGE_ID],
-        payload=arrival.payload,
+        payload=arrival.payload[:REFUSED_EXCERPT]
+        if message._status == "refused"
+        else arrival.payload,
         detail=message._detail,
     )
 

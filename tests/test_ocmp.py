@@ -11,12 +11,14 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp import web
+from sqlalchemy import select
 
 from adapter import peer_admin
 from adapter.app import create_app
 from adapter.auth import encode_basic_auth
 from adapter.keys import DB, METRICS
 from adapter.settings import Settings, load_settings
+from hub.inbound import REFUSED_EXCERPT
 from hub.peer_state import UnknownIds, state_of
 from protocols.common.context import HUB
 from protocols.ocmp.v1_0 import clock
@@ -29,6 +31,7 @@ from store.peers import add_peer, find_peer
 from store.references import ExternalRef, ProtocolId, add_reference, find
 from store.series import ensure_series, find_series
 from store.series_types import SeriesType
+from store.tables import messages
 from store.tenants import add_tenant
 from store.values import Point, read_values, write_values
 
@@ -840,3 +843,84 @@ def test_the_heartbeat_ledger_skips_only_small_moves_within_a_second(monkeypatch
     assert not ledger.covers(8, at)  # another peer
     clock[0] += 1.5
     assert not ledger.covers(7, at)  # the second has passed
+
+
+# ---------------------------------------------------------------------------------------------
+# Bounded work per message
+
+
+async def test_blocks_covering_more_than_31_days_are_refused_and_nothing_is_written(ocmp):
+    """One block from 2000 to 2026 would be 2.7 million quarter hours of MaxCapacity."""
+    session, _ = ocmp
+    body = {
+        "group_id": "site-1",
+        "forecasted_blocks": [
+            {
+                "capacity": 16,
+                "phase": "ALL",
+                "unit": "A",
+                "start_time": "2000-01-01T00:00:00Z",
+                "end_time": "2026-01-01T00:00:00Z",
+            }
+        ],
+    }
+    status, reply = await session.post("update_group_maximum_capacity_forecast", body)
+    assert status == 400
+    assert reply["errors"][0]["path"] == "forecasted_blocks[0].end_time"
+    assert "31 days" in reply["errors"][0]["message"]
+    async with session.app[DB].read() as tx:
+        site = session.site  # type: ignore[attr-defined]
+        assert await find_series(tx, session.tenant, site, SeriesType.MAX_CAPACITY) is None
+
+
+async def test_more_blocks_than_a_month_of_quarter_hours_are_refused_whole(ocmp):
+    session, _ = ocmp
+    status, reply = await session.post(
+        "update_group_maximum_capacity_forecast", _forecast([16.0] * 2977, _next_quarter())
+    )
+    assert status == 400 and reply["accepted"] == 0
+    assert any(e["path"] == "forecasted_blocks" for e in reply["errors"])
+
+
+async def test_readings_millennia_apart_are_refused_not_derived(ocmp):
+    """Interval energy between a reading in 2026 and one in 8999 would be seven millennia of
+    quarter hours: the derivation refuses more than a million blocks (hub.derivations)."""
+    session, _ = ocmp
+    readings = {
+        "asset_id": "cp-1",
+        "meter_values": [
+            {"value": 1.0, "unit": "KWH", "measure_time": "2026-01-01T00:00:00Z"},
+            {"value": 2.0, "unit": "KWH", "measure_time": "8999-01-01T00:00:00Z"},
+        ],
+    }
+    status, reply = await session.post("update_detailed_metering_data", readings)
+    assert status == 400, reply
+    async with session.app[DB].read() as tx:
+        charger = session.charger  # type: ignore[attr-defined]
+        kinds = (SeriesType.CONSUMPTION_METER_READING, SeriesType.CONSUMPTION)
+        for kind in kinds:
+            assert await find_series(tx, session.tenant, charger, kind) is None
+
+
+async def test_a_refused_message_keeps_only_an_excerpt_of_its_body_in_the_log(ocmp):
+    session, _ = ocmp
+    async with session.app[DB].transaction() as tx:
+        await add_account(tx, session.tenant, "bulk", Role.PARTICIPANT, "bulk-pw")
+    headers = {
+        "Authorization": encode_basic_auth("bulk", "bulk-pw"),
+        "X-Tenant-Key": session.login["X-Tenant-Key"],
+    }
+    unknown = {"SystemIdentifier": "x", "ExternalEntityReferenceType": "Site", "ExternalKey": "y"}
+    values = [{"ValueTime": "2026-03-01T00:00:00Z", "Value": n} for n in range(20_000)]
+    body = {"EntityKey": unknown, "TimeSeriesType": "Max Capacity", "TimeSeriesValueList": values}
+    response = await session.client.post(
+        "/api/TimeSeries/SaveTimeSeriesV1", json=body, headers=headers
+    )
+    assert response.status == 404
+    async with session.app[DB].read() as tx:
+        rows = (
+            await tx.execute(
+                select(messages.c.payload).where(messages.c.message_type == "SaveTimeSeriesV1")
+            )
+        ).all()
+    assert len(rows) == 1 and len(rows[0].payload) == REFUSED_EXCERPT < len(orjson.dumps(body))

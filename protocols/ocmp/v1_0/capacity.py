@@ -32,6 +32,7 @@ from store.errors import ValidationError
 from store.peers import Peer
 
 HORIZON = timedelta(hours=24)  # section 7: "rolling 24-hour basis at 15-minute data level"
+SPAN = timedelta(days=31)  # the most one message's blocks may cover, all together
 
 routes = web.RouteTableDef()
 
@@ -51,11 +52,17 @@ def _quarters(checked: codec.Checked) -> tuple[list[_Quarter], int]:
     whether or not the group is known, so that the reply names every bad block."""
     quarters: list[_Quarter] = []
     kept = 0
+    covered = timedelta(0)
     for index, item in checked.good:
         where = f"forecasted_blocks[{index}]"
         try:
             start = codec.timestamp(item["start_time"], f"{where}.start_time")
             end = codec.timestamp(item["end_time"], f"{where}.end_time")
+            covered += max(end - start, timedelta(0))
+            if covered > SPAN:  # bounded work: each quarter hour is a stored row
+                raise ValidationError(
+                    f"{where}.end_time", f"the blocks cover more than {SPAN.days} days"
+                )
             grid = quarter_hours(start, end, 0.0, where)
         except ValidationError as exc:
             checked.issues.extend(exc.issues)
