@@ -1053,6 +1053,25 @@ async def test_energy_saved_at_month_is_shared_over_its_days_by_time(api):
     assert [v for _, v in _pairs(months)] == [310.0, 280.0, 310.0]
 
 
+async def test_a_list_save_takes_calendar_periods_item_by_item(api):
+    """4.3.5: each item of the list is saved as SaveTimeSeriesV1 saves it: a month item is
+    checked and kept as its month, and a bad one is refused alone."""
+    month = [{"ValueTime": "2026-03-01T00:00:00Z", "Value": 310.0}]
+    bad = [{"ValueTime": "2026-03-02T00:00:00Z", "Value": 1.0}]
+    answers = await api.call(
+        "SaveTimeSeriesListForEntitiesV1",
+        [
+            _series("Consumption", month, "Month"),
+            _series("Production", bad, "Month"),
+            _series("Max Capacity", _values(T0, [5.0])),
+        ],
+    )
+    assert [a["Success"] for a in answers] == [True, False, True]
+    assert "TimeSeriesValueList[0].ValueTime" in answers[1]["ErrorMessage"]
+    stored = await api.call("GetTimeSeriesV1", _request("Consumption", T0, T0 + 31 * 24 * H))
+    assert _periods(stored) == [("2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z", 310.0)]
+
+
 async def test_readings_at_a_month_are_the_readings_at_each_month_start(api):
     """DESIGN.md 4: "accumulated readings interpolate": the counter at local midnight."""
     readings = [
@@ -1499,3 +1518,55 @@ async def test_dates_outside_the_stored_years_are_refused_not_crashed(api, momen
     listed = await api.post("SaveTimeSeriesListForEntitiesV1", [body])
     assert single.status == 400 and "1900-8999" in await single.text()
     assert listed.status in (200, 400) and "1900-8999" in await listed.text()
+
+
+@pytest.mark.parametrize(
+    ("resolution", "zone", "start", "end"),
+    [
+        ("Year", "Pacific/Kiritimati", "8999-12-31T23:00:00Z", "8999-12-31T23:59:59Z"),
+        ("Year", "America/Los_Angeles", "1900-01-01T00:00:00Z", "1900-01-02T00:00:00Z"),
+        ("Week", "Etc/GMT+12", "1900-01-01T00:00:00Z", "1900-01-09T00:00:00Z"),
+        ("Quarter", "Pacific/Apia", "2011-12-01T00:00:00Z", "2012-01-31T00:00:00Z"),
+        ("Day", "America/Havana", "2026-03-07T00:00:00Z", "2026-03-10T00:00:00Z"),
+    ],
+)
+async def test_calendar_periods_at_the_edges_of_the_calendar_are_answered(
+    api, resolution, zone, start, end
+):
+    """Periods that reach past the stored years, a zone 14 hours ahead, a skipped day (Samoa,
+    2011-12-30) and a clock change at midnight (Havana) are answered, never a 500."""
+    await api.call("SaveTimeSeriesV1", _series("Consumption", _values(T0, [1.0])))
+    request = {
+        **_request("Consumption", resolution=resolution, TimeZone=zone),
+        "FromDateTime": start,
+        "ToDateTime": end,
+    }
+    answer = await api.call("GetTimeSeriesV1", request)
+    assert answer["TimeSeriesValueList"] == [] and answer["TimeZone"] == zone
+
+
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [
+        ({"ValueTime": "8999-12-01T00:00:00Z"}, "ValueTime"),  # its month ends in year 9000
+        (  # local midnights in Oslo: 2026-03-01, then 2026-02-01
+            {"ValueTime": "2026-02-28T23:00:00Z", "ValueToTime": "2026-01-31T23:00:00Z"},
+            "ValueToTime",
+        ),
+        (  # 1900-02-01 to 8999-02-01 in Oslo
+            {"ValueTime": "1900-01-31T23:00:00Z", "ValueToTime": "8999-01-31T23:00:00Z"},
+            "ValueToTime",
+        ),
+    ],
+)
+async def test_calendar_saves_beyond_the_stored_years_or_the_bound_are_refused(api, value, field):
+    """A month that ends in year 9000, a band that ends before it starts, or 7,099 years of
+    days (2.6 million periods, above the 1,000,000 a save expands into) is a 400 naming the
+    value, and nothing is stored."""
+    body = _series("Consumption", [{**value, "Value": 1.0}], "Day", TimeZone="Europe/Oslo")
+    if field == "ValueTime":
+        body["Resolution"] = "Month"
+        body.pop("TimeZone")
+    answer = await api.call("SaveTimeSeriesV1", body, status=400)
+    assert _fields(answer) == {f"TimeSeriesValueList[0].{field}"}
+    assert await _stored(api, api.meter, SeriesType.CONSUMPTION) is None

@@ -392,8 +392,13 @@ def _period_points(
                 limit=MAX_BLOCKS - len(points),
                 field=where,
             )
-        except ValidationError as exc:
-            issues.extend(exc.issues)
+        except ValidationError:
+            issues.append(
+                FieldIssue(
+                    where,
+                    f"the values expand to more than {MAX_BLOCKS} periods of a {periods.words()}",
+                )
+            )
             break
         shares = over_periods(
             [to_micros(item.time)],
