@@ -31,6 +31,9 @@ from pathlib import Path
 
 import aiohttp
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import describe
+
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = "/api/Asset/GetAssetV1List"
 
@@ -164,6 +167,7 @@ def main() -> int:
                         print(log.read_text(errors="replace"), file=sys.stderr)
                         return 1
                     time.sleep(0.1)
+            print(describe())
             print(f"server from {args.source}")
             asyncio.run(_measure(base, key, server.pid, args.seconds, args.concurrency))
             warnings = [line for line in log.read_text().splitlines() if "locked" in line]
