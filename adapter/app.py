@@ -41,6 +41,7 @@ from protocols.ocmp import v1_0 as ocmp_v1_0
 from protocols.oscp import v2_0 as oscp_v2_0
 from store.app_secrets import get_or_create_secret
 from store.db import open_database
+from store.key_file import secret_box
 from store.migrate import upgrade
 from store.secrets import new_secret
 
@@ -48,7 +49,8 @@ from store.secrets import new_secret
 async def _database(app: web.Application) -> AsyncIterator[None]:
     """Open, migrate and (on an empty database) seed; closed after the workers stop."""
     settings = app[SETTINGS]
-    db = open_database(settings.database_url)
+    keys = secret_box(settings.secret_keys, settings.secret_key_file)
+    db = open_database(settings.database_url, secrets=keys)
     try:
         await upgrade(db)
         created = await first_start(db, settings.admin_password)

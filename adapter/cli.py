@@ -152,6 +152,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.later(_conformance_commands, **_CONFORMANCE)
     commands.later(_peer_commands, peer="OCMP / OSCP peers")
     _cpapi_commands(commands)
+    _secrets_commands(commands)
     return parser
 
 
@@ -239,6 +240,17 @@ def _peer_commands(commands: _Commands) -> None:
     _settings_flags(peer_list)
 
 
+def _secrets_commands(commands: _Commands) -> None:
+    secrets = commands.add_parser(
+        "secrets", help="the keys sealing the secrets we present to peers"
+    ).add_subparsers(dest="action", required=True)
+    _settings_flags(
+        secrets.add_parser(
+            "rotate", help="seal every stored peer secret with the first of secret_keys"
+        )
+    )
+
+
 def _cpapi_commands(commands: _Commands) -> None:
     cpapi = commands.add_parser("cpapi", help="INVADE CP-API").add_subparsers(
         dest="action", required=True
@@ -315,9 +327,12 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _with_database(settings: Settings, work: Callable[[Database], Awaitable[str]]) -> str:
     from store.db import open_database
+    from store.key_file import secret_box
     from store.migrate import upgrade
 
-    db = open_database(settings.database_url)
+    db = open_database(
+        settings.database_url, secrets=secret_box(settings.secret_keys, settings.secret_key_file)
+    )
     try:
         await upgrade(db)
         return await work(db)
@@ -428,6 +443,17 @@ def _admin_command(
     async def peer_list(db: Database) -> str:
         return await peer_admin.describe(db, args.tenant)
 
+    async def secrets_rotate(db: Database) -> str:
+        from store.peers import reseal_secrets
+        from store.secret_box import SecretsLeftUnread
+
+        assert db.secrets is not None  # _with_database always gives the keys
+        async with db.transaction() as tx:
+            rewritten, unreadable = await reseal_secrets(tx, db.secrets)
+        if unreadable:  # the others are rewritten all the same; the exit code says it
+            raise SecretsLeftUnread(rewritten, unreadable)
+        return f"{rewritten} peer secret(s) sealed with the first key"
+
     return {
         ("peer", "add"): peer_add,
         ("peer", "update"): peer_update,
@@ -439,6 +465,7 @@ def _admin_command(
         ("account", "add"): account_add,
         ("account", "unlock"): account_unlock,
         ("token", "issue"): token_issue,
+        ("secrets", "rotate"): secrets_rotate,
     }[(args.command, args.action)]
 
 

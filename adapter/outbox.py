@@ -35,6 +35,7 @@ from store.db import Database
 from store.messages import Direction, log_message
 from store.outbox import OutboxItem
 from store.peers import OutboundAuth
+from store.secret_box import SecretUnreadable
 from store.tenants import Tenant
 from store.timeutil import from_micros, utcnow
 
@@ -157,7 +158,14 @@ class DeliveryWorker:
                 log.warning("outbox: lease renewal failed", exc_info=True)
 
     async def _send(self, item: OutboxItem) -> tuple[int | None, str]:
-        headers = {"X-Request-ID": item.message_id, **item.headers, **_auth_headers(item)}
+        try:
+            authorization = _auth_headers(item)
+        except SecretUnreadable as exc:
+            # Not sent, and retried like a peer that is down: the operator who gives the
+            # right key (docs/security.md) sees the message go out. One line, no traceback.
+            log.error("outbox message %s not sent: %s", item.message_id, exc)
+            return None, str(exc)
+        headers = {"X-Request-ID": item.message_id, **item.headers, **authorization}
         timeout = aiohttp.ClientTimeout(total=self.settings.outbox_timeout_seconds)
         try:
             async with self.session.request(

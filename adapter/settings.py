@@ -16,6 +16,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from store.key_file import SecretKeyError, parse_keys
+
 ENV_PREFIX = "FLEXBRIDGE_"
 
 
@@ -42,6 +44,11 @@ class Settings:
     cpapi_prefix: str = "/api"
     # CP-API 5.3.1: event-hub messages arrive at /<event_hub_path>/publishers/<gateway>/messages.
     event_hub_path: str = "iotexternaleh"
+    # Fernet keys sealing the secrets flexbridge presents to peers, comma-separated: the
+    # first seals, all open (rotation: docs/security.md). When empty, the keys of
+    # secret_key_file, which is created with one new key when missing. Never in the database.
+    secret_keys: str | None = None
+    secret_key_file: str = "flexbridge.key"
     # HS256 signing key for JWTs; generated once and kept in the database when empty.
     jwt_secret: str | None = None
     jwt_ttl_seconds: int = 3600
@@ -224,6 +231,11 @@ def _checked(settings: Settings) -> Settings:
     """Refuse settings that would only fail later, far from where they were given."""
     if settings.jwt_secret is not None and len(settings.jwt_secret.encode()) < 32:
         raise SettingsError("setting 'jwt_secret': at least 32 bytes (RFC 7518 section 3.2)")
+    if settings.secret_keys:
+        try:
+            parse_keys(settings.secret_keys, "setting 'secret_keys'")
+        except SecretKeyError as exc:
+            raise SettingsError(str(exc)) from None
     if not 0 < settings.port < 65536:
         raise SettingsError(f"setting 'port': {settings.port} is not a TCP port")
     if settings.log_level.upper() not in logging.getLevelNamesMapping():

@@ -48,8 +48,10 @@ from store.accounts import Role, add_account, record_token
 from store.catalogue import AssetSubType, AssetType, ConnectorType
 from store.db import open_database
 from store.entities import add_connector, create_entity
+from store.key_file import secret_box
 from store.migrate import upgrade
 from store.references import ProtocolId, add_reference
+from store.secret_box import SecretBox
 from store.secrets import new_secret
 from store.tenants import add_tenant, get_tenant
 from store.timeutil import utcnow
@@ -95,14 +97,16 @@ async def provision(
     peer_url: str | None = None,
     base_url: str = "http://127.0.0.1:8080",
     event_hub_path: str = "iotexternaleh",
+    secrets: SecretBox | None = None,
 ) -> dict[str, Any]:
     """Create everything the vectors need in a fresh (or migrated) database; returns the
     credentials (and writes them as JSON to `credentials_path` when given).
 
     `peer_url` is where the runner's peer endpoint will listen (`--peer-port`): the tenant's
     CP-API endpoint (6.1.1) is set to `<peer_url>/cpapi/iip`; without it the CP-API section 6
-    vectors are skipped. `base_url` is only written into the SAS token's resource."""
-    db = open_database(database_url)
+    vectors are skipped. `base_url` is only written into the SAS token's resource. `secrets`
+    are the keys the server will open the endpoint's password with (store/key_file.py)."""
+    db = open_database(database_url, secrets=secrets)
     try:
         await upgrade(db)
         async with db.transaction() as tx:
@@ -167,6 +171,14 @@ async def provision(
     return credentials
 
 
+def _keys_of(environ: Mapping[str, str]) -> SecretBox:
+    """The keys a server started with `environ` seals and opens peer secrets with."""
+    return secret_box(
+        environ.get("FLEXBRIDGE_SECRET_KEYS"),
+        environ.get("FLEXBRIDGE_SECRET_KEY_FILE") or "flexbridge.key",
+    )
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -207,15 +219,23 @@ def running_flexbridge(folder: Path, env: Mapping[str, str] | None = None) -> It
         peer_port = free_port()
     url = f"http://127.0.0.1:{port}"
     credentials = folder / "credentials.json"
-    asyncio.run(
-        provision(database_url, credentials, peer_url=f"http://127.0.0.1:{peer_port}", base_url=url)
-    )
     environment = {
         **os.environ,
         "FLEXBRIDGE_ADMIN_PASSWORD": secrets.token_urlsafe(16),
         "FLEXBRIDGE_OUTBOX_POLL_SECONDS": "0.2",
+        "FLEXBRIDGE_SECRET_KEY_FILE": str(folder / "flexbridge.key"),
         **(env or {}),
     }
+    keys = _keys_of(environment)
+    asyncio.run(
+        provision(
+            database_url,
+            credentials,
+            peer_url=f"http://127.0.0.1:{peer_port}",
+            base_url=url,
+            secrets=keys,
+        )
+    )
     command = [sys.executable, "-m", "adapter.cli", "serve", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--database-url", database_url]
     log = folder / "flexbridge.log"
@@ -267,7 +287,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         asyncio.run(
             provision(
-                args.database_url, args.credentials, peer_url=args.peer_url, base_url=args.base_url
+                args.database_url,
+                args.credentials,
+                peer_url=args.peer_url,
+                base_url=args.base_url,
+                # The server's keys: FLEXBRIDGE_SECRET_KEYS, or its key file (created here).
+                secrets=_keys_of(os.environ),
             )
         )
     except Exception as exc:  # a command line tool: one line, exit 2

@@ -20,7 +20,10 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from store.secret_box import SecretBox
+
 _WRITE_OPTION = "flexbridge_write"
+_SECRETS_INFO = "flexbridge_secrets"
 _STARTUP_LOCK = 0x666C6578  # "flex": the advisory lock id of startup work
 
 
@@ -31,6 +34,10 @@ class Database:
     # served, instead of in SQLite's busy handler, which retries by sleeping and lets an
     # unlucky writer starve past its timeout ("database is locked") under load.
     writer: asyncio.Lock | None = None
+    # The keys that seal the secrets flexbridge presents to peers (store/secret_box.py); the
+    # adapter gives them from its configuration. Every connection carries them too
+    # (`secrets_of`), so that the store functions, which take a connection, reach them.
+    secrets: SecretBox | None = None
 
     @property
     def dialect(self) -> str:
@@ -99,6 +106,21 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+def _carry_secrets(engine: AsyncEngine, box: SecretBox) -> None:
+    # Kept in the pooled connection's info, set once when the driver connects: the store
+    # functions take a connection from any caller (protocols, hub, CLI) and none of those
+    # callers should have to pass keys along that only the store uses.
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(_dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
+        record.info[_SECRETS_INFO] = box
+
+
+def secrets_of(conn: AsyncConnection) -> SecretBox | None:
+    """The keys of the database `conn` belongs to (None: opened without any)."""
+    box = conn.info.get(_SECRETS_INFO)
+    return box if isinstance(box, SecretBox) else None
+
+
 def inserted_id(result: CursorResult[*tuple[Any, ...]]) -> int:
     """The integer primary key of the one row an INSERT statement added."""
     key = result.inserted_primary_key
@@ -108,8 +130,11 @@ def inserted_id(result: CursorResult[*tuple[Any, ...]]) -> int:
     return value
 
 
-def open_database(url: str, *, echo: bool = False) -> Database:
-    """Create the engine for `url` (sqlite+aiosqlite or postgresql+asyncpg)."""
+def open_database(
+    url: str, *, echo: bool = False, secrets: SecretBox | None = None
+) -> Database:
+    """Create the engine for `url` (sqlite+aiosqlite or postgresql+asyncpg); `secrets`
+    seal and open the credentials stored for peers (without them, none can be written)."""
     parsed = make_url(url)
     engine = create_async_engine(
         parsed,
@@ -119,10 +144,12 @@ def open_database(url: str, *, echo: bool = False) -> Database:
         # roll back; a reset on return would be one more driver round trip for nothing.
         pool_reset_on_return=None,
     )
+    if secrets is not None:
+        _carry_secrets(engine, secrets)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
-        return Database(engine, asyncio.Lock())
-    return Database(engine)
+        return Database(engine, asyncio.Lock(), secrets)
+    return Database(engine, secrets=secrets)
 
 
 def text_limit(column: ColumnElement[Any]) -> int:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -28,8 +28,9 @@ from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from store.db import Database, inserted_id
-from store.peers import OutboundAuth, Peer
-from store.tables import outbox, peers
+from store.peers import OutboundAuth, Peer, peer_label
+from store.secret_box import SecretBox, open_secret
+from store.tables import outbox, peers, tenants
 from store.tenants import Tenant
 from store.timeutil import MICROSECOND, to_micros, utcnow
 
@@ -50,7 +51,7 @@ class OutboxItem:
     url: str
     auth: OutboundAuth
     username: str | None
-    secret: str | None
+    stored_secret: str | None  # as the peers table has it (store/secret_box.py)
     protocol: str
     message_type: str
     method: str
@@ -59,6 +60,15 @@ class OutboxItem:
     message_id: str
     attempts: int
     deadline_at: int
+    tenant_name: str = ""
+    box: SecretBox | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def secret(self) -> str | None:
+        """Opened when the message is sent: a secret no key opens fails this peer's
+        delivery (SecretUnreadable) and no other message of the batch."""
+        owner = peer_label(self.protocol, self.peer_name, self.tenant_name)
+        return open_secret(self.box, self.stored_secret, owner)
 
 
 async def enqueue(
@@ -132,7 +142,7 @@ def _join_url(base: str | None, path: str) -> str:
     return (base or "").rstrip("/") + "/" + path.lstrip("/")
 
 
-def _item(row: Any) -> OutboxItem:
+def _item(row: Any, box: SecretBox | None) -> OutboxItem:
     return OutboxItem(
         row.id,
         row.tenant_id,
@@ -150,6 +160,8 @@ def _item(row: Any) -> OutboxItem:
         row.message_id,
         row.attempts,
         row.deadline_at,
+        row.tenant_name,
+        box,
     )
 
 
@@ -203,12 +215,14 @@ async def claim_due(
                 peers.c.auth_kind,
                 peers.c.out_username,
                 peers.c.out_secret,
+                tenants.c.name.label("tenant_name"),
             )
             .join(peers, peers.c.id == outbox.c.peer_id)
+            .join(tenants, tenants.c.id == outbox.c.tenant_id)
             .where(outbox.c.id.in_(claimed))
             .order_by(outbox.c.id)
         )
-        return [_item(row) for row in rows]
+        return [_item(row, db.secrets) for row in rows]
 
 
 async def renew(db: Database, worker: str, ids: list[int], lease: timedelta) -> int:

@@ -13,8 +13,9 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from store.db import inserted_id
+from store.db import inserted_id, secrets_of
 from store.errors import Conflict, NotFound, ValidationError
+from store.secret_box import SecretBox, SecretUnreadable, open_secret, seal_secret
 from store.tables import peers, tenants
 from store.tenants import Tenant
 from store.timeutil import from_micros, to_micros, utcnow
@@ -40,13 +41,31 @@ class Peer:
     base_url: str | None
     auth: OutboundAuth
     username: str | None
-    secret: str | None
+    # The column as stored: sealed (store/secret_box.py), or clear text from before sealing.
+    stored_secret: str | None
     account_id: int | None
     state: Mapping[str, Any] = field(default_factory=dict)
     last_seen_at: datetime | None = None
+    box: SecretBox | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def has_secret(self) -> bool:
+        return bool(self.stored_secret)
+
+    @property
+    def secret(self) -> str | None:
+        """The credential we present to the peer, opened when asked for: a peer whose secret
+        no key opens can still be read, listed and heard from; only sending to it fails."""
+        owner = peer_label(self.protocol, self.name, self.tenant.name)
+        return open_secret(self.box, self.stored_secret, owner)
 
 
-def _peer(row: Any, tenant: Tenant) -> Peer:
+def peer_label(protocol: str, name: str, tenant: str = "") -> str:
+    """How an error names a peer."""
+    return f"{protocol} peer {name!r}" + (f" of tenant {tenant!r}" if tenant else "")
+
+
+def _peer(row: Any, tenant: Tenant, box: SecretBox | None) -> Peer:
     return Peer(
         row.id,
         tenant,
@@ -59,6 +78,7 @@ def _peer(row: Any, tenant: Tenant) -> Peer:
         row.account_id,
         dict(row.state),
         None if row.last_seen_at is None else from_micros(row.last_seen_at),
+        box,
     )
 
 
@@ -85,6 +105,8 @@ async def add_peer(
     if not name:
         raise ValidationError("name", "required")
     base_url = check_base_url(base_url)
+    box = secrets_of(tx)
+    stored = seal_secret(box, secret)
     try:
         result = await tx.execute(
             insert(peers).values(
@@ -94,7 +116,7 @@ async def add_peer(
                 base_url=base_url,
                 auth_kind=str(auth),
                 out_username=username,
-                out_secret=secret,
+                out_secret=stored,
                 account_id=account_id,
                 state={},
                 created_at=to_micros(utcnow()),
@@ -110,9 +132,10 @@ async def add_peer(
         base_url,
         auth,
         username,
-        secret,
+        stored,
         account_id,
         {},
+        box=box,
     )
 
 
@@ -125,7 +148,7 @@ async def get_peer(
     row = (await tx.execute(query)).first()
     if row is None:
         raise NotFound("peer", f"#{peer_id}")
-    return _peer(row, tenant)
+    return _peer(row, tenant, secrets_of(tx))
 
 
 async def find_peer(tx: AsyncConnection, tenant: Tenant, protocol: str, name: str) -> Peer | None:
@@ -133,7 +156,7 @@ async def find_peer(tx: AsyncConnection, tenant: Tenant, protocol: str, name: st
         peers.c.tenant_id == tenant.id, peers.c.protocol == protocol, peers.c.name == name
     )
     row = (await tx.execute(query)).first()
-    return None if row is None else _peer(row, tenant)
+    return None if row is None else _peer(row, tenant, secrets_of(tx))
 
 
 async def peer_for_account(
@@ -149,7 +172,7 @@ async def peer_for_account(
     if for_update:
         query = query.with_for_update()
     row = (await tx.execute(query)).first()
-    return None if row is None else _peer(row, tenant)
+    return None if row is None else _peer(row, tenant, secrets_of(tx))
 
 
 async def list_peers(
@@ -158,7 +181,8 @@ async def list_peers(
     query = select(peers).where(peers.c.tenant_id == tenant.id).order_by(peers.c.id)
     if protocol is not None:
         query = query.where(peers.c.protocol == protocol)
-    return [_peer(row, tenant) for row in await tx.execute(query)]
+    box = secrets_of(tx)
+    return [_peer(row, tenant, box) for row in await tx.execute(query)]
 
 
 async def peers_of_protocol(tx: AsyncConnection, protocol: str) -> list[Peer]:
@@ -169,7 +193,9 @@ async def peers_of_protocol(tx: AsyncConnection, protocol: str) -> list[Peer]:
         .where(peers.c.protocol == protocol)
         .order_by(peers.c.id)
     )
-    return [_peer(row, Tenant(row.tenant_id, row.tenant_name)) for row in await tx.execute(query)]
+    box = secrets_of(tx)
+    rows = await tx.execute(query)
+    return [_peer(row, Tenant(row.tenant_id, row.tenant_name), box) for row in rows]
 
 
 async def replace_state(
@@ -213,7 +239,7 @@ async def update_peer(
     if username is not None:
         changes["out_username"] = username
     if secret is not None:
-        changes["out_secret"] = secret
+        changes["out_secret"] = seal_secret(secrets_of(tx), secret)
     if seen is not None:
         changes["last_seen_at"] = to_micros(seen)
     if changes:
@@ -223,3 +249,27 @@ async def update_peer(
             .values(**changes)
         )
     return await get_peer(tx, tenant, peer.id)
+
+
+async def reseal_secrets(tx: AsyncConnection, box: SecretBox) -> tuple[int, list[str]]:
+    """Seal every stored peer secret under the first key of `box` (clear text from before
+    sealing too): how many were rewritten, and one line for each that no key opens, which is
+    left as it is while the others are rewritten."""
+    query = (
+        select(peers.c.id, peers.c.protocol, peers.c.name, peers.c.out_secret, tenants.c.name)
+        .join(tenants, tenants.c.id == peers.c.tenant_id)
+        .where(peers.c.out_secret.is_not(None), peers.c.out_secret != "")
+        .order_by(peers.c.id)
+        .with_for_update(of=peers)
+    )
+    rewritten = 0
+    unreadable: list[str] = []
+    for peer_id, protocol, name, stored, tenant_name in (await tx.execute(query)).all():
+        try:
+            sealed = box.reseal(stored, peer_label(protocol, name, tenant_name))
+        except SecretUnreadable as exc:
+            unreadable.append(str(exc))
+            continue
+        await tx.execute(update(peers).where(peers.c.id == peer_id).values(out_secret=sealed))
+        rewritten += 1
+    return rewritten, unreadable

@@ -181,8 +181,10 @@ peers = Table(
     # How we authenticate toward the peer: none, basic, token (OSCP "Token x"), bearer.
     Column("auth_kind", String(20), nullable=False),
     Column("out_username", String(200), nullable=True),
-    # A credential we present to the peer must be usable, so it cannot be hashed.
-    Column("out_secret", String(500), nullable=True),
+    # A credential we present to the peer must be usable, so it cannot be hashed: it is
+    # sealed instead (store/secret_box.py), "fernet:" and a token for a secret of at most
+    # 500 characters.
+    Column("out_secret", String(1000), nullable=True),
     # The account the peer authenticates with toward us.
     Column("account_id", Integer, ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True),
     Column("state", JSON, nullable=False),

@@ -18,11 +18,16 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+import adapter.app
+import store.key_file
 from store.db import Database, open_database
 from store.migrate import upgrade
+from store.secret_box import SecretBox
 from store.tables import metadata
 
 PG_ENV = "FLEXBRIDGE_TEST_DATABASE_URL"
+# The key sealing peer secrets in the tests' databases (store/secret_box.py).
+TEST_KEY = "bm90LWEtcmVhbC1rZXktanVzdC1mb3ItdGVzdHMhIT0="
 _pg_state: dict[str, str] = {}
 
 
@@ -51,6 +56,27 @@ async def _drop_scratch(admin_url: str, url: str) -> None:
             await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         await engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _test_key_file(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server a test starts with the default key file (`flexbridge.key` where it runs)
+    uses one holding TEST_KEY instead: no test leaves a key file in the work tree, and the
+    `db` fixture opens what the test's server sealed."""
+    folder = tmp_path_factory.getbasetemp() / "keys"
+    folder.mkdir(exist_ok=True)
+    test_file = folder / "flexbridge.key"
+    test_file.write_text(TEST_KEY + "\n")
+    test_file.chmod(0o600)
+    real = store.key_file.secret_box
+
+    def redirected(keys: str | None, key_file: str) -> SecretBox:
+        return real(keys, str(test_file) if key_file == "flexbridge.key" else key_file)
+
+    monkeypatch.setattr(store.key_file, "secret_box", redirected)
+    monkeypatch.setattr(adapter.app, "secret_box", redirected)
 
 
 @pytest.fixture(scope="session")
@@ -92,7 +118,7 @@ async def _empty_tables(db: Database) -> None:
 
 @pytest.fixture
 async def db(database_url: str) -> AsyncIterator[Database]:
-    database = open_database(database_url)
+    database = open_database(database_url, secrets=SecretBox([TEST_KEY]))
     await upgrade(database)
     if database.dialect == "postgresql":
         await _empty_tables(database)

@@ -27,6 +27,8 @@ def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 def env(tmp_path) -> dict[str, str]:  # type: ignore[no-untyped-def]
     clean = {k: v for k, v in os.environ.items() if not k.startswith("FLEXBRIDGE_")}
     clean["FLEXBRIDGE_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    # Given, so that no key file is made in the work tree (nor logged about).
+    clean["FLEXBRIDGE_SECRET_KEYS"] = "bm90LWEtcmVhbC1rZXktanVzdC1mb3ItdGVzdHMhIT0="
     return clean
 
 

@@ -129,7 +129,7 @@ def seconds(value: float) -> int | float:
 
 def registered(peer: Peer) -> bool:
     """We know where to reach the peer and the token to use there (from its Register)."""
-    return bool(peer.base_url) and peer.auth is OutboundAuth.TOKEN and bool(peer.secret)
+    return bool(peer.base_url) and peer.auth is OutboundAuth.TOKEN and peer.has_secret
 
 
 async def send(
