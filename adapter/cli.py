@@ -293,6 +293,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from adapter.app import create_app
+    from store.key_file import SecretKeyError
 
     tls = None
     if args.tls_cert or args.tls_key:
@@ -319,7 +320,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
                 f"flexbridge serving on {scheme}://{settings.host}:{settings.port}", flush=True
             ),
         )
-    except (OSError, SQLAlchemyError) as exc:  # the database or the port, at start-up
+    except (OSError, SQLAlchemyError, SecretKeyError) as exc:  # database, port or key file
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
     return 0
