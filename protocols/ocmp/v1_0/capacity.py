@@ -84,12 +84,16 @@ def _in_kw(group: Entity, quarters: list[_Quarter]) -> list[Block]:
     return sorted(least.values(), key=lambda b: b.start)
 
 
-async def _group(tx: AsyncConnection, peer: Peer, checked: codec.Checked) -> Entity | None:
-    """The group the message names; None (and the message refused) when it names none."""
-    if not checked.well_formed("group_id"):
+async def named(
+    tx: AsyncConnection, peer: Peer, checked: codec.Checked, kind: str
+) -> Entity | None:
+    """The group or asset the message names by `<kind>_id`; None (and the message refused)
+    when it names none the peer's policy accepts."""
+    field = f"{kind}_id"
+    if not checked.well_formed(field):
         return None
     try:
-        resolved = await resolve_id(tx, peer, GROUP, checked.body["group_id"], "group_id")
+        resolved = await resolve_id(tx, peer, kind, checked.body[field], field)
     except ValidationError as exc:
         checked.refuse(exc.issues)
         return None
@@ -126,7 +130,7 @@ async def update_group_maximum_capacity_forecast(request: web.Request) -> web.Re
             if message.repeated and not checked.refusals:
                 return web.Response(status=204)
             tx, peer = message.tx, message.from_peer()
-            group = await _group(tx, peer, checked)
+            group = await named(tx, peer, checked, GROUP)
             if group is None or checked.refusals:
                 raise MessageRefused(issues=checked.every_issue())  # rolls back: keeps nothing
             group_id = checked.body["group_id"]

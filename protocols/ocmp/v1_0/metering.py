@@ -19,16 +19,14 @@ asset) keeps nothing, and the reply lists it with every meter value's error.
 from __future__ import annotations
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub import derivations, replan
-from hub.ids import ASSET, resolve_id
+from hub.ids import ASSET
 from protocols.common.context import open_message
 from protocols.ocmp.v1_0 import codec
+from protocols.ocmp.v1_0.capacity import named
 from protocols.ocmp.v1_0.errors import MessageRefused, items_reply
-from store.entities import Entity
 from store.errors import ValidationError
-from store.peers import Peer
 from store.series import ensure_series
 from store.series_types import SeriesType
 from store.values import Point, write_values
@@ -58,18 +56,6 @@ def _readings(checked: codec.Checked) -> dict[SeriesType, list[Point]]:
     return readings
 
 
-async def _asset(tx: AsyncConnection, peer: Peer, checked: codec.Checked) -> Entity | None:
-    """The asset the message names; None (and the message refused) when it names none."""
-    if not checked.well_formed("asset_id"):
-        return None
-    try:
-        resolved = await resolve_id(tx, peer, ASSET, checked.body["asset_id"], "asset_id")
-    except ValidationError as exc:
-        checked.refuse(exc.issues)
-        return None
-    return resolved.entity
-
-
 @routes.post("/update_detailed_metering_data")
 async def update_detailed_metering_data(request: web.Request) -> web.Response:
     checked = await codec.read_items(request, "update_detailed_metering_data", "meter_values")
@@ -82,7 +68,7 @@ async def update_detailed_metering_data(request: web.Request) -> web.Response:
             if message.repeated and not checked.refusals:
                 return web.Response(status=204)
             tx, peer = message.tx, message.from_peer()
-            asset = await _asset(tx, peer, checked)
+            asset = await named(tx, peer, checked, ASSET)
             if asset is None or checked.refusals:
                 raise MessageRefused(issues=checked.every_issue())  # rolls back: keeps nothing
             derived: list[SeriesType] = []
