@@ -31,11 +31,25 @@ class Settings:
     port: int = 8080
     database_url: str = "sqlite+aiosqlite:///flexbridge.db"
     config: str | None = None
+    # PostgreSQL connections each process keeps open, and how many more it may open at a peak.
+    database_pool_size: int = 10
+    database_max_overflow: int = 10
+    # Concurrent small writes share one transaction and one commit, up to this many (each is
+    # answered after the commit that holds its rows); 1: every write commits alone.
+    group_commit_max: int = 32
     log_level: str = "INFO"
     # Largest request body accepted, in bytes (aiohttp answers 413 beyond it).
     max_body_bytes: int = 8 * 1024 * 1024
     # Seconds in-flight requests get to finish on shutdown.
     shutdown_timeout: float = 30.0
+    # Connections (docs/operations.md): a client must send a request's headers within
+    # header_read_timeout_seconds of opening it (or of its last answer) and each part of a
+    # body within body_read_timeout_seconds, or it is cut off; at most max_connections are
+    # open at once; an idle keep-alive connection closes after keepalive_timeout_seconds.
+    header_read_timeout_seconds: float = 10.0
+    body_read_timeout_seconds: float = 30.0
+    max_connections: int = 1024
+    keepalive_timeout_seconds: float = 75.0
     # Password for the admin account created on first start; generated when empty.
     admin_password: str | None = None
     # Header carrying the tenant key (CP-API section 4.1.3.4, OCMP).
@@ -98,6 +112,11 @@ class Settings:
     replan_minutes: float = 15.0
     # How often the peer clock runs (heartbeats due, peers gone offline, re-sends).
     peer_clock_seconds: float = 1.0
+    # Whether `serve` also runs plan jobs and outbox deliveries (false: leave them to
+    # `flexbridge worker` processes on the same database).
+    run_jobs: bool = True
+    # A claimed plan job is taken over by another process when its claim is this old.
+    plan_lease_seconds: float = 30.0
     # Optimizer worker processes, and the time after which a solve gives way to the headroom.
     solver_workers: int = 1
     solver_deadline_seconds: float = 5.0
@@ -200,6 +219,14 @@ def load_settings(
 _LOWER_BOUNDS: tuple[tuple[str, float, bool], ...] = (
     ("max_body_bytes", 0, False),
     ("shutdown_timeout", 0, True),
+    ("header_read_timeout_seconds", 0, False),
+    ("body_read_timeout_seconds", 0, False),
+    ("max_connections", 1, True),
+    ("keepalive_timeout_seconds", 0, True),
+    ("database_pool_size", 1, True),
+    ("database_max_overflow", 0, True),
+    ("group_commit_max", 1, True),
+    ("plan_lease_seconds", 0, False),
     ("jwt_ttl_seconds", 0, False),
     ("rate_limit_per_second", 0, False),
     ("rate_limit_burst", 1, True),
