@@ -42,7 +42,20 @@ class Metrics:
             ["protocol", "result"],
             registry=self.registry,
         )
-
+        # Plan jobs (adapter/planner.py): made or failed, and how long each waited for a
+        # worker after the request that asked for it.
+        self.plans = Counter(
+            "flexbridge_plans",
+            "Plan jobs made, by result",
+            ["result"],
+            registry=self.registry,
+        )
+        self.plan_wait = Histogram(
+            "flexbridge_plan_wait_seconds",
+            "Time from a plan's request to a worker starting it",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
         self.peers = Gauge(
             "flexbridge_peers",
             "Peers by protocol and whether their last heartbeat still vouches for them",
