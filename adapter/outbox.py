@@ -9,10 +9,12 @@ already passed is dead-lettered without being sent: the peer no longer expects i
 attempt and every dead letter is in the message log and the metrics.
 
 A peer's messages go one at a time, oldest first, and a superseded one is never sent
-(store.outbox). The worker's name is stable for a process slot (host and port): starting
-again, it releases the claims it held when it was stopped, and while it sends it renews
-their leases every third of a lease, so a crashed worker's messages are taken over within
-one short lease by any other process.
+(store.outbox); a message that leaves the queue lets the peer's next one go at once, not at
+the next poll, so that a backlog after an outage drains at the peer's pace. The worker's
+name is stable for a process slot (host and port): starting again, it releases the claims
+it held when it was stopped, and while it sends it renews their leases every third of a
+lease, so a crashed worker's messages are taken over within one short lease by any other
+process.
 """
 
 from __future__ import annotations
@@ -108,17 +110,26 @@ class DeliveryWorker:
             # Cleared before polling, so a wake() that arrives during the poll is not lost.
             self._wake.clear()
             try:
-                sent = await self.deliver_due()
+                claimed, finished = await self._deliver_batch()
             except Exception:  # a database hiccup must not end delivery for good
                 log.exception("outbox poll failed")
-                sent = 0
-            if sent == self.settings.outbox_batch:
-                continue  # more may be due right away
+                claimed = finished = 0
+            # More may be due right away: the batch was full, or a message that left the
+            # queue was the head of its peer's, and the peer's next one is due now, not at
+            # the next poll (after an outage a peer's backlog drains at the peer's pace).
+            if claimed == self.settings.outbox_batch or finished:
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.settings.outbox_poll_seconds)
 
     async def deliver_due(self) -> int:
         """Claim and send one batch; returns how many rows were claimed."""
+        claimed, _ = await self._deliver_batch()
+        return claimed
+
+    async def _deliver_batch(self) -> tuple[int, int]:
+        """Claim and send one batch: how many rows were claimed, and how many of them left
+        the queue (sent or dead-lettered)."""
         items = await outbox_store.claim_due(
             self.db,
             self.name,
@@ -145,7 +156,7 @@ class DeliveryWorker:
                     item.peer_name,
                     exc_info=result,
                 )
-        return len(items)
+        return len(items), sum(result is True for result in results)
 
     async def _renew(self, ids: list[int]) -> None:
         """Keep the leases of the rows in hand alive while they are being sent."""
@@ -176,15 +187,16 @@ class DeliveryWorker:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return None, f"{type(exc).__name__}: {exc}"
 
-    async def _deliver(self, item: OutboxItem) -> None:
+    async def _deliver(self, item: OutboxItem) -> bool:
+        """Send one row; whether it left the queue (sent or dead-lettered)."""
         if from_micros(item.deadline_at) <= utcnow():
             await self._bury(item, "deadline passed before delivery", attempted=False)
-            return
+            return True
         status, detail = await self._send(item)
         if status is not None and 200 <= status < 300:
             await outbox_store.mark_sent(self.db, item, self.name)
             await self._record(item, "sent", f"HTTP {status}")
-            return
+            return True
         error = f"HTTP {status}: {detail}" if status is not None else detail
         retryable = status is None or status >= 500 or status in _RETRYABLE
         delay = backoff_seconds(
@@ -197,8 +209,9 @@ class DeliveryWorker:
         if retryable and next_at < from_micros(item.deadline_at):
             await outbox_store.reschedule(self.db, item, self.name, error, next_at)
             await self._record(item, "retry", error)
-        else:
-            await self._bury(item, error)
+            return False
+        await self._bury(item, error)
+        return True
 
     async def _bury(self, item: OutboxItem, error: str, *, attempted: bool = True) -> None:
         await outbox_store.bury(self.db, item, self.name, error, attempted=attempted)

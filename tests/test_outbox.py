@@ -457,3 +457,27 @@ async def test_leases_are_renewed_while_a_message_is_being_sent(db, aiohttp_serv
         release.set()
         assert await asyncio.wait_for(sending, timeout=10) == 1
     assert (await _row(db, row_id)).status == "sent"
+
+
+async def test_a_peers_backlog_goes_out_one_after_the_other_without_waiting_for_polls(
+    db, aiohttp_server, http
+):
+    """One message per peer at a time: each one sent unblocks the next, which is sent at
+    once rather than at the next poll (an hour here), so a backlog after an outage drains at
+    the peer's pace."""
+    peer_endpoint = Peer()
+    server = await aiohttp_server(peer_endpoint.app())
+    tenant, peer = await _setup(db, str(server.make_url("")))
+    bodies = [f"message {n}".encode() for n in range(5)]
+    for body in bodies:
+        await _enqueue_topic(db, tenant, peer, body, None)
+    worker = DeliveryWorker(db, replace(FAST, outbox_poll_seconds=3600), Metrics(), http)
+    worker.start()
+    try:
+        for _ in range(200):  # poll with a bound until all five arrived
+            if len(peer_endpoint.received) == len(bodies):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await asyncio.wait_for(worker.stop(), timeout=5)
+    assert [body for _, _, body in peer_endpoint.received] == bodies
