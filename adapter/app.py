@@ -51,6 +51,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     keys = secret_box(settings.secret_keys, settings.secret_key_file)
     db = open_database(settings.database_url, secrets=keys)
+    db = db.with_group_commit(settings.group_commit_max)
     try:
         await upgrade(db)
         created = await first_start(db, settings.admin_password)

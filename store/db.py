@@ -8,10 +8,9 @@ immediate one simply waits its turn.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import ColumnElement, String, event, text
@@ -20,11 +19,14 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from store.group_commit import GroupCommit
 from store.secret_box import SecretBox
 
 _WRITE_OPTION = "flexbridge_write"
+_WRITE_OPTIONS = {_WRITE_OPTION: True}
 _SECRETS_INFO = "flexbridge_secrets"
 _STARTUP_LOCK = 0x666C6578  # "flex": the advisory lock id of startup work
+GROUP_COMMIT_MAX = 32  # writers per shared commit unless told (setting group_commit_max)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +34,9 @@ class Database:
     engine: AsyncEngine
     # SQLite has one writer at a time. Writers of this process queue here, first come first
     # served, instead of in SQLite's busy handler, which retries by sleeping and lets an
-    # unlucky writer starve past its timeout ("database is locked") under load.
-    writer: asyncio.Lock | None = None
+    # unlucky writer starve past its timeout ("database is locked") under load; the writers
+    # queued share one transaction and commit (store/group_commit.py).
+    writer: GroupCommit | None = None
     # The keys that seal the secrets flexbridge presents to peers (store/secret_box.py); the
     # adapter gives them from its configuration. Every connection carries them too
     # (`secrets_of`), so that the store functions, which take a connection, reach them.
@@ -45,19 +48,26 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction: committed when the block ends, rolled back on any exception."""
-        async with self._turn(), self.engine.connect() as conn:
+        """A write transaction: committed when the block ends, rolled back on any exception.
+
+        On SQLite the block may share its transaction with the writers queued beside it
+        (group commit): it returns once the commit holding its rows is done, and what it
+        raises rolls back its own work only."""
+        if self.writer is not None:
+            async with self.writer.member() as conn:
+                yield conn
+            return
+        async with self.engine.connect() as conn:
             conn = await conn.execution_options(**{_WRITE_OPTION: True})
             async with conn.begin():
                 yield conn
 
-    @asynccontextmanager
-    async def _turn(self) -> AsyncIterator[None]:
+    def with_group_commit(self, max_members: int) -> Database:
+        """This database with at most `max_members` writers per shared commit (1: every
+        write transaction commits alone); PostgreSQL commits each on its own regardless."""
         if self.writer is None:
-            yield
-            return
-        async with self.writer:
-            yield
+            return self
+        return replace(self, writer=GroupCommit(self.engine, max_members, _WRITE_OPTIONS))
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -148,7 +158,7 @@ def open_database(
         _carry_secrets(engine, secrets)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
-        return Database(engine, asyncio.Lock(), secrets)
+        return Database(engine, GroupCommit(engine, GROUP_COMMIT_MAX, _WRITE_OPTIONS), secrets)
     return Database(engine, secrets=secrets)
 
 
