@@ -141,18 +141,29 @@ def inserted_id(result: CursorResult[*tuple[Any, ...]]) -> int:
 
 
 def open_database(
-    url: str, *, echo: bool = False, secrets: SecretBox | None = None
+    url: str,
+    *,
+    echo: bool = False,
+    secrets: SecretBox | None = None,
+    pool_size: int = 10,
+    max_overflow: int = 10,
 ) -> Database:
     """Create the engine for `url` (sqlite+aiosqlite or postgresql+asyncpg); `secrets`
-    seal and open the credentials stored for peers (without them, none can be written)."""
+    seal and open the credentials stored for peers (without them, none can be written).
+
+    `pool_size` connections stay open and `max_overflow` more may be opened at a peak
+    (PostgreSQL only: SQLite has one writer, and its pool follows the driver's rules)."""
     parsed = make_url(url)
+    server = parsed.get_backend_name() != "sqlite"
+    pool = {"pool_size": pool_size, "max_overflow": max_overflow} if server else {}
     engine = create_async_engine(
         parsed,
         echo=echo,
-        pool_pre_ping=parsed.get_backend_name() != "sqlite",
+        pool_pre_ping=server,
         # Every connection is used inside transaction() or read(), which always commit or
         # roll back; a reset on return would be one more driver round trip for nothing.
         pool_reset_on_return=None,
+        **pool,
     )
     if secrets is not None:
         _carry_secrets(engine, secrets)
