@@ -50,7 +50,12 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     """Open, migrate and (on an empty database) seed; closed after the workers stop."""
     settings = app[SETTINGS]
     keys = secret_box(settings.secret_keys, settings.secret_key_file)
-    db = open_database(settings.database_url, secrets=keys)
+    db = open_database(
+        settings.database_url,
+        secrets=keys,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+    )
     db = db.with_group_commit(settings.group_commit_max)
     try:
         await upgrade(db)

@@ -332,7 +332,10 @@ async def _with_database(settings: Settings, work: Callable[[Database], Awaitabl
     from store.migrate import upgrade
 
     db = open_database(
-        settings.database_url, secrets=secret_box(settings.secret_keys, settings.secret_key_file)
+        settings.database_url,
+        secrets=secret_box(settings.secret_keys, settings.secret_key_file),
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
     )
     try:
         await upgrade(db)
