@@ -3,38 +3,32 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
-from datetime import timedelta
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
 
 from adapter.auth import RateLimiter
+from adapter.background import Background
 from adapter.bootstrap import first_start
 from adapter.guards import CredentialCache, LoginCache
 from adapter.health import routes as health_routes
 from adapter.keys import (
+    BACKGROUND,
     BRAKE,
     CREDENTIAL_CACHE,
     DB,
-    DELIVERY,
     JWT_SECRET,
     LOGIN_CACHE,
     METRICS,
-    PEER_CLOCK,
     RATE_LIMITER,
     SETTINGS,
-    SOLVER,
 )
 from adapter.metrics import Metrics
 from adapter.middlewares import ROOT_MIDDLEWARES
-from adapter.outbox import DeliveryWorker
-from adapter.peer_clock import PeerClock
 from adapter.settings import Settings
-from adapter.solver import Solver
 from adapter.surfaces import mount
 from adapter.throttle import Brake
-from hub.runtime import Hub
 from protocols.common.context import HUB
 from protocols.cpapi import v1 as cpapi_v1
 from protocols.ocmp import v1_0 as ocmp_v1_0
@@ -72,49 +66,41 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         await db.close()
 
 
-async def _delivery(app: web.Application) -> AsyncIterator[None]:
-    async with aiohttp.ClientSession() as session:
+def slot_name(settings: Settings) -> str:
+    """The name of this server's process slot (outbox and plan claims): two servers on one
+    host listen on different ports, and a server started again on its port finds its own
+    claims (and releases them at once instead of waiting out their leases)."""
+    return f"{socket.gethostname()}:{settings.host}:{settings.port}"
+
+
+def _background(name: str | None) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The work besides HTTP (adapter/background.py), in process slot `name` (that of
+    `serve` when None)."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
-        # Two servers on one host listen on different ports: host and port name the slot.
-        name = f"{socket.gethostname()}:{settings.host}:{settings.port}"
-        worker = DeliveryWorker(app[DB], settings, app[METRICS], session, name=name)
-        app[DELIVERY] = worker
-        worker.start()
-        yield
-        await worker.stop()
+        async with aiohttp.ClientSession() as session:
+            background = Background(
+                app[DB],
+                settings,
+                app[METRICS],
+                session,
+                (cpapi_v1.SURFACE, *SURFACES),
+                name=name or slot_name(settings),
+                runs_jobs=settings.run_jobs or name is not None,
+            )
+            app[BACKGROUND], app[HUB] = background, background.hub
+            background.start()
+            try:
+                yield
+            finally:
+                await background.stop()
+
+    return context
 
 
-async def _solver(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    app[SOLVER] = Solver(settings.solver_workers, settings.solver_deadline_seconds)
-    yield
-    await app[SOLVER].close()
-
-
-async def _peer_clock(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    replan = settings.replan_minutes
-    app[HUB] = Hub(
-        public_url=settings.base_url,
-        heartbeat_seconds=settings.heartbeat_seconds,
-        resend_after=timedelta(minutes=settings.resend_minutes),
-        replan_every=timedelta(minutes=replan) if replan else None,  # 0: no schedule
-        wake_outbox=app[DELIVERY].wake,
-        solve=app[SOLVER].solve,
-        plan_hooks=tuple(s.on_plan for s in (cpapi_v1.SURFACE, *SURFACES) if s.on_plan),
-    )
-    clock = PeerClock(
-        app[DB], app[HUB], app[METRICS], SURFACES, PEER_PROTOCOLS, settings.peer_clock_seconds
-    )
-    app[PEER_CLOCK] = clock
-    clock.start()
-    yield
-    await clock.stop()
-
-
-# Surfaces with peers that handshake and beat, and their protocol names in the peer table.
+# Surfaces with peers that handshake and beat.
 SURFACES = (ocmp_v1_0.SURFACE, oscp_v2_0.CO_SURFACE, oscp_v2_0.CP_SURFACE)
-PEER_PROTOCOLS = ("ocmp", "oscp")
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -126,13 +112,22 @@ def create_app(settings: Settings) -> web.Application:
     app[CREDENTIAL_CACHE] = CredentialCache()
     app[LOGIN_CACHE] = LoginCache(settings.login_cache_seconds)
     app.cleanup_ctx.append(_database)
-    app.cleanup_ctx.append(_delivery)
-    app.cleanup_ctx.append(_solver)
-    app.cleanup_ctx.append(_peer_clock)
+    app.cleanup_ctx.append(_background(None))
     app.add_routes(health_routes)
     mount(app, settings.cpapi_prefix, cpapi_v1.SURFACE)
     mount(app, f"/{settings.event_hub_path.strip('/')}", cpapi_v1.EVENT_HUB)
     mount(app, settings.ocmp_prefix, ocmp_v1_0.SURFACE)
     mount(app, settings.oscp_co_prefix, oscp_v2_0.CO_SURFACE)
     mount(app, settings.oscp_cp_prefix, oscp_v2_0.CP_SURFACE)
+    return app
+
+
+def create_worker(settings: Settings, name: str) -> web.Application:
+    """A process that runs plan jobs, deliveries and the peer clock and serves nothing
+    (`flexbridge worker`): the app's start-up and clean-up without routes or a socket."""
+    app = web.Application()
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_background(name))
     return app

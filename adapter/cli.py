@@ -89,6 +89,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-key", help="PEM private key for --tls-cert")
     _settings_flags(serve)
 
+    worker = commands.add_parser(
+        "worker", help="run plan jobs, deliveries and the peer clock without serving HTTP"
+    )
+    worker.add_argument(
+        "--name",
+        help="this worker's process slot, unique among the processes sharing the database "
+        "(default HOSTNAME:worker); started again under it, it takes its claims back at once",
+    )
+    _settings_flags(worker)
+
     db = commands.add_parser("db", help="database schema").add_subparsers(
         dest="action", required=True
     )
@@ -326,6 +336,45 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _work(settings: Settings, args: argparse.Namespace) -> int:
+    """`flexbridge worker`: the background work of `serve` (adapter/background.py) until
+    SIGINT or SIGTERM, which finish the jobs and deliveries in hand."""
+    import asyncio
+    import signal
+    import socket
+
+    from aiohttp import web
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from adapter.app import create_worker
+    from store.key_file import SecretKeyError
+
+    name = args.name or f"{socket.gethostname()}:worker"
+
+    async def run() -> None:
+        runner = web.AppRunner(create_worker(settings, name), handle_signals=False)
+        await runner.setup()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        database = make_url(settings.database_url).render_as_string(hide_password=True)
+        print(f"flexbridge worker {name} running on {database}", flush=True)
+        try:
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+    _tune_garbage_collector()
+    try:
+        asyncio.run(run())
+    except (OSError, SQLAlchemyError, SecretKeyError) as exc:  # database or key file
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    return 0
+
+
 async def _with_database(settings: Settings, work: Callable[[Database], Awaitable[str]]) -> str:
     from store.db import open_database
     from store.key_file import secret_box
@@ -503,16 +552,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.command == "serve":
+    if args.command in ("serve", "worker"):
         # Loaded before logging is set up: alembic logs its plugins at INFO as it is
         # imported, which is no news of the server's.
         import adapter.app  # noqa: F401
     # Administration commands print their one result; only the server narrates its work.
-    level = settings.log_level.upper() if args.command == "serve" else logging.WARNING
+    level = settings.log_level.upper() if args.command in ("serve", "worker") else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     threading.excepthook = _quiet_teardown
     if args.command == "serve":
         return _serve(settings, args)
+    if args.command == "worker":
+        return _work(settings, args)
     try:
         print(asyncio.run(_with_database(settings, _admin_command(args, settings))))
     except StoreError as exc:

@@ -10,12 +10,10 @@ from protocols.common.context import DB as DB  # one key object, shared with pro
 
 if TYPE_CHECKING:
     from adapter.auth import RateLimiter
+    from adapter.background import Background
     from adapter.guards import CredentialCache, LoginCache
     from adapter.metrics import Metrics
-    from adapter.outbox import DeliveryWorker
-    from adapter.peer_clock import PeerClock
     from adapter.settings import Settings
-    from adapter.solver import Solver
     from adapter.throttle import Brake
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
@@ -24,7 +22,6 @@ RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
 BRAKE: web.AppKey[Brake] = web.AppKey("brake")
 CREDENTIAL_CACHE: web.AppKey[CredentialCache] = web.AppKey("credential_cache")
 JWT_SECRET: web.AppKey[str] = web.AppKey("jwt_secret")
-DELIVERY: web.AppKey[DeliveryWorker] = web.AppKey("delivery")
-PEER_CLOCK: web.AppKey[PeerClock] = web.AppKey("peer_clock")
+# Delivery, plan jobs, the peer clock and the solver pool (adapter/background.py).
+BACKGROUND: web.AppKey[Background] = web.AppKey("background")
 LOGIN_CACHE: web.AppKey[LoginCache] = web.AppKey("login_cache")
-SOLVER: web.AppKey[Solver] = web.AppKey("solver")

@@ -22,9 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.capacity import SERIES, Block, Limit, clear_limit, store_limit
 from hub.ids import GROUP, resolve_id
-from hub.optimum import SendOptimum, mark_dirty, send_optimum, track
+from hub.optimum import mark_dirty, request_optimum, track
 from hub.peer_state import Fallback, PeerState, current, save, state_of
-from hub.runtime import Hub
 from store.db import Database
 from store.entities import Entity
 from store.errors import StoreError
@@ -41,7 +40,6 @@ def source_of(peer: Peer) -> str:
 
 async def keep(
     tx: AsyncConnection,
-    hub: Hub,
     peer: Peer,
     group: Entity,
     group_id: str,
@@ -49,7 +47,6 @@ async def keep(
     blocks: Sequence[Block],
     unit: str,
     phase: str,
-    send: SendOptimum,
 ) -> bool:
     """Keep a fallback (replacing the last for the group's limit); applied at once when the
     peer is offline. Returns whether it was applied."""
@@ -62,14 +59,14 @@ async def keep(
     )
     locked = await save(tx, locked, state)
     if state.online is False:
-        await apply(tx, hub, locked, send)
+        await apply(tx, locked)
         return True
     return False
 
 
-async def apply(tx: AsyncConnection, hub: Hub, peer: Peer, send: SendOptimum) -> int:
-    """Apply every fallback of the peer not yet applied; returns how many optimum blocks
-    were queued."""
+async def apply(tx: AsyncConnection, peer: Peer) -> int:
+    """Apply every fallback of the peer not yet applied; returns how many optima it asked
+    for (hub.optimum.request_optimum)."""
     locked, state = await current(tx, peer)
     consumption: list[tuple[Entity, str, Fallback]] = []
     for group_id, limits in state.fallbacks.items():
@@ -93,13 +90,12 @@ async def apply(tx: AsyncConnection, hub: Hub, peer: Peer, send: SendOptimum) ->
             if limit == Limit.CONSUMPTION and fallback.blocks:
                 consumption.append((group, group_id, fallback))
     locked = await save(tx, locked, state)
-    sent = 0
     for group, group_id, fallback in consumption:
         if group_id not in state.groups:  # else our optimum speaks as its last forecast did
             await track(tx, locked, group_id, unit=fallback.unit, phase=fallback.phase)
         start, end = fallback.blocks[0].start, fallback.blocks[-1].end
-        sent += await send_optimum(tx, hub, locked, group, group_id, start, end, send)
-    return sent
+        await request_optimum(tx, locked, group, group_id, start, end)
+    return len(consumption)
 
 
 async def restore(tx: AsyncConnection, peer: Peer) -> None:
@@ -124,8 +120,9 @@ def pending(state: PeerState) -> bool:
     return any(not f.applied for limits in state.fallbacks.values() for f in limits.values())
 
 
-async def apply_due(db: Database, hub: Hub, protocol: str, send: SendOptimum) -> int:
-    """The clock's part: apply the fallbacks of offline peers; returns optimum blocks queued."""
+async def apply_due(db: Database, protocol: str) -> int:
+    """The clock's part: apply the fallbacks of offline peers; returns how many optima it
+    asked for."""
     async with db.read() as tx:
         peers = await peers_of_protocol(tx, protocol)
     sent = 0
@@ -137,7 +134,7 @@ async def apply_due(db: Database, hub: Hub, protocol: str, send: SendOptimum) ->
             locked = await get_peer(tx, peer.tenant, peer.id, for_update=True)
             state = state_of(locked)
             if state.online is False and pending(state):
-                sent += await apply(tx, hub, locked, send)
+                sent += await apply(tx, locked)
     return sent
 
 

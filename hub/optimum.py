@@ -1,6 +1,10 @@
 """A group's optimal capacity for the peer that sends its limits (OCMP's optimal forecast,
 OSCP's OPTIMUM), and the bookkeeping of which groups need one.
 
+Asking for an optimum (`request_optimum`) stores a plan job; the job runs off the request
+path (hub.plan_jobs) and hands the plan to the protocol's `SendOptimum`, which encodes and
+queues it.
+
 The peer's state keeps, per group id it sent a forecast for (`PeerState.groups`), when our
 last optimum went out, whether its inputs changed since (`dirty`: the clock re-sends it,
 hub.replan) and how the peer spoke (unit, phase: our answer speaks alike). We answer
@@ -18,10 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.capacity import Block
 from hub.peer_state import GroupLink, current, edit, save
-from hub.planning import plan_group
-from hub.runtime import Hub
 from store.entities import Entity
 from store.peers import Peer
+from store.plan_jobs import request_plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,23 +69,26 @@ async def mark_dirty(tx: AsyncConnection, peer: Peer, group_ids: Iterable[str]) 
         await save(tx, locked, state)
 
 
-async def send_optimum(
+async def request_optimum(
     tx: AsyncConnection,
-    hub: Hub,
     peer: Peer,
     group: Entity,
     group_id: str,
     start: datetime,
     end: datetime,
-    send: SendOptimum,
-) -> int:
-    """Plan the group over [start, end) and have the protocol queue the optimum for the
-    peer; returns how many blocks were queued. The group is clean again either way."""
-    blocks = await plan_group(tx, hub, peer.tenant, group, start, end)
-    locked, state = await current(tx, peer)
-    link = state.groups.get(group_id, GroupLink())
-    queued = bool(blocks) and await send(tx, Optimum(locked, group, group_id, link, blocks))
+) -> None:
+    """Ask for the group's plan over [start, end) for the peer: a plan job (hub.plan_jobs),
+    committed with `tx`, which plans the group and has the peer's protocol send the optimum.
+    The group is clean from this request on: inputs that change later ask again."""
+    await request_plan(
+        tx,
+        tenant_id=peer.tenant.id,
+        peer_id=peer.id,
+        group_key=group_id,
+        entity_id=group.id,
+        start=start,
+        end=end,
+    )
     async with edit(tx, peer) as state:
         entry = state.groups.setdefault(group_id, GroupLink())
         entry.dirty, entry.sent_at = False, datetime.now(UTC)
-    return len(blocks) if queued else 0

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hub.capacity import BLOCK, Block
-from hub.runtime import Hub, PlanHook
+from hub.capacity import BLOCK
+from hub.runtime import PlanHook
 from optimizer import (
     Battery,
     Charger,
@@ -58,8 +58,8 @@ log = logging.getLogger("flexbridge.planning")
 OPTIMIZER_SOURCE = "optimizer"
 DEFAULT_PRICE = 0.25  # EUR/kWh
 HISTORY = timedelta(days=2)
-# A plan is made inside the write transaction of the message that asked for it: a solve may
-# hold SQLite's writer for at most this long before the best plan found (or the headroom) goes.
+# The optimum answers a forecast within about this much more: past it, the best plan found
+# (or the headroom) goes. Solves run off the request path (hub.plan_jobs), holding no writer.
 SOLVE_OPTIONS = SolveOptions(time_limit_s=2.0)
 _HOURS = BLOCK / timedelta(hours=1)
 
@@ -309,18 +309,3 @@ async def write_plan(
             hooks,
         )
     return points
-
-
-async def plan_group(
-    tx: AsyncConnection, hub: Hub, tenant: Tenant, group: Entity, start: datetime, end: datetime
-) -> list[Block]:
-    """Gather, solve in the hub's pool (when there is something to optimise), write, and hand
-    every written series to the hub's plan hooks; the group's optimal capacity per block,
-    empty when it has no MaxCapacity in [start, end)."""
-    gathered = await gather(tx, tenant, group, start, end)
-    if gathered is None:
-        return []
-    problem, assets = gathered
-    solved = await hub.solve(problem) if problem.chargers or problem.batteries else None
-    points = await write_plan(tx, tenant, group, problem, solved, assets, hub.plan_hooks)
-    return [Block(p.start, p.end, p.value) for p in points if p.value is not None]

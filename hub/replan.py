@@ -3,7 +3,7 @@
 Triggers (each marks the groups concerned dirty for every peer that tracks them,
 hub.optimum; the clock re-plans and re-sends them):
 - a new maximum capacity: answered at once by the protocol that received it
-  (hub.optimum.send_optimum), not here;
+  (hub.optimum.request_optimum), not here;
 - metering, measurements, prices and every other series the planner reads
   (`PLAN_INPUTS`), saved on a group or on an asset below it, by any protocol:
   `inputs_changed`;
@@ -14,9 +14,10 @@ hub.optimum; the clock re-plans and re-sends them):
   yesterday, a battery's charge is what it became); a group without flexible assets only
   has the headroom, which changes only with its inputs.
 
-`resend_changed` re-plans each due group over `horizon` from the current quarter hour,
-a dirty one at most every `Hub.resend_after`, one group per transaction with the peer's row
-locked, so that two processes sharing a database do not both send. Every protocol's clock
+`resend_changed` asks for the plan of each due group over `horizon` from the current quarter
+hour (a plan job, hub.plan_jobs), a dirty one at most every `Hub.resend_after`, one group per
+transaction with the peer's row locked, so that two processes sharing a database do not both
+ask. Every protocol's clock
 calls it, so each protocol that answers limits re-plans on the schedule alike
 (docs/protocols/ocmp-1.0.md, "Re-planning").
 """
@@ -30,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.capacity import quarter
 from hub.ids import GROUP, find_id, ids_of_it_and_parents
-from hub.optimum import SendOptimum, mark_dirty, send_optimum
+from hub.optimum import mark_dirty, request_optimum
 from hub.peer_state import GroupLink, PeerState, state_of
 from hub.planning import has_flexible_assets
 from hub.runtime import Hub
@@ -112,10 +113,9 @@ async def resend_changed(
     now: datetime,
     protocol: str,
     horizon: timedelta,
-    send: SendOptimum,
 ) -> int:
-    """Re-plan and send the due groups of every peer of `protocol`: dirty ones, and those
-    the schedule makes due; blocks sent."""
+    """Ask for the plans of the due groups of every peer of `protocol` (dirty ones, and those
+    the schedule makes due), which are sent when made; how many were asked for."""
     async with db.read() as tx:
         peers = await peers_of_protocol(tx, protocol)
         scheduled = {peer.id: await _scheduled(tx, hub, peer, now) for peer in peers}
@@ -130,7 +130,6 @@ async def resend_changed(
                 if group is None:
                     continue  # the operator removed the group since
                 start = quarter(now)
-                sent += await send_optimum(
-                    tx, hub, locked, group, group_id, start, start + horizon, send
-                )
+                await request_optimum(tx, locked, group, group_id, start, start + horizon)
+                sent += 1
     return sent

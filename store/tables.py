@@ -242,6 +242,28 @@ outbox = Table(
     Index(None, "peer_id", "status", "id"),  # a peer's oldest pending message (claim_due)
 )
 
+# A group's plan to make for a peer (hub.plan_jobs): one row per peer, group and window,
+# whatever asked for it and however often; `generation` counts the requests, so a run that
+# started before the newest one leaves the row for another run (the newest inputs win).
+plan_jobs = Table(
+    "plan_jobs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant_fk(),
+    Column("peer_id", Integer, ForeignKey("peers.id", ondelete="CASCADE"), nullable=False),
+    Column("group_key", String(300), nullable=False),  # the peer's name of the group
+    Column("entity_id", Integer, ForeignKey("entities.id", ondelete="CASCADE"), nullable=False),
+    Column("window_start", Micros, nullable=False),
+    Column("window_end", Micros, nullable=False),
+    Column("generation", Integer, nullable=False),
+    Column("requested_at", Micros, nullable=False),
+    Column("claimed_by", String(100), nullable=True),
+    Column("claimed_until", Micros, nullable=True),
+    Column("claimed_generation", Integer, nullable=True),
+    UniqueConstraint("peer_id", "group_key", "window_start", "window_end"),
+    Index(None, "requested_at"),
+)
+
 app_secrets = Table(
     "app_secrets",
     metadata,
@@ -260,6 +282,7 @@ __all__ = [
     "metadata",
     "outbox",
     "peers",
+    "plan_jobs",
     "series",
     "sources",
     "tenants",

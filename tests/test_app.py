@@ -14,7 +14,7 @@ from aiohttp import web
 from adapter.app import create_app
 from adapter.auth import encode_basic_auth
 from adapter.guards import basic_login, enforce_rate_limit, tenant_of
-from adapter.keys import DB, DELIVERY, PEER_CLOCK
+from adapter.keys import BACKGROUND, DB
 from adapter.settings import Settings
 from store.accounts import Role, add_account
 from store.errors import ValidationError
@@ -71,8 +71,7 @@ async def test_health_reports_database_and_version(aiohttp_client, tmp_path):
 
 async def _stop_workers(app: web.Application) -> None:
     """The background workers would reopen the SQLite file the test removes."""
-    await app[PEER_CLOCK].stop()
-    await app[DELIVERY].stop()
+    await app[BACKGROUND].stop()
 
 
 async def test_health_says_unavailable_when_the_database_is_gone(aiohttp_client, tmp_path):

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from adapter import peer_admin
 from adapter.app import create_app
 from adapter.auth import encode_basic_auth
-from adapter.keys import DB, METRICS
+from adapter.keys import BACKGROUND, DB, METRICS
 from adapter.settings import Settings, load_settings
 from hub.inbound import REFUSED_EXCERPT
 from hub.peer_state import UnknownIds, state_of
@@ -352,8 +352,10 @@ async def test_a_group_with_flexible_assets_is_re_planned_on_the_schedule(ocmp):
     db, hub = session.app[DB], session.app[HUB]
     now = datetime.now(UTC)
     await clock.tick(db, hub, now + timedelta(minutes=14))
+    await session.app[BACKGROUND].planner.drain()  # the plans it asked for
     assert await _optimal_forecasts_queued(session) == 1
     await clock.tick(db, hub, now + timedelta(minutes=15, seconds=1))
+    await session.app[BACKGROUND].planner.drain()  # the plans it asked for
     assert await _optimal_forecasts_queued(session) == 2
     _, again = await cpo.next("update_group_optimal_capacity_forecast")
     assert again["group_id"] == "site-1" and len(again["forecasted_blocks"]) == 96
@@ -365,6 +367,7 @@ async def test_a_group_without_flexible_assets_is_not_re_planned_on_the_schedule
     session, cpo = ocmp
     await _forecast_for_a_group_with_a_charger(session, cpo, None)
     await clock.tick(session.app[DB], session.app[HUB], datetime.now(UTC) + timedelta(hours=1))
+    await session.app[BACKGROUND].planner.drain()  # the plans it asked for
     assert await _optimal_forecasts_queued(session) == 1
 
 
@@ -377,6 +380,7 @@ async def test_replan_minutes_sets_the_schedule_and_0_turns_it_off(
     assert session.app[HUB].replan_every is None
     await _forecast_for_a_group_with_a_charger(session, cpo, 11.0)
     await clock.tick(session.app[DB], session.app[HUB], datetime.now(UTC) + timedelta(days=1))
+    await session.app[BACKGROUND].planner.drain()  # the plans it asked for
     assert await _optimal_forecasts_queued(session) == 1
     assert load_settings(environ={"FLEXBRIDGE_REPLAN_MINUTES": "30"}).replan_minutes == 30.0
 
@@ -518,9 +522,11 @@ async def test_a_peer_whose_offline_mode_at_passes_is_marked_offline(ocmp):
     await session.post("heartbeat", {"offline_mode_at": _iso(until)})
     db, hub = session.app[DB], session.app[HUB]
     await clock.tick(db, hub, until - timedelta(seconds=1))
+    await session.app[BACKGROUND].planner.drain()  # the plans it asked for
     async with db.read() as tx:
         assert state_of(await find_peer(tx, session.tenant, "ocmp", "greenflux")).online is True
     await clock.tick(db, hub, until + timedelta(seconds=1))
+    await session.app[BACKGROUND].planner.drain()  # the plans it asked for
     async with db.read() as tx:
         peer = await find_peer(tx, session.tenant, "ocmp", "greenflux")
         logged = await recent_messages(tx, session.tenant)

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from adapter import peer_admin
 from adapter.app import create_app
-from adapter.keys import DB
+from adapter.keys import BACKGROUND, DB
 from adapter.settings import Settings
 from hub.peer_state import UnknownIds, state_of
 from protocols.common.context import HUB
@@ -341,6 +341,7 @@ async def test_fallback_consumption_applies_while_the_sender_is_offline(oscp):
     # The clock, run at a moment past offline_mode_at: offline, the fallback applies.
     db, hub = session.app[DB], session.app[HUB]
     await clock.tick(db, hub, until + timedelta(seconds=1))
+    await session.app[BACKGROUND].planner.drain()  # the plans it asked for
     assert state_of(await session.peer()).online is False
     assert await _series(session, session.site, SeriesType.MAX_CAPACITY, start, end) == [  # type: ignore[attr-defined]
         20.0,
@@ -366,6 +367,7 @@ async def test_a_fallback_sent_while_offline_applies_at_once(oscp):
     until = datetime.now(UTC) + timedelta(minutes=5)
     await session.send("heartbeat", {"offline_mode_at": _iso(until)})
     await clock.tick(session.app[DB], session.app[HUB], until + timedelta(seconds=1))
+    await session.app[BACKGROUND].planner.drain()  # the plans it asked for
     start = _next_quarter()
     fallback = _forecast([8.0], start, kind="FALLBACK_CONSUMPTION", unit="A")
     assert (await session.send("update_group_capacity_forecast", fallback))[0] == 204
@@ -393,6 +395,7 @@ async def test_a_fallback_plan_reaches_every_protocols_plan_hooks(oscp):
     fallback = _forecast([20.0, 30.0], start, kind="FALLBACK_CONSUMPTION")
     assert (await session.send("update_group_capacity_forecast", fallback))[0] == 204
     await clock.tick(session.app[DB], session.app[HUB], until + timedelta(seconds=1))
+    await session.app[BACKGROUND].planner.drain()  # the plans it asked for
     _, optimum = await fp.next("update_group_capacity_forecast")
     assert [b["capacity"] for b in optimum["forecasted_blocks"]] == [20.0, 30.0]
     _, control = await fp.next("cpapi")
@@ -514,6 +517,7 @@ async def test_a_repeated_request_id_is_applied_once(oscp):
             "update_group_capacity_forecast", body, request_id="m-1"
         )
         assert status == 204 and headers["X-Correlation-ID"] == "m-1"
+    await session.app[BACKGROUND].planner.drain()  # the plan the forecast asked for
     async with session.app[DB].read() as tx:
         logged = await recent_messages(tx, session.tenant)
         queued = await list_outbox(tx, session.tenant)
@@ -537,6 +541,7 @@ async def test_a_peer_in_the_pyoscp_dialect_gets_its_ack_path_and_zoneless_times
     _, ack = await fp.next("handshake_acknowledgment")
     assert ack == {"required_behaviour": {"heartbeat_interval": 900}}
     await clock.tick(session.app[DB], session.app[HUB], datetime.now(UTC) + timedelta(seconds=1))
+    await session.app[BACKGROUND].planner.drain()  # the plans it asked for
     _, beat = await fp.next("heartbeat")
     until = datetime.strptime(beat["offline_mode_at"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
     assert timedelta(minutes=2) < until - datetime.now(UTC) <= timedelta(minutes=3, seconds=1)

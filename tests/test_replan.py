@@ -4,17 +4,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from hub.capacity import Block, Limit, quarter, store_limit
 from hub.optimum import Optimum, track
 from hub.peer_state import edit
+from hub.plan_jobs import make_plan
 from hub.replan import resend_changed
 from hub.runtime import Hub
 from optimizer import GroupPlan, GroupProblem, solve_group
 from store.catalogue import AssetSubType, AssetType, ConnectorType
 from store.entities import add_connector, create_entity
 from store.peers import add_peer
+from store.plan_jobs import claim_plans
 from store.references import ProtocolId, add_reference
 from store.tenants import add_tenant
 
@@ -59,13 +62,17 @@ async def _oscp_peer_tracking(db, charger_props):  # type: ignore[no-untyped-def
 
 
 async def _resend(db, hub: Hub, now: datetime) -> list[str]:  # type: ignore[no-untyped-def]
+    """The groups whose optimum the clock asks for at `now`, once their plan jobs are made."""
     sent: list[str] = []
 
     async def send(tx, optimum: Optimum) -> bool:  # type: ignore[no-untyped-def]
         sent.append(optimum.group_id)
         return True
 
-    await resend_changed(db, hub, now, "oscp", HORIZON, send)
+    hub = replace(hub, optimum_senders={"oscp": send})
+    await resend_changed(db, hub, now, "oscp", HORIZON)
+    for job in await claim_plans(db, "test", 10, timedelta(seconds=30)):
+        await make_plan(db, hub, job, "test")
     return sent
 
 

@@ -34,7 +34,7 @@ from aiohttp import web
 from jsonschema.validators import validator_for
 
 from adapter.app import create_app
-from adapter.keys import PEER_CLOCK
+from adapter.keys import BACKGROUND
 from adapter.settings import Settings
 from protocols.cpapi.v1.outbound import configure_endpoint
 from store.accounts import Role, add_account, record_token
@@ -243,7 +243,13 @@ class World:
     async def tick(self) -> None:
         """One run of the app's peer clock (heartbeats due, re-sends): what it does every
         peer_clock_seconds, here when the test says so."""
-        await self.app[PEER_CLOCK].tick()
+        background = self.app[BACKGROUND]
+        await background.clock.tick()
+        await self.planned()
+
+    async def planned(self) -> None:
+        """Every plan asked for so far is made (a peer waits for its answer)."""
+        await self.app[BACKGROUND].planner.drain()
 
     async def ocmp(self, message: str, body: Any, **headers: str) -> tuple[int, Any]:
         login = {"Authorization": _basic("gf", "gf-pw"), "X-Tenant-Key": self.tenant_key}
@@ -405,6 +411,7 @@ async def ocmp_tour(world: World) -> None:
     for amps in ([16.0] * 96, [16.0, 8.5, 0.0]):
         forecast = {"group_id": "site-1", "forecasted_blocks": _blocks(amps, start, "A")}
         assert await world.ocmp("update_group_maximum_capacity_forecast", forecast) == (204, None)
+        await world.planned()
     t0 = start - 4 * Q
     readings = {
         "asset_id": "cp-1",
@@ -444,6 +451,7 @@ async def oscp_tour(world: World) -> None:
             "forecasted_blocks": _blocks(values, start, unit),
         }
         assert await world.oscp("update_group_capacity_forecast", forecast) == 204
+        await world.planned()
     t0 = start - 4 * Q
     for i in range(2):
         measurement = {
@@ -531,6 +539,7 @@ async def cpapi_tour(world: World) -> None:
         )
     forecast = {"group_id": "site-1", "forecasted_blocks": _blocks([32.0, 32.0], begin, "A")}
     assert await world.ocmp("update_group_maximum_capacity_forecast", forecast) == (204, None)
+    await world.planned()
 
 
 Tour = Callable[[World], Awaitable[None]]

@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from aiohttp import web
 
+from hub.optimum import SendOptimum
 from hub.runtime import Hub, PlanHook
 from store.accounts import Role
 from store.db import Database
@@ -97,3 +98,7 @@ class Surface:
     on_plan: PlanHook | None = None
     # Named sets of per-peer wire choices a peer of this surface may be given (`--dialect`).
     dialects: frozenset[str] = frozenset()
+    # The protocol its peers have in the peer table, and how it sends such a peer a group's
+    # optimum once a plan job has made it (a surface that answers capacity limits).
+    peer_protocol: str | None = None
+    send_optimum: SendOptimum | None = None

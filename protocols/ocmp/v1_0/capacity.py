@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hub import outbound
 from hub.capacity import Block, Limit, quarter_hours, store_limit, to_kw
 from hub.ids import GROUP, resolve_id
-from hub.optimum import Optimum, send_optimum, track
+from hub.optimum import Optimum, request_optimum, track
 from protocols.common.context import hub_of, open_message
 from protocols.ocmp.v1_0 import codec
 from protocols.ocmp.v1_0.errors import MessageRefused, items_reply
@@ -140,10 +140,10 @@ async def update_group_maximum_capacity_forecast(request: web.Request) -> web.Re
                 phase = codec.answer_phase([q.phase for q in quarters])
                 await track(tx, peer, group_id, unit="A", phase=phase)
                 start, end = blocks[0].start, blocks[-1].end
-                await send_optimum(tx, hub, peer, group, group_id, start, end, send_optimal)
+                await request_optimum(tx, peer, group, group_id, start, end)
             if checked.issues:
                 message.outcome("partial" if kept else "refused", f"{kept} blocks kept")
     except MessageRefused as refused:
         return items_reply(request, refused.issues, 0)
-    hub.wake_outbox()
+    hub.wake_planner()
     return items_reply(request, checked.issues, kept)

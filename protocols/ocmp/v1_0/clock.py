@@ -10,7 +10,7 @@ from hub.peer_link import Heartbeats, beat
 from hub.replan import resend_changed
 from hub.runtime import Hub
 from protocols.ocmp.v1_0 import codec
-from protocols.ocmp.v1_0.capacity import HORIZON, send_optimal
+from protocols.ocmp.v1_0.capacity import HORIZON
 from store.db import Database
 
 HEARTBEATS = Heartbeats(codec.PROTOCOL, "/heartbeat", codec.heartbeat)
@@ -19,5 +19,5 @@ HEARTBEATS = Heartbeats(codec.PROTOCOL, "/heartbeat", codec.heartbeat)
 async def tick(db: Database, hub: Hub, now: datetime) -> None:
     if await beat(db, HEARTBEATS, now):
         hub.wake_outbox()
-    if await resend_changed(db, hub, now, codec.PROTOCOL, HORIZON, send_optimal):
-        hub.wake_outbox()
+    if await resend_changed(db, hub, now, codec.PROTOCOL, HORIZON):
+        hub.wake_planner()

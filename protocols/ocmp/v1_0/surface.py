@@ -10,7 +10,7 @@ docs/protocols/ocmp-1.0.md (OCMP has no public wire text).
 from __future__ import annotations
 
 from protocols.common.surface import Auth, Surface
-from protocols.ocmp.v1_0 import capacity, clock, handshake, heartbeat, metering
+from protocols.ocmp.v1_0 import capacity, clock, codec, handshake, heartbeat, metering
 from protocols.ocmp.v1_0.errors import error_reply
 from store.accounts import Role
 
@@ -24,4 +24,6 @@ SURFACE = Surface(
     realm="OCMP",
     render_error=error_reply,
     clock=clock.tick,
+    peer_protocol=codec.PROTOCOL,
+    send_optimum=capacity.send_optimal,
 )

@@ -13,7 +13,7 @@ from hub.replan import resend_changed
 from hub.runtime import Hub
 from protocols.oscp.v2_0 import codec
 from protocols.oscp.v2_0.dialects import dialect_of
-from protocols.oscp.v2_0.forecasts import HORIZON, send_optimum_forecast
+from protocols.oscp.v2_0.forecasts import HORIZON
 from store.db import Database
 from store.peers import peers_of_protocol
 
@@ -30,7 +30,7 @@ async def tick(db: Database, hub: Hub, now: datetime) -> None:
             return  # one cheap look per tick on a server without OSCP peers
     if await beat(db, HEARTBEATS, now):
         hub.wake_outbox()
-    if await fallbacks.apply_due(db, hub, codec.PROTOCOL, send_optimum_forecast):
-        hub.wake_outbox()
-    if await resend_changed(db, hub, now, codec.PROTOCOL, HORIZON, send_optimum_forecast):
-        hub.wake_outbox()
+    if await fallbacks.apply_due(db, codec.PROTOCOL):
+        hub.wake_planner()
+    if await resend_changed(db, hub, now, codec.PROTOCOL, HORIZON):
+        hub.wake_planner()

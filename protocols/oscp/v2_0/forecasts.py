@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hub import fallbacks
 from hub.capacity import Limit, store_limit
 from hub.ids import GROUP, resolve_id
-from hub.optimum import Optimum, send_optimum, track
+from hub.optimum import Optimum, request_optimum, track
 from protocols.common.context import hub_of, open_message
 from protocols.oscp.v2_0 import codec
 from store.errors import ValidationError
@@ -68,25 +68,14 @@ async def update_group_capacity_forecast(request: web.Request) -> web.StreamResp
         blocks = codec.blocks_of(group, items)
         unit, phase = codec.reply_unit(items), codec.reply_phase(items)
         if kind in FALLBACKS:
-            await fallbacks.keep(
-                tx,
-                hub,
-                peer,
-                group,
-                group_id,
-                FALLBACKS[kind],
-                blocks,
-                unit,
-                phase,
-                send_optimum_forecast,
-            )
+            await fallbacks.keep(tx, peer, group, group_id, FALLBACKS[kind], blocks, unit, phase)
         elif kind == Limit.GENERATION:
             await store_limit(tx, peer.tenant, group, Limit.GENERATION, blocks, peer.name)
         else:
             await store_limit(tx, peer.tenant, group, Limit.CONSUMPTION, blocks, peer.name)
             await track(tx, peer, group_id, unit=unit, phase=phase)
             start, end = blocks[0].start, blocks[-1].end
-            await send_optimum(tx, hub, peer, group, group_id, start, end, send_optimum_forecast)
+            await request_optimum(tx, peer, group, group_id, start, end)
     response = await codec.answered_first(request)
-    hub.wake_outbox()
+    hub.wake_planner()
     return response

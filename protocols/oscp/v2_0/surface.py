@@ -20,6 +20,7 @@ from protocols.common.surface import Auth, Surface
 from protocols.oscp.v2_0 import (
     capacity_requests,
     clock,
+    codec,
     forecasts,
     group_measurements,
     handshake,
@@ -42,6 +43,8 @@ CO_SURFACE = Surface(
     render_error=message_reply,
     clock=clock.tick,
     dialects=frozenset(DIALECTS),
+    peer_protocol=codec.PROTOCOL,
+    send_optimum=forecasts.send_optimum_forecast,
 )
 
 CP_SURFACE = Surface(
@@ -52,4 +55,5 @@ CP_SURFACE = Surface(
     realm="OSCP",
     render_error=message_reply,
     dialects=frozenset(DIALECTS),
+    peer_protocol=codec.PROTOCOL,
 )
