@@ -29,7 +29,7 @@ from adapter.middlewares import ROOT_MIDDLEWARES
 from adapter.settings import Settings
 from adapter.surfaces import mount
 from adapter.throttle import Brake
-from protocols.common.context import HUB
+from protocols.common.context import HUB, LIMITS
 from protocols.cpapi import v1 as cpapi_v1
 from protocols.ocmp import v1_0 as ocmp_v1_0
 from protocols.oscp import v2_0 as oscp_v2_0
@@ -111,6 +111,7 @@ def create_app(settings: Settings) -> web.Application:
     app[BRAKE] = Brake.from_settings(settings, app[METRICS])
     app[CREDENTIAL_CACHE] = CredentialCache()
     app[LOGIN_CACHE] = LoginCache(settings.login_cache_seconds)
+    app[LIMITS] = settings.limits
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_background(None))
     app.add_routes(health_routes)

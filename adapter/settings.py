@@ -13,9 +13,11 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from hub.limits import Limits
 from store.key_file import SecretKeyError, parse_keys
 
 ENV_PREFIX = "FLEXBRIDGE_"
@@ -40,6 +42,17 @@ class Settings:
     log_level: str = "INFO"
     # Largest request body accepted, in bytes (aiohttp answers 413 beyond it).
     max_body_bytes: int = 8 * 1024 * 1024
+    # Bounded work per request (hub.limits, docs/operations.md "Limits"): beyond any of these
+    # a request is refused before the work, naming the field and the setting. Blocks one
+    # request's values may become once bands are split (CP-API saves, event-hub messages);
+    # blocks its Table 2 derivations may lay out; values or periods one CP-API Get may lay
+    # out or read; items of one CP-API list save; days one OCMP or OSCP message's readings
+    # or measurements may span.
+    max_blocks_per_request: int = 1_000_000
+    max_derived_blocks_per_request: int = 1_000_000
+    max_values_per_answer: int = 1_000_000
+    max_list_items: int = 10_000
+    max_message_span_days: float = 31.0
     # Seconds in-flight requests get to finish on shutdown.
     shutdown_timeout: float = 30.0
     # Connections (docs/operations.md): a client must send a request's headers within
@@ -120,6 +133,16 @@ class Settings:
     # Optimizer worker processes, and the time after which a solve gives way to the headroom.
     solver_workers: int = 1
     solver_deadline_seconds: float = 5.0
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            blocks=self.max_blocks_per_request,
+            derived_blocks=self.max_derived_blocks_per_request,
+            answer_values=self.max_values_per_answer,
+            list_items=self.max_list_items,
+            message_span=timedelta(days=self.max_message_span_days),
+        )
 
     @property
     def base_url(self) -> str:
@@ -218,6 +241,11 @@ def load_settings(
 # (setting, lowest allowed value, whether that value itself is allowed)
 _LOWER_BOUNDS: tuple[tuple[str, float, bool], ...] = (
     ("max_body_bytes", 0, False),
+    ("max_blocks_per_request", 1, True),
+    ("max_derived_blocks_per_request", 1, True),
+    ("max_values_per_answer", 1, True),
+    ("max_list_items", 1, True),
+    ("max_message_span_days", 0, False),
     ("shutdown_timeout", 0, True),
     ("header_read_timeout_seconds", 0, False),
     ("body_read_timeout_seconds", 0, False),
@@ -276,6 +304,8 @@ def _checked(settings: Settings) -> Settings:
         if not (value >= lowest if inclusive else value > lowest) or not math.isfinite(value):
             bound = f"at least {lowest}" if inclusive else f"greater than {lowest}"
             raise SettingsError(f"setting {name!r}: {value} must be {bound}")
+    if settings.max_message_span_days > 3_650_000:  # beyond the stored years, and timedelta's
+        raise SettingsError("setting 'max_message_span_days': at most 3650000 (10,000 years)")
     if settings.outbox_backoff_cap_seconds < settings.outbox_backoff_base_seconds:
         raise SettingsError(
             f"setting 'outbox_backoff_cap_seconds': {settings.outbox_backoff_cap_seconds} is "

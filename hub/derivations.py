@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub.limits import DERIVED_BLOCKS, Budget, Limits, OverLimit
 from store.entities import Entity
 from store.errors import ValidationError
 from store.resample import Regular, readings_to_energy, resample
@@ -33,8 +34,8 @@ DERIVED_STEP = timedelta(minutes=15)
 # How far from the saved readings to look for stored neighbours when widening a derivation.
 NEIGHBOUR_WINDOW = timedelta(days=1)
 # Blocks one save may expand its values into, or one derivation or resampled read may lay
-# out (28 years of quarter hours); more is refused, not tried.
-MAX_BLOCKS = 1_000_000
+# out, when the caller brings no budget of its own (hub.limits: the request's).
+MAX_BLOCKS = Limits().derived_blocks
 _MICRO = timedelta(microseconds=1)
 
 
@@ -59,7 +60,8 @@ def ceil_to(moment: datetime, step: timedelta) -> datetime:
 
 
 class _Deriving:
-    """Turns a store refusal inside a derivation into one naming what could not be derived."""
+    """Turns a store refusal inside a derivation into one naming what could not be derived;
+    a limit passed keeps its own words (the field and the setting)."""
 
     def __init__(self, target: SeriesType) -> None:
         self.target = target
@@ -68,7 +70,7 @@ class _Deriving:
         return None
 
     def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
-        if isinstance(exc, ValidationError):
+        if isinstance(exc, ValidationError) and not isinstance(exc, OverLimit):
             raise ValidationError(
                 "TimeSeriesType",
                 f"the values were valid but {self.target} could not be derived from them: {exc}",
@@ -85,18 +87,44 @@ def implied(series: Series) -> list[SeriesType]:
     return [energy]
 
 
+class _Span:
+    """The blocks a derivation may still lay out (the request's budget), and the field a
+    refusal names."""
+
+    def __init__(self, budget: Budget, field: str) -> None:
+        self.budget, self.field = budget, field
+
+    def take(self, start: datetime, end: datetime, step: timedelta) -> None:
+        """A derivation lays out every block of its span: refuse it before, beyond the
+        budget."""
+        blocks = (end - start) // step
+        what = f"blocks derived from the values ({start.date()} to {end.date()} in {step})"
+        self.budget.take(blocks, self.field, what)
+
+
 async def derive(
-    tx: AsyncConnection, tenant: Tenant, entity: Entity, series: Series, points: Sequence[Point]
+    tx: AsyncConnection,
+    tenant: Tenant,
+    entity: Entity,
+    series: Series,
+    points: Sequence[Point],
+    *,
+    budget: Budget | None = None,
+    field: str = "values",
 ) -> list[SeriesType]:
     """Write what Table 2 derives from the newly saved `points` of `series`; the series types
-    it may have changed (for hub.replan.inputs_changed)."""
+    it may have changed (for hub.replan.inputs_changed). Every block laid out is taken from
+    `budget` (the request's, hub.limits; a fresh one of MAX_BLOCKS when None): a derivation
+    past it is refused naming `field`, before anything is derived."""
     if not points or not follows_up(series):
         return []
+    span = _Span(budget or Budget(MAX_BLOCKS, DERIVED_BLOCKS), field)
     lo = min(p.start for p in points)
     if info(series.series_type).is_counter:  # readings are instants: the last is the last start
-        await _energy_from_readings(tx, tenant, entity, series, lo, max(p.start for p in points))
+        hi = max(p.start for p in points)
+        await _energy_from_readings(tx, tenant, entity, series, lo, hi, span)
     else:
-        await _from_energy(tx, tenant, entity, series, lo, max(p.end for p in points))
+        await _from_energy(tx, tenant, entity, series, lo, max(p.end for p in points), span)
     return implied(series)
 
 
@@ -134,16 +162,6 @@ async def _write_derived(
     return target
 
 
-def _check_span(start: datetime, end: datetime, step: timedelta) -> None:
-    """A derivation lays out every block of its span: refuse spans beyond MAX_BLOCKS."""
-    if (end - start) // step > MAX_BLOCKS:
-        raise ValidationError(
-            "TimeSeriesValueList",
-            f"the values span {start.date()} to {end.date()}, more than {MAX_BLOCKS} blocks "
-            f"of {step}; save them in parts",
-        )
-
-
 def _blocks(start: datetime, step: timedelta, values: Sequence[float | None]) -> list[Point]:
     return [
         Point(start + i * step, start + (i + 1) * step, v)
@@ -159,6 +177,7 @@ async def _energy_from_readings(
     readings: Series,
     lo: datetime,
     hi: datetime,
+    span: _Span,
 ) -> None:
     """Table 2: "Calculated from ... Meter Reading if supplied": the energy of each block is
     the reading at its end minus the reading at its start, interpolated between readings
@@ -178,7 +197,7 @@ async def _energy_from_readings(
         end = ceil_to(after[0].start if after else hi, step)
         if end <= start:
             return
-        _check_span(start, end, step)
+        span.take(start, end, step)
         around = await read_values(
             tx, tenant, readings, start - NEIGHBOUR_WINDOW, end + NEIGHBOUR_WINDOW
         )
@@ -197,20 +216,32 @@ async def _energy_from_readings(
             _blocks(start, step, values),
         )
     if target is not None:
-        await _from_energy(tx, tenant, entity, target, start, end)
+        await _from_energy(tx, tenant, entity, target, start, end, span)
 
 
 async def _from_energy(
-    tx: AsyncConnection, tenant: Tenant, entity: Entity, energy: Series, lo: datetime, hi: datetime
+    tx: AsyncConnection,
+    tenant: Tenant,
+    entity: Entity,
+    energy: Series,
+    lo: datetime,
+    hi: datetime,
+    span: _Span,
 ) -> None:
     if energy.phase is not None:
-        await _sum_phases(tx, tenant, entity, energy, lo, hi)
+        await _sum_phases(tx, tenant, entity, energy, lo, hi, span)
     elif energy.series_type is SeriesType.NET_ENERGY:
-        await _split_net(tx, tenant, entity, energy, lo, hi)
+        await _split_net(tx, tenant, entity, energy, lo, hi, span)
 
 
 async def _sum_phases(
-    tx: AsyncConnection, tenant: Tenant, entity: Entity, energy: Series, lo: datetime, hi: datetime
+    tx: AsyncConnection,
+    tenant: Tenant,
+    entity: Entity,
+    energy: Series,
+    lo: datetime,
+    hi: datetime,
+    span: _Span,
 ) -> None:
     """Table 2: "(Consumption Phase n where n = 1..3), then it is calculated from sum of all 3
     phases"; a block is summed only when all three phases are known for it."""
@@ -226,7 +257,7 @@ async def _sum_phases(
         assert step is not None
         grid = max([step, *(p.resolution for p in phases if p is not None and p.resolution)])
         start, end = floor_to(lo, grid), ceil_to(hi, grid)
-        _check_span(start, end, min([step, *(p.resolution for p in phases if p and p.resolution)]))
+        span.take(start, end, min([step, *(p.resolution for p in phases if p and p.resolution)]))
         unit = total.unit if total is not None else info(total_type).unit
         known: list[dict[datetime, float]] = []
         for phase in phases:
@@ -240,7 +271,13 @@ async def _sum_phases(
 
 
 async def _split_net(
-    tx: AsyncConnection, tenant: Tenant, entity: Entity, net: Series, lo: datetime, hi: datetime
+    tx: AsyncConnection,
+    tenant: Tenant,
+    entity: Entity,
+    net: Series,
+    lo: datetime,
+    hi: datetime,
+    span: _Span,
 ) -> None:
     """Table 2: Consumption "Alternatively Calculated from Net Energy is supplied (+ve values)",
     Production "Alternatively Calculated from Net Energy is supplied (-ve values)", written
@@ -257,7 +294,7 @@ async def _split_net(
             assert step is not None
             grid = max(step, own)
             start, end = floor_to(lo, grid), ceil_to(hi, grid)
-            _check_span(start, end, min(step, own))
+            span.take(start, end, min(step, own))
             values: list[float | None] = [None] * ((end - start) // own)
             for point in await read_values(tx, tenant, net, start, end):
                 values[(point.start - start) // own] = point.value

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import distinct, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -510,6 +510,21 @@ async def read_values(
         )
         for i, v in enumerate(regular.values)
     ]
+
+
+async def count_starts(
+    tx: AsyncConnection, tenant: Tenant, series: Series, start: datetime, end: datetime
+) -> int:
+    """How many values `read_values` gives for [start, end) as stored (one per start),
+    counted in the database: for a caller that bounds a read before making it."""
+    await get_series(tx, tenant, series.id)  # tenant check
+    column = values_table.c
+    query = select(func.count(distinct(column.start))).where(
+        column.series_id == series.id,
+        column.start >= to_micros(require_utc(start, "start")),
+        column.start < to_micros(require_utc(end, "end")),
+    )
+    return int((await tx.execute(query)).scalar_one())
 
 
 async def read_periods(

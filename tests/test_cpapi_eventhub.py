@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from adapter.app import create_app
+from adapter.auth import encode_basic_auth
 from adapter.keys import DB
 from adapter.settings import Settings
 from protocols.cpapi.v1 import sas
@@ -22,6 +24,7 @@ from store.timeutil import utcnow
 from store.values import read_values
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
+H = timedelta(hours=1)
 PATH = "/iotexternaleh/publishers/{}/messages"
 
 
@@ -207,3 +210,160 @@ async def test_a_gateway_reaches_only_its_own_tenants_devices(hub):
     assert response.status == 400
     assert "dev-1" in (await response.json())["Errors"][0]["Reason"]
     assert await _stored(db, tenant, meter, SeriesType.CONSUMPTION_METER_READING) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# A series' resolution is not decided by one odd value; bounded work per message
+
+Q = timedelta(minutes=15)
+
+
+@dataclass
+class World:
+    client: Any
+    db: Any
+    tenant: Any
+    meter: Any
+    token: str
+    basic: dict[str, str]  # a CP-API participant of the same tenant
+
+    async def event(self, *values: dict[str, Any], prop: str = "Consumption") -> Any:
+        body = {"deviceid": "dev-1", "property": prop, "unit": "kWh", "values": list(values)}
+        response = await self.client.post(
+            PATH.format("gw1"), json=body, headers={"Authorization": self.token}
+        )
+        return response.status, (await response.read()) and await response.json()
+
+    async def save(self, values: list[dict[str, Any]], resolution: str | None) -> Any:
+        body: dict[str, Any] = {
+            "EntityKey": {
+                "SystemIdentifier": "System xyz",
+                "ExternalEntityReferenceType": "Resource",
+                "ExternalKey": "meter-1",
+            },
+            "TimeSeriesType": "Consumption",
+            "TimeSeriesValueList": values,
+        }
+        if resolution:
+            body["Resolution"] = resolution
+        response = await self.client.post(
+            "/api/TimeSeries/SaveTimeSeriesV1", json=body, headers=self.basic
+        )
+        return response.status, await response.json()
+
+    async def series(self) -> Any:
+        async with self.db.read() as tx:
+            return await find_series(tx, self.tenant, self.meter, SeriesType.CONSUMPTION)
+
+
+async def _world(aiohttp_client, database_url, **changes):  # type: ignore[no-untyped-def]
+    settings = replace(Settings(), database_url=database_url, admin_password="pw", **changes)
+    app = create_app(settings)
+    client = await aiohttp_client(app)
+    db = app[DB]
+    async with db.transaction() as tx:
+        tenant, key = await add_tenant(tx, "pilot")
+        meter = await create_entity(
+            tx, tenant, AssetType.RESOURCE, AssetSubType.METER, {"Name": "M", "DeviceId": "dev-1"}
+        )
+        await add_reference(tx, tenant, meter, ExternalRef("System xyz", "Resource", "meter-1"))
+        await add_account(tx, tenant, "cpo", Role.PARTICIPANT, "pw")
+    token = await _gateway(db, tenant, "gw1")
+    basic = {"Authorization": encode_basic_auth("cpo", "pw"), "X-Tenant-Key": key}
+    return World(client, db, tenant, meter, token, basic)
+
+
+@pytest.fixture
+async def world(aiohttp_client, db, database_url):  # type: ignore[no-untyped-def]
+    return await _world(aiohttp_client, database_url)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _quarter(k: int, value: float) -> dict[str, Any]:
+    start = T0 + k * Q
+    return {"starttime": _iso(start), "endtime": _iso(start + Q), "value": value}
+
+
+async def test_a_value_of_266_days_is_a_band_of_quarter_hours_not_a_resolution(world):
+    """5.3.3.2 endtime: a value "that applies for a duration of time". A new Consumption series
+    is made at Table 2's "e.g. 15 minute", the long value shared over its quarter hours, so
+    later 15-minute values from the event hub and from SaveTimeSeriesV1 join it."""
+    days = 266
+    band = {"starttime": _iso(T0), "endtime": _iso(T0 + timedelta(days=days)), "value": 2553.6}
+    assert (await world.event(band))[0] == 201
+    series = await world.series()
+    assert series.resolution == Q
+    async with world.db.read() as tx:
+        stored = await read_values(tx, world.tenant, series, T0, T0 + timedelta(days=days))
+    assert len(stored) == days * 96 and {round(p.value, 9) for p in stored} == {0.1}
+    assert (await world.event(_quarter(0, 1.5)))[0] == 201
+    status, answer = await world.save([{"ValueTime": _iso(T0 + Q), "Value": 2.5}], "FifteenMinutes")
+    assert status == 200 and answer["Success"], answer
+    async with world.db.read() as tx:
+        first = await read_values(tx, world.tenant, series, T0, T0 + 2 * Q)
+    assert [p.value for p in first] == [1.5, 2.5]
+
+
+async def test_an_instant_of_consumption_is_refused_naming_endtime_and_makes_no_series(world):
+    """5.3.3.2: endtime "would normally not be included for instantaneous values"; energy of
+    a block type has no instant to be, so such a value is refused and fixes nothing."""
+    status, answer = await world.event({"starttime": _iso(T0), "value": 3.0})
+    assert status == 400
+    [issue] = answer["Errors"]
+    assert issue["Field"] == "values[0].endtime" and "blocks of FifteenMinutes" in issue["Reason"]
+    assert await world.series() is None
+    status, answer = await world.save([{"ValueTime": _iso(T0), "Value": 2.5}], "FifteenMinutes")
+    assert status == 200 and answer["Success"], answer
+    assert (await world.series()).resolution == Q
+
+
+async def test_values_of_one_cp_api_resolution_make_the_series_at_it(world):
+    """5.3.3.2 endtime's example, "metered consumption for an hour": hourly values make an
+    hourly series, which a save without Resolution then joins, as a web-API save at Hour
+    would have made it."""
+    hours = [
+        {"starttime": _iso(T0 + k * H), "endtime": _iso(T0 + (k + 1) * H), "value": 4.0}
+        for k in range(3)
+    ]
+    assert (await world.event(*hours))[0] == 201
+    assert (await world.series()).resolution == H
+    status, answer = await world.save([{"ValueTime": _iso(T0 + 3 * H), "Value": 1.0}], None)
+    assert status == 200 and answer["Success"], answer
+    status, answer = await world.save([{"ValueTime": _iso(T0), "Value": 1.0}], "FifteenMinutes")
+    assert status == 400 and answer["Errors"][0]["Field"] == "Resolution"
+
+
+async def test_a_value_of_part_of_a_block_is_refused_naming_its_endtime(world):
+    assert (await world.event(_quarter(0, 1.0)))[0] == 201
+    odd = {"starttime": _iso(T0 + Q), "endtime": _iso(T0 + Q + timedelta(minutes=7)), "value": 1}
+    status, answer = await world.event(odd)
+    assert status == 400 and answer["Errors"][0]["Field"] == "values[0].endtime"
+    off_grid = {
+        "starttime": _iso(T0 + timedelta(minutes=5)),
+        "endtime": _iso(T0 + timedelta(minutes=20)),
+        "value": 1,
+    }
+    status, answer = await world.event(_quarter(4, 1.0), off_grid)
+    assert status == 400 and answer["Errors"][0]["Field"] == "values[1].starttime", answer
+    async with world.db.read() as tx:
+        stored = await read_values(tx, world.tenant, await world.series(), T0, T0 + 8 * Q)
+    assert [(p.start, p.value) for p in stored] == [(T0, 1.0)]
+
+
+async def test_a_band_past_the_block_limit_is_refused_naming_the_setting(
+    aiohttp_client, db, database_url
+):
+    """Bounded work per message (docs/operations.md, Limits): the blocks a message's values
+    become are counted before they are made."""
+    world = await _world(aiohttp_client, database_url, max_blocks_per_request=1000)
+    band = {"starttime": _iso(T0), "endtime": _iso(T0 + timedelta(days=11)), "value": 1.0}
+    status, answer = await world.event(_quarter(0, 1.0), band)
+    assert status == 400
+    [issue] = answer["Errors"]
+    assert issue["Field"] == "values[1].endtime" and "max_blocks_per_request" in issue["Reason"]
+    assert await world.series() is None
+    ten_days = {"starttime": _iso(T0), "endtime": _iso(T0 + timedelta(days=10)), "value": 1.0}
+    assert (await world.event(ten_days))[0] == 201

@@ -2,7 +2,8 @@
 
 The adapter owns the application and wires protocols onto it; protocols never import the
 adapter. These keys are the meeting point: the adapter stores the database, the hub's
-runtime (hub.runtime.Hub) and the caller here, handlers read them.
+runtime (hub.runtime.Hub), the limits of work per request (hub.limits.Limits) and the caller
+here, handlers read them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from hub.inbound import Arrival, Message, receive
+from hub.limits import Limits
 from hub.runtime import Hub
 from store.accounts import Account
 from store.db import Database
@@ -30,6 +32,7 @@ class Caller:
 
 DB = web.AppKey("db", Database)
 HUB = web.AppKey("hub", Hub)
+LIMITS = web.AppKey("limits", Limits)
 CALLER = web.RequestKey("caller", Caller)
 REQUEST_ID = web.RequestKey("request_id", str)
 
@@ -48,6 +51,14 @@ def database_of(request: web.Request) -> Database:
 
 def hub_of(request: web.Request) -> Hub:
     return request.config_dict[HUB]
+
+
+_DEFAULT_LIMITS = Limits()
+
+
+def limits_of(request: web.Request) -> Limits:
+    """The limits the application was configured with (the defaults where it set none)."""
+    return request.config_dict.get(LIMITS, _DEFAULT_LIMITS)
 
 
 @asynccontextmanager

@@ -35,14 +35,28 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hub import replan
 from hub.derivations import (
     DERIVED_STEP,
-    MAX_BLOCKS,
     ceil_to,
     derive,
     floor_to,
     follows_up,
 )
 from hub.inbound import Message, list_outcome
-from protocols.common.context import caller_of, database_of, open_message, request_id_of
+from hub.limits import (
+    LIST_ITEMS,
+    Budget,
+    Limits,
+    OverLimit,
+    answer_budget,
+    blocks_budget,
+    derived_budget,
+)
+from protocols.common.context import (
+    caller_of,
+    database_of,
+    limits_of,
+    open_message,
+    request_id_of,
+)
 from protocols.common.surface import ProtocolError, Refusal
 from protocols.common.wire import marshmallow_issues, read_json
 from protocols.cpapi.v1.codec.timeseries import (
@@ -96,6 +110,7 @@ from store.units import AnyUnit, Dimension, PriceUnit, Unit, convert, dimension_
 from store.values import (
     Blocks,
     Point,
+    count_starts,
     prepare_rows,
     read_periods,
     read_values,
@@ -129,7 +144,8 @@ _DEFAULT_STEPS: dict[SeriesType, timedelta | None] = {
 }
 
 
-def _default_step(series_type: SeriesType) -> timedelta | None:
+def default_step(series_type: SeriesType) -> timedelta | None:
+    """The resolution a new series of this type is made at when nothing names one."""
     return _DEFAULT_STEPS.get(series_type, DERIVED_STEP)
 
 
@@ -286,18 +302,37 @@ def _echo(key: EntityKey, entity: Entity) -> dict[str, Any]:
 # Save
 
 
+@dataclass(frozen=True, slots=True)
+class _Work:
+    """What one request may still spend (hub.limits): the blocks its values become once
+    bands are split, and the blocks its Table 2 derivations lay out, all items together."""
+
+    blocks: Budget
+    derived: Budget
+
+
+def _work(limits: Limits) -> _Work:
+    return _Work(blocks_budget(limits), derived_budget(limits))
+
+
+_EXPANDED = "blocks the values expand into"
+
+
 def _points(
-    values: Sequence[ValueIn], form: _Form, quantity: Quantity
+    values: Sequence[ValueIn], form: _Form, quantity: Quantity, budget: Budget
 ) -> tuple[list[Point], list[int]]:
     """Store points for the values, and for each point the index of the value it came from.
 
     A ValueToTime spanning n blocks is expanded into n blocks (energy divided by n); one
-    spanning n calendar periods into n periods (energy shared by time)."""
+    spanning n calendar periods into n periods (energy shared by time). Every point is taken
+    from `budget` before it is made."""
     step = form.step
     if form.periods is not None:
         _check_period_starts(values, form.periods)
         if step is None:
-            return _period_points(values, form.periods, quantity)
+            return _period_points(values, form.periods, quantity, budget)
+    if step is None or not any(item.to_time for item in values):  # one point each
+        budget.take(len(values), "TimeSeriesValueList", _EXPANDED)
     if step is not None and not any(item.to_time for item in values):  # one block each
         return [Point(t, t + step, v, s) for t, _, v, s in values], list(range(len(values)))
     points: list[Point] = []
@@ -309,6 +344,7 @@ def _points(
             origins.append(index)
             continue
         if item.to_time is None:
+            budget.take(1, f"TimeSeriesValueList[{index}].ValueTime", _EXPANDED)
             points.append(Point(item.time, item.time + step, item.value, item.status))
             origins.append(index)
             continue
@@ -323,14 +359,7 @@ def _points(
                 )
             )
             continue
-        if len(points) + blocks > MAX_BLOCKS:
-            issues.append(
-                FieldIssue(
-                    f"TimeSeriesValueList[{index}].ValueToTime",
-                    f"the values expand to more than {MAX_BLOCKS} blocks of {step}",
-                )
-            )
-            break
+        budget.take(blocks, f"TimeSeriesValueList[{index}].ValueToTime", _EXPANDED)
         value = item.value
         if value is not None and quantity is Quantity.ENERGY:
             value = value / blocks
@@ -363,7 +392,7 @@ def _check_period_starts(values: Sequence[ValueIn], periods: _Calendar) -> None:
 
 
 def _period_points(
-    values: Sequence[ValueIn], periods: _Calendar, quantity: Quantity
+    values: Sequence[ValueIn], periods: _Calendar, quantity: Quantity, budget: Budget
 ) -> tuple[list[Point], list[int]]:
     """Values of calendar periods as [start, end) points of an irregular series: one period
     each, or the periods up to ValueToTime (a band: an intensive value repeated, energy
@@ -374,12 +403,13 @@ def _period_points(
     issues: list[FieldIssue] = []
     instants = quantity in (Quantity.READING, Quantity.LEVEL)
     for index, item in enumerate(values):
+        where = f"TimeSeriesValueList[{index}].ValueToTime"
         if instants:
+            budget.take(1, where, _EXPANDED)
             points.append(Point(item.time, item.to_time or item.time, item.value, item.status))
             origins.append(index)
             continue
         end = item.to_time or calendar.following(item.time, periods.period, periods.zone)
-        where = f"TimeSeriesValueList[{index}].ValueToTime"
         if end <= item.time or not calendar.is_start(end, periods.period, periods.zone):
             issues.append(FieldIssue(where, f"must be the end of a {periods.words()}"))
             continue
@@ -389,17 +419,13 @@ def _period_points(
                 end,
                 periods.period,
                 periods.zone,
-                limit=MAX_BLOCKS - len(points),
+                limit=budget.left,
                 field=where,
             )
         except ValidationError:
-            issues.append(
-                FieldIssue(
-                    where,
-                    f"the values expand to more than {MAX_BLOCKS} periods of a {periods.words()}",
-                )
-            )
-            break
+            what = f"{periods.period}s the values expand into"
+            raise OverLimit(where, budget.reason(what)) from None
+        budget.take(len(edges) - 1, where, _EXPANDED)
         shares = over_periods(
             [to_micros(item.time)],
             [to_micros(end)],
@@ -416,13 +442,15 @@ def _period_points(
 
 
 def _store_form(
-    item: TimeSeriesIn, series: Series
+    item: TimeSeriesIn, series: Series, budget: Budget
 ) -> tuple[Sequence[Point] | Blocks, Sequence[int]]:
     """`_points`, or the columns the fast reader made when they are already blocks."""
     values = item.values
     if isinstance(values, ValueColumns) and series.resolution is not None:
+        budget.take(len(values), "TimeSeriesValueList", _EXPANDED)
         return values.blocks, range(len(values))  # one block a value, in microseconds
-    return _points(values, _Form(series.resolution), info(series.series_type).quantity)
+    quantity = info(series.series_type).quantity
+    return _points(values, _Form(series.resolution), quantity, budget)
 
 
 def _shape(item: TimeSeriesIn) -> tuple[SeriesType, int | None, AnyUnit | None]:
@@ -436,7 +464,12 @@ def _shape(item: TimeSeriesIn) -> tuple[SeriesType, int | None, AnyUnit | None]:
 
 
 async def _write_series(
-    tx: AsyncConnection, tenant: Tenant, entity: Entity, item: TimeSeriesIn, source: str
+    tx: AsyncConnection,
+    tenant: Tenant,
+    entity: Entity,
+    item: TimeSeriesIn,
+    source: str,
+    work: _Work,
 ) -> list[tuple[Entity, SeriesType]]:
     """Store one TimeSeriesV1 for a resolved entity, then its Table 2 derivations; the series
     of the entity that changed (for hub.replan)."""
@@ -449,7 +482,7 @@ async def _write_series(
         elif existing is not None:
             form = _Form(existing.resolution)
         else:
-            form = _Form(_default_step(series_type))
+            form = _Form(default_step(series_type))
         step = form.step
         if existing is not None and step == existing.resolution:
             series = existing  # already checked: same entity, type, phase and resolution
@@ -463,11 +496,13 @@ async def _write_series(
                 resolution=step,
                 unit=None if existing is not None else unit,
             )
-        points, origins = _points(item.values, form, info(series_type).quantity)
+        points, origins = _points(item.values, form, info(series_type).quantity, work.blocks)
         await write_values(tx, tenant, series, points, source=source, unit=unit)
     except ValidationError as exc:
         raise ValidationError(issues=wire_issues(exc.issues, "EntityKey", origins)) from None
-    derived = await derive(tx, tenant, entity, series, points)
+    derived = await derive(
+        tx, tenant, entity, series, points, budget=work.derived, field="TimeSeriesValueList"
+    )
     # Section 6: control, capacity and flexibility-offer series go to the tenant's endpoint.
     await emit(tx, tenant, entity, series, points)
     return [(entity, t) for t in (series.series_type, *derived)]
@@ -480,8 +515,8 @@ class _Batch:
     more takes the `_write_series` path in its own savepoint, after the rows queued before
     it are written, so the items still apply in order."""
 
-    def __init__(self, tx: AsyncConnection, tenant: Tenant, source: str) -> None:
-        self.tx, self.tenant, self.source = tx, tenant, source
+    def __init__(self, tx: AsyncConnection, tenant: Tenant, source: str, work: _Work) -> None:
+        self.tx, self.tenant, self.source, self.work = tx, tenant, source, work
         self.entities: dict[uuid.UUID | ExternalRef, Entity] = {}
         self.series: dict[SeriesKey, Series] = {}
         self.source_id = 0
@@ -519,7 +554,7 @@ class _Batch:
                 item.resolution in PERIODS or _step_of(item.resolution) != series.resolution
             ):
                 return False  # periods are checked there; `ensure_series` words a refusal
-            points, origins = _store_form(item, series)
+            points, origins = _store_form(item, series, self.work.blocks)
             rows = prepare_rows(series, points, source_id=self.source_id, unit=unit)
         except ValidationError as exc:
             raise ValidationError(issues=wire_issues(exc.issues, "EntityKey", origins)) from None
@@ -534,14 +569,19 @@ class _Batch:
 
 
 async def save_time_series(
-    tx: AsyncConnection, tenant: Tenant, item: TimeSeriesIn, *, source: str
+    tx: AsyncConnection,
+    tenant: Tenant,
+    item: TimeSeriesIn,
+    *,
+    source: str,
+    limits: Limits = Limits(),  # noqa: B008 - frozen, shared safely
 ) -> Entity:
     """Store one TimeSeriesV1 (and what Table 2 derives from it); returns its entity.
 
     Raises ProtocolError (404, unknown entity) or ValidationError with wire field names.
-    For other ingestion paths carrying TimeSeriesV1."""
+    For other ingestion paths carrying TimeSeriesV1; the work is bounded by `limits`."""
     entity = await _entity(tx, tenant, item.entity_key, "EntityKey")
-    await _write_series(tx, tenant, entity, item, source)
+    await _write_series(tx, tenant, entity, item, source, _work(limits))
     return entity
 
 
@@ -577,32 +617,58 @@ def _overlaps(point: Point, start: datetime, end: datetime) -> bool:
     return start <= point.start < end
 
 
-def _too_many(name: str) -> ValidationError:
-    return ValidationError(
-        "ToDateTime",
-        f"the window holds more than {MAX_BLOCKS} values at {name}; ask for a shorter one",
-    )
+def _take(budget: Budget, count: int, name: str, *, spend: bool = True) -> None:
+    """Refuse a window that would lay out or read more than the answer may hold."""
+    what = f"values at {name} in the window (ask for a shorter one)"
+    (budget.take if spend else budget.check)(count, "ToDateTime", what)
+
+
+async def _stored(
+    tx: AsyncConnection,
+    tenant: Tenant,
+    series: Series,
+    start: datetime,
+    end: datetime,
+    budget: Budget,
+    *,
+    spend: bool = True,
+) -> list[Point]:
+    """The values as stored in [start, end), counted in the database before they are read
+    (spent from the answer's budget, or only checked against it)."""
+    name = f"the stored {resolution_name(series.resolution) or series.resolution}"
+    step = series.resolution
+    if step is None or end == FAR_FUTURE or (end - start) // step > budget.left:
+        _take(budget, await count_starts(tx, tenant, series, start, end), name, spend=False)
+    points = await read_values(tx, tenant, series, start, end)
+    _take(budget, len(points) if spend else 0, name)
+    return points
 
 
 async def _resampled(
-    tx: AsyncConnection, tenant: Tenant, series: Series, query: _Query
+    tx: AsyncConnection, tenant: Tenant, series: Series, query: _Query, budget: Budget
 ) -> list[Point]:
     end = query.end
     if end is None:
-        stored = await read_values(tx, tenant, series, query.start, FAR_FUTURE)
+        # Read only to find the end; the answer is counted when it is laid out.
+        stored = await _stored(tx, tenant, series, query.start, FAR_FUTURE, budget, spend=False)
         if not stored:
             return []
         end = max(p.end for p in stored) + (_MICRO if series.resolution is None else timedelta(0))
     if query.periods is not None:
-        read = await _over_periods(tx, tenant, series, query, end)
+        read = await _over_periods(tx, tenant, series, query, end, budget)
     else:
         assert query.step is not None
-        read = await _over_steps(tx, tenant, series, query, query.step, end)
+        read = await _over_steps(tx, tenant, series, query, query.step, end, budget)
     return [p for p in read if _overlaps(p, query.start, end)]
 
 
 async def _over_periods(
-    tx: AsyncConnection, tenant: Tenant, series: Series, query: _Query, end: datetime
+    tx: AsyncConnection,
+    tenant: Tenant,
+    series: Series,
+    query: _Query,
+    end: datetime,
+    budget: Budget,
 ) -> list[Point]:
     """4.3.2 TimeZone: "for resolution Daily and above the time zone should be specified to
     get the correct day alignment of values": each value is a calendar period in the zone."""
@@ -611,14 +677,16 @@ async def _over_periods(
     name = f"{query.resolution.value} in {_zone_text(periods.zone)}"
     first = calendar.floor(query.start, periods.period, periods.zone)
     last = calendar.ceil(end, periods.period, periods.zone)
-    if series.resolution is not None and (last - first) // series.resolution > MAX_BLOCKS:
-        raise _too_many(f"the stored {resolution_name(series.resolution) or series.resolution}")
+    if series.resolution is not None:  # the stored blocks it goes through
+        stored = f"the stored {resolution_name(series.resolution) or series.resolution}"
+        _take(budget, (last - first) // series.resolution, stored, spend=False)
     try:
         edges = calendar.edges(
-            first, last, periods.period, periods.zone, limit=MAX_BLOCKS, field="ToDateTime"
+            first, last, periods.period, periods.zone, limit=budget.left, field="ToDateTime"
         )
     except ValidationError:
-        raise _too_many(name) from None
+        _take(budget, budget.left + 1, name)
+    _take(budget, len(edges) - 1, name)
     return await read_periods(tx, tenant, series, edges)
 
 
@@ -629,6 +697,7 @@ async def _over_steps(
     query: _Query,
     step: timedelta,
     end: datetime,
+    budget: Budget,
 ) -> list[Point]:
     """Blocks of a fixed length on the grid from the UTC epoch."""
     name = query.resolution.value if query.resolution else str(step)
@@ -636,8 +705,7 @@ async def _over_steps(
     if own is None and info(series.series_type).quantity not in (Quantity.READING, Quantity.LEVEL):
         # An irregular series of intervals [start, end): the period rule on the grid.
         start, stop = floor_to(query.start, step), ceil_to(end, step)
-        if (stop - start) // step > MAX_BLOCKS:
-            raise _too_many(name)
+        _take(budget, (stop - start) // step, name)
         edges = [start + k * step for k in range((stop - start) // step + 1)]
         return await read_periods(tx, tenant, series, edges)
     if (
@@ -653,8 +721,7 @@ async def _over_steps(
     own = own or step
     grid, finest = max(step, own), min(step, own)
     start, stop = floor_to(query.start, grid), ceil_to(end, grid)
-    if (stop - start) // finest > MAX_BLOCKS:
-        raise _too_many(name)
+    _take(budget, (stop - start) // finest, name)
     return await read_values(tx, tenant, series, start, stop, resolution=step)
 
 
@@ -666,6 +733,7 @@ async def _series_out(
     phase: int | None,
     series: Series | None,
     query: _Query,
+    budget: Budget,
 ) -> TimeSeriesOut:
     name = format_series_name(series_type, phase)
     stored_unit = series.unit if series is not None else info(series_type).unit
@@ -675,17 +743,17 @@ async def _series_out(
         resolution = (
             query.resolution.value
             if query.resolution is not None
-            else resolution_name(_default_step(series_type))
+            else resolution_name(default_step(series_type))
         )
         return TimeSeriesOut(
             echo, name, query.start, query.end, _unit_text(unit), resolution, [], zone
         )
     if query.periods is None and (query.step is None or query.step == series.resolution):
-        points = await read_values(tx, tenant, series, query.start, query.end or FAR_FUTURE)
+        points = await _stored(tx, tenant, series, query.start, query.end or FAR_FUTURE, budget)
         step = series.resolution
         resolution = resolution_name(step)
     else:
-        points = await _resampled(tx, tenant, series, query)
+        points = await _resampled(tx, tenant, series, query, budget)
         assert query.resolution is not None
         # A ValueToTime is answered where the resolution does not imply it: a calendar
         # period of another length than its Day or Week (23 hours), every month and year.
@@ -743,6 +811,7 @@ async def get_time_series(request: web.Request) -> web.Response:
                 phase,
                 series,
                 query,
+                answer_budget(limits_of(request)),
             )
     except ValidationError as exc:
         raise ValidationError(issues=wire_issues(exc.issues, "ExternalEntityReference")) from None
@@ -780,7 +849,7 @@ async def get_time_series_list(request: web.Request) -> web.Response:
             by_type = {(s.series_type, s.phase): s for s in stored}
             if wanted is None:
                 wanted = [(s.series_type, s.phase) for s in stored]
-            answers = []
+            answers, budget = [], answer_budget(limits_of(request))  # all the series together
             for series_type, phase in wanted:
                 try:
                     answers.append(
@@ -792,6 +861,7 @@ async def get_time_series_list(request: web.Request) -> web.Response:
                             phase,
                             by_type.get((series_type, phase)),
                             query,
+                            budget,
                         )
                     )
                 except ValidationError as exc:
@@ -861,7 +931,7 @@ def _start_result(raw: Any) -> _ItemResult:
 
 
 async def _save_item(
-    tx: AsyncConnection, tenant: Tenant, raw: Any, source: str, result: _ItemResult
+    tx: AsyncConnection, tenant: Tenant, raw: Any, source: str, result: _ItemResult, work: _Work
 ) -> list[tuple[Entity, SeriesType]]:
     """Load and store one TimeSeriesV1, recording what the answer needs in `result`."""
     item: TimeSeriesIn = _load(_TIME_SERIES, raw, "TimeSeriesV1")
@@ -869,7 +939,7 @@ async def _save_item(
     result.series_type = item.series_type
     entity = await _entity(tx, tenant, item.entity_key, "EntityKey")
     result.key = str(entity.key)
-    return await _write_series(tx, tenant, entity, item, source)
+    return await _write_series(tx, tenant, entity, item, source, work)
 
 
 @routes.post("/TimeSeries/SaveTimeSeriesV1")
@@ -884,7 +954,10 @@ async def save_time_series_v1(request: web.Request) -> web.Response:
         result = _start_result(raw)
         async with _open(request, "SaveTimeSeriesV1") as message:
             tenant = message.tenant
-            changed = await _save_item(message.tx, tenant, raw, caller.account.username, result)
+            work = _work(limits_of(request))
+            changed = await _save_item(
+                message.tx, tenant, raw, caller.account.username, result, work
+            )
             await replan.inputs_changed(message.tx, tenant, changed)
             message.outcome("applied", _detail(result))
     except (StoreError, SchemaError, ProtocolError) as exc:
@@ -904,12 +977,18 @@ async def save_time_series_list(request: web.Request) -> web.Response:
     body = await read_json(request)
     if not isinstance(body, list):
         raise ValidationError("body", "expected a JSON array of TimeSeriesV1")
+    limits = limits_of(request)
+    if len(body) > limits.list_items:
+        raise OverLimit(
+            "body",
+            f"{len(body):,} time series: more than {limits.list_items:,} (limit {LIST_ITEMS})",
+        )
     caller = caller_of(request)
     results = [_start_result(raw) for raw in body]
     items = [_load_item(raw, result) for raw, result in zip(body, results, strict=True)]
     kind = "SaveTimeSeriesListForEntitiesV1"
     async with _open(request, kind) as message:
-        batch = _Batch(message.tx, message.tenant, caller.account.username)
+        batch = _Batch(message.tx, message.tenant, caller.account.username, _work(limits))
         await batch.look_up([item for item in items if item is not None])
         for item, result in zip(items, results, strict=True):
             if item is not None:
@@ -943,7 +1022,7 @@ async def _save_listed(batch: _Batch, item: TimeSeriesIn, result: _ItemResult) -
             await batch.flush()
             async with batch.tx.begin_nested():
                 batch.changed += await _write_series(
-                    batch.tx, batch.tenant, entity, item, batch.source
+                    batch.tx, batch.tenant, entity, item, batch.source, batch.work
                 )
     except (StoreError, ProtocolError) as exc:
         result.refusal = _refusal(exc)
