@@ -215,6 +215,7 @@ class Client:
         self, method: str, path: str, body: Any, label: str, **headers: str
     ) -> tuple[int, Any]:
         sent = {**self.headers, **headers, "X-Request-ID": secrets.token_hex(8)}
+        started = time.perf_counter()
         try:
             async with self.session.request(
                 method, self.base + path, json=body, headers=sent
@@ -225,6 +226,8 @@ class Client:
             self.tally.refused.append(f"{label}: {type(exc).__name__}: {exc}")
             self.say(f"-> {label}: no answer ({type(exc).__name__}: {exc})")
             return 0, None
+        # The round trip, printed with each answer (benchmarks/soak.py reads it back).
+        took = f"in {(time.perf_counter() - started) * 1000:.1f} ms"
         try:
             reply = json.loads(raw) if raw.strip() else None
         except ValueError:
@@ -232,9 +235,9 @@ class Client:
         self.tally.count(self.tally.sent, label.split(" ")[0])
         if status >= 300:
             self.tally.refused.append(f"{label}: {status} {reply}")
-            self.say(f"-> {label}: {status} {json.dumps(reply)[:300]}")
+            self.say(f"-> {label}: {status} {took} {json.dumps(reply)[:300]}")
         else:
-            self.say(f"-> {label}: {status}")
+            self.say(f"-> {label}: {status} {took}")
         return status, reply
 
 
