@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +57,10 @@ class GroupCommit:
     def locked(self) -> bool:
         """Whether a writer holds the turn."""
         return self._turn.locked()
+
+    def waiting(self) -> int:
+        """How many writers wait for the turn (the next batch, or the rest of this one)."""
+        return self._queued
 
     @asynccontextmanager
     async def member(self) -> AsyncIterator[AsyncConnection]:
@@ -175,12 +179,9 @@ class GroupCommit:
 
 
 async def _discard(batch: _Batch) -> None:
-    """After a commit or rollback that failed: SQLite may keep the transaction (and its write
-    lock) open, so roll back what can be, else drop the connection rather than pool it."""
-    try:
-        if batch.transaction.is_active:
-            await batch.transaction.rollback()
-    except Exception:
+    """After a commit or rollback that failed: SQLite keeps a transaction whose COMMIT
+    failed open (and its write lock with it), so the connection is closed, never pooled."""
+    with suppress(Exception):  # the connection is dropped either way
         await batch.conn.invalidate()
 
 
