@@ -283,10 +283,34 @@ class Figure:
     rate: float
     p50: float
     p99: float
+    cpu_ms: float  # the server process's CPU time per request
+    flushes: float | None = None  # PostgreSQL: WAL flushes per request (the whole server's)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _wal_flushes(url: str | None) -> int | None:
+    """WAL syncs of the PostgreSQL server so far (pg_stat_wal counts every database; the
+    server's stats are published within about a second, hence the pause)."""
+    if url is None:
+        return None
+    import asyncpg
+
+    await asyncio.sleep(1.2)  # let the backends publish their counters, not a sync point
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute("SELECT pg_stat_clear_snapshot()")
+        return int(await conn.fetchval("SELECT wal_sync FROM pg_stat_wal"))
+    finally:
+        await conn.close()
 
 
 async def _run_kinds(
-    server: Server, args: argparse.Namespace, creds: dict[str, str]
+    server: Server, args: argparse.Namespace, creds: dict[str, str], pg_url: str | None = None
 ) -> dict[str, Figure]:
     figures = {}
     connector = aiohttp.TCPConnector(limit=args.clients)
@@ -297,9 +321,16 @@ async def _run_kinds(
             warm = [kind.make(k, creds) for k in range(args.warmup)]
             timed = [kind.make(k, creds) for k in range(args.warmup, args.warmup + args.requests)]
             await _fire(session, server.base, kind, warm, args.clients)
+            flushed, cpu = await _wal_flushes(pg_url), _cpu_seconds(server.process.pid)
             elapsed, latencies = await _fire(session, server.base, kind, timed, args.clients)
+            cpu = _cpu_seconds(server.process.pid) - cpu
+            after = await _wal_flushes(pg_url)
             figures[kind.label] = Figure(
-                len(timed) / elapsed, _percentile(latencies, 0.5), _percentile(latencies, 0.99)
+                len(timed) / elapsed,
+                _percentile(latencies, 0.5),
+                _percentile(latencies, 0.99),
+                cpu / len(timed) * 1000,
+                None if after is None or flushed is None else (after - flushed) / len(timed),
             )
     return figures
 
@@ -321,7 +352,8 @@ async def _flexbridge(
     command = [*_flexbridge_command(), "serve", "--port", str(port), "--database-url", url]
     server = Server(f"flexbridge on {label}", command, port, folder / f"{label}.log", env)
     try:
-        figures = await _run_kinds(server, args, creds)
+        pg_url = url if url.startswith("postgresql") else None
+        figures = await _run_kinds(server, args, creds, pg_url)
     except BaseException:
         server.stop()
         print(f"{server.label} log, last 8,000 characters:\n{server.output()[-8000:]}", flush=True)
@@ -344,9 +376,11 @@ async def _noop_figures(args: argparse.Namespace, folder: Path) -> dict[str, Fig
 
 def _line(label: str, figure: Figure, floor: Figure | None) -> str:
     ratio = "" if floor is None else f" | {figure.rate / floor.rate:6.1%} of no-op"
+    flushes = "" if figure.flushes is None else f" | {figure.flushes:4.2f} WAL flushes/request"
     return (
         f"  {label:<34} {figure.rate:>8,.0f} requests/s | p50 {figure.p50 * 1000:7.1f} ms | "
-        f"p99 {figure.p99 * 1000:7.1f} ms{ratio}"
+        f"p99 {figure.p99 * 1000:7.1f} ms | server CPU {figure.cpu_ms:5.2f} ms/request"
+        f"{ratio}{flushes}"
     )
 
 
