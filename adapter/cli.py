@@ -297,12 +297,15 @@ def _tune_garbage_collector() -> None:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
     import ssl
 
     from aiohttp import web
     from sqlalchemy.exc import SQLAlchemyError
 
     from adapter.app import create_app
+    from adapter.connections import GuardedSite
     from store.key_file import SecretKeyError
 
     tls = None
@@ -317,19 +320,28 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             print(f"error: --tls-cert/--tls-key: {_one_line(exc)}", file=sys.stderr)
             return 2
     scheme = "https" if tls else "http"
+
+    async def run() -> None:
+        # Not web.run_app: its site would take every connection with aiohttp's own handler,
+        # which has no read deadlines and no cap (adapter/connections.py).
+        runner = web.AppRunner(
+            create_app(settings), handle_signals=False, shutdown_timeout=settings.shutdown_timeout
+        )
+        await runner.setup()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await GuardedSite(runner, settings.host, settings.port, ssl_context=tls).start()
+            print(f"flexbridge serving on {scheme}://{settings.host}:{settings.port}", flush=True)
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
     _tune_garbage_collector()
     try:
-        web.run_app(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            ssl_context=tls,
-            shutdown_timeout=settings.shutdown_timeout,
-            access_log=None,
-            print=lambda _: print(
-                f"flexbridge serving on {scheme}://{settings.host}:{settings.port}", flush=True
-            ),
-        )
+        asyncio.run(run())
     except (OSError, SQLAlchemyError, SecretKeyError) as exc:  # database, port or key file
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2

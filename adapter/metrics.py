@@ -85,6 +85,25 @@ class Metrics:
             registry=self.registry,
         )
 
+        # Connections (adapter/connections.py): open now, refused over the cap, and cut off
+        # because a request's headers or body did not arrive in time.
+        self.connections_open = Gauge(
+            "flexbridge_connections_open",
+            "HTTP connections open now",
+            registry=self.registry,
+        )
+        self.connections_refused = Counter(
+            "flexbridge_connections_refused",
+            "HTTP connections refused at accept because max_connections were open",
+            registry=self.registry,
+        )
+        self.connections_cut = Counter(
+            "flexbridge_connections_cut",
+            "HTTP connections closed because a request's headers or body came too slowly",
+            ["phase"],
+            registry=self.registry,
+        )
+
     def message(self, protocol: str, message_type: str, direction: str, result: str) -> None:
         self.messages.labels(protocol, message_type, direction, result).inc()
 

@@ -1,4 +1,5 @@
-"""Root middlewares, outermost first: request id, metrics, body limit, error envelope."""
+"""Root middlewares, outermost first: read deadlines (adapter/connections.py), request id,
+metrics, request limits, error envelope."""
 
 from __future__ import annotations
 
@@ -9,14 +10,17 @@ import uuid
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from adapter.connections import read_deadline_middleware
 from adapter.errors import error_response
 from adapter.keys import METRICS, SETTINGS
 from adapter.refusals import refusal_of
 from protocols.common.context import REQUEST_ID as REQUEST_ID_KEY
-from protocols.common.context import request_id_of
-from protocols.common.surface import Refusal
 
 REQUEST_ID = "X-Request-ID"
+# The longest request target answered (aiohttp's own limit on a request line, kept): a
+# longer one is refused 414 in the envelope of the surface its path names. `serve` parses
+# targets up to adapter.connections.PARSED_TARGET_BYTES so that it can.
+MAX_TARGET_BYTES = 8190
 _ACCEPTABLE_ID = re.compile(r"[\x21-\x7e]{1,200}")
 
 
@@ -56,18 +60,29 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 
 @web.middleware
-async def body_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse a declared oversize body before reading a byte of it. A protocol surface does
-    so itself (adapter.surfaces), to answer in the protocol's envelope."""
+async def request_limits_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse an overlong target or a declared oversize body before reading a byte of the
+    body. A protocol surface does so itself (adapter.surfaces), to answer in the protocol's
+    envelope."""
     if len(request.match_info.apps) > 1:  # a route of a mounted surface
         return await handler(request)
     try:
+        refuse_long_target(request)
         refuse_declared_oversize(request)
-    except web.HTTPRequestEntityTooLarge as exc:
-        return error_response(
-            Refusal(413, "body_too_large", exc.text or "", request_id=request_id_of(request))
-        )
+    except web.HTTPException as exc:
+        refusal = refusal_of(exc, request, "flexbridge")
+        assert refusal is not None
+        return error_response(refusal)
     return await handler(request)
+
+
+def refuse_long_target(request: web.Request) -> None:
+    """HTTP 414 for a request target over MAX_TARGET_BYTES."""
+    length = len(request.raw_path.encode("utf-8", "surrogateescape"))
+    if length > MAX_TARGET_BYTES:
+        raise web.HTTPRequestURITooLong(
+            text=f"the request target of {length} bytes is longer than {MAX_TARGET_BYTES}"
+        )
 
 
 def refuse_declared_oversize(request: web.Request) -> None:
@@ -95,8 +110,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 ROOT_MIDDLEWARES = (
+    read_deadline_middleware,
     request_id_middleware,
     metrics_middleware,
-    body_limit_middleware,
+    request_limits_middleware,
     error_middleware,
 )

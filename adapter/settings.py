@@ -55,10 +55,12 @@ class Settings:
     max_message_span_days: float = 31.0
     # Seconds in-flight requests get to finish on shutdown.
     shutdown_timeout: float = 30.0
-    # Connections (docs/operations.md): a client must send a request's headers within
-    # header_read_timeout_seconds of opening it (or of its last answer) and each part of a
-    # body within body_read_timeout_seconds, or it is cut off; at most max_connections are
-    # open at once; an idle keep-alive connection closes after keepalive_timeout_seconds.
+    # Connections (adapter/connections.py, docs/operations.md): a client must send a
+    # request's headers within header_read_timeout_seconds of opening the connection (or of
+    # the next request's first byte on a kept-alive one) and the whole body within
+    # body_read_timeout_seconds of the headers, or it is answered 408 and cut off; at most
+    # max_connections are open at once (more are answered 503 and closed); an idle
+    # keep-alive connection closes after keepalive_timeout_seconds.
     header_read_timeout_seconds: float = 10.0
     body_read_timeout_seconds: float = 30.0
     max_connections: int = 1024

@@ -17,7 +17,7 @@ from adapter.guards import (
     tenant_for,
     token_account,
 )
-from adapter.middlewares import refuse_declared_oversize
+from adapter.middlewares import refuse_declared_oversize, refuse_long_target
 from adapter.refusals import refusal_of
 from protocols.common.context import CALLER, Caller
 from protocols.common.surface import Auth, Forbidden, Surface
@@ -48,6 +48,13 @@ def surface_middleware(surface: Surface) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
+            # What the request is refused for whoever sends it comes before authentication:
+            # a path the surface does not have (404), a method its path does not take (405,
+            # with Allow), a target too long, a body too large. No credential is checked
+            # for a request that will not be served.
+            refuse_long_target(request)
+            if (unroutable := request.match_info.http_exception) is not None:
+                raise unroutable
             refuse_declared_oversize(request)
             request[CALLER] = await _authenticate(request, surface)
             return await handler(request)

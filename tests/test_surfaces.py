@@ -187,3 +187,31 @@ def test_nesting_is_measured_outside_strings_and_only_for_balanced_text():
     assert not nested_deeper(b'{"a": "[[[[[[[[[[\\"[[[[[", "b": [[1]]}', 3)
     assert nested_deeper(b'{"a": "]]]", "b": [[[1]]]}', 3)
     assert not nested_deeper(b"[{", 1)  # not JSON: orjson words that refusal
+
+
+async def test_a_wrong_method_or_path_is_answered_before_authentication_in_the_envelope(client):
+    """CP-API 5.3.1: event-hub messages are POSTed to .../publishers/<gateway>/messages. A GET
+    there is 405 with Allow, as on every surface, whatever credentials come with it (a wrong
+    signature was 403 before: authentication ran first); a path a surface does not have is
+    its 404. No credential is checked for a request that will not be served."""
+    bad_signature = {"Authorization": "SharedAccessSignature sr=x&sig=y&se=1&skn=gw-1"}
+    cases = [  # (method, path, headers, where the envelope keeps its code)
+        ("GET", "/iotexternaleh/publishers/gw-1/messages", bad_signature, "ErrorCode"),
+        ("GET", "/iotexternaleh/publishers/gw-1/messages", {}, "ErrorCode"),
+        ("GET", "/api/TimeSeries/SaveTimeSeriesV1", {}, "ErrorCode"),
+        ("GET", "/ocmp/1.0/heartbeat", {}, "errors"),
+        ("GET", "/test/schema", _headers(client, "reader"), "proto_code"),
+    ]
+    for method, path, headers, key in cases:
+        response = await client.request(method, path, headers=headers)
+        body = await response.json()
+        assert response.status == 405, (path, body)
+        assert response.headers["Allow"] == "POST"
+        code = body[key][0]["code"] if key == "errors" else body[key]
+        assert code == "method_not_allowed", (path, body)
+    oscp = await client.get("/oscp/co/2.0/heartbeat")
+    assert oscp.status == 405 and (await oscp.json()) == {"message": "Method Not Allowed"}
+    for path in ("/api/Nowhere", "/ocmp/1.0/nowhere", "/test/nowhere"):
+        response = await client.get(path)
+        assert response.status == 404, path
+        assert "WWW-Authenticate" not in response.headers
