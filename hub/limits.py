@@ -86,6 +86,14 @@ def answer_budget(limits: Limits) -> Budget:
     return Budget(limits.answer_values, ANSWER_VALUES)
 
 
+def check_items(limits: Limits, count: int, field: str, what: str) -> None:
+    """Refuse a list of more items than one request may hold."""
+    if count > limits.list_items:
+        raise OverLimit(
+            field, f"{count:,} {what}: more than {limits.list_items:,} (limit {LIST_ITEMS})"
+        )
+
+
 def check_span(limits: Limits, first: datetime, last: datetime, field: str) -> None:
     """Refuse a message whose times run from `first` to `last` over more than the span."""
     if last - first > limits.message_span:

@@ -33,7 +33,14 @@ from marshmallow import ValidationError as SchemaError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.inbound import Message, list_outcome
-from protocols.common.context import caller_of, database_of, open_message, request_id_of
+from hub.limits import check_items
+from protocols.common.context import (
+    caller_of,
+    database_of,
+    limits_of,
+    open_message,
+    request_id_of,
+)
 from protocols.common.wire import marshmallow_issues, read_json
 from protocols.cpapi.v1.codec.assets import (
     AssetConnector,
@@ -853,6 +860,7 @@ async def save_asset_list(request: web.Request) -> web.Response:
     body = await read_json(request)
     if not isinstance(body, list):
         raise ValidationError("body", "expected a JSON array of AssetV1")
+    check_items(limits_of(request), len(body), "body", "assets")
     async with _open(request, "SaveAssetListV1") as message:
         tx, tenant = message.tx, message.tenant
         results = [(await _apply(tx, tenant, raw, save_type))[0] for raw in body]

@@ -42,12 +42,12 @@ from hub.derivations import (
 )
 from hub.inbound import Message, list_outcome
 from hub.limits import (
-    LIST_ITEMS,
     Budget,
     Limits,
     OverLimit,
     answer_budget,
     blocks_budget,
+    check_items,
     derived_budget,
 )
 from protocols.common.context import (
@@ -978,11 +978,7 @@ async def save_time_series_list(request: web.Request) -> web.Response:
     if not isinstance(body, list):
         raise ValidationError("body", "expected a JSON array of TimeSeriesV1")
     limits = limits_of(request)
-    if len(body) > limits.list_items:
-        raise OverLimit(
-            "body",
-            f"{len(body):,} time series: more than {limits.list_items:,} (limit {LIST_ITEMS})",
-        )
+    check_items(limits, len(body), "body", "time series")
     caller = caller_of(request)
     results = [_start_result(raw) for raw in body]
     items = [_load_item(raw, result) for raw, result in zip(body, results, strict=True)]

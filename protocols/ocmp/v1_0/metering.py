@@ -22,7 +22,8 @@ from aiohttp import web
 
 from hub import derivations, replan
 from hub.ids import ASSET
-from protocols.common.context import open_message
+from hub.limits import Limits, check_span, derived_budget
+from protocols.common.context import limits_of, open_message
 from protocols.ocmp.v1_0 import codec
 from protocols.ocmp.v1_0.capacity import named
 from protocols.ocmp.v1_0.errors import MessageRefused, items_reply
@@ -42,8 +43,9 @@ REGISTERS = {
 }
 
 
-def _readings(checked: codec.Checked) -> dict[SeriesType, list[Point]]:
-    """The good meter values, per register series type, in the order sent."""
+def _readings(checked: codec.Checked, limits: Limits) -> dict[SeriesType, list[Point]]:
+    """The good meter values, per register series type, in the order sent; readings lying
+    further apart than one message may span (hub.limits) are a refusal of the list."""
     readings: dict[SeriesType, list[Point]] = {}
     for index, item in checked.good:
         try:
@@ -53,13 +55,20 @@ def _readings(checked: codec.Checked) -> dict[SeriesType, list[Point]]:
             continue
         register = REGISTERS[item.get("direction", "IMPORT")]
         readings.setdefault(register, []).append(Point(at, at, float(item["value"])))
+    moments = [p.start for points in readings.values() for p in points]
+    if moments:
+        try:
+            check_span(limits, min(moments), max(moments), "meter_values")
+        except ValidationError as exc:
+            checked.refuse(exc.issues)
     return readings
 
 
 @routes.post("/update_detailed_metering_data")
 async def update_detailed_metering_data(request: web.Request) -> web.Response:
     checked = await codec.read_items(request, "update_detailed_metering_data", "meter_values")
-    readings = _readings(checked)
+    limits = limits_of(request)
+    readings = _readings(checked, limits)
     kept = sum(len(points) for points in readings.values())
     message_id = codec.message_id(request)
     kind = "UpdateDetailedMeteringData"
@@ -72,10 +81,13 @@ async def update_detailed_metering_data(request: web.Request) -> web.Response:
             if asset is None or checked.refusals:
                 raise MessageRefused(issues=checked.every_issue())  # rolls back: keeps nothing
             derived: list[SeriesType] = []
+            budget = derived_budget(limits)  # the message's, every register together
             for series_type, points in readings.items():
                 series = await ensure_series(tx, peer.tenant, asset, series_type)
                 await write_values(tx, peer.tenant, series, points, source=peer.name)
-                derived += await derivations.derive(tx, peer.tenant, asset, series, points)
+                derived += await derivations.derive(
+                    tx, peer.tenant, asset, series, points, budget=budget, field="meter_values"
+                )
             await replan.inputs_changed(tx, peer.tenant, [(asset, t) for t in derived])
             if checked.issues:
                 message.outcome("partial" if kept else "refused", f"{kept} kept")

@@ -171,10 +171,14 @@ def _kw(group: Entity, capacity: float, unit: str, length: timedelta, where: str
 
 
 def blocks_of(
-    group: Entity, items: Sequence[dict[str, Any]], field: str = "forecasted_blocks"
+    group: Entity,
+    items: Sequence[dict[str, Any]],
+    field: str = "forecasted_blocks",
+    span: timedelta = SPAN,
 ) -> list[Block]:
     """Every wire block in kW quarter hours, in time order; ValidationError naming every bad
-    block (and nothing converted) when any is bad."""
+    block (and nothing converted) when any is bad, or when the blocks cover more than `span`
+    (the caller's hub.limits message_span)."""
     blocks: list[Block] = []
     issues: list[FieldIssue] = []
     covered = timedelta(0)
@@ -186,9 +190,11 @@ def blocks_of(
             if end <= start:
                 raise ValidationError(f"{where}.end_time", "must be after start_time")
             covered += end - start
-            if covered > SPAN:
+            if covered > span:
+                days = span / timedelta(days=1)
                 raise ValidationError(
-                    f"{where}.end_time", f"the blocks cover more than {SPAN.days} days"
+                    f"{where}.end_time",
+                    f"the blocks cover more than {days:g} days (limit max_message_span_days)",
                 )
             kw = _kw(group, float(item["capacity"]), item["unit"], end - start, where)
             blocks.extend(quarter_hours(start, end, kw, where))

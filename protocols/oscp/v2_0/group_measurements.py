@@ -13,7 +13,8 @@ from aiohttp import web
 
 from hub import replan
 from hub.ids import GROUP, resolve_id
-from protocols.common.context import open_message
+from hub.limits import derived_budget
+from protocols.common.context import limits_of, open_message
 from protocols.oscp.v2_0 import codec
 from protocols.oscp.v2_0.readings import check_span, reading_of, store_readings
 from store.errors import FieldIssue, ValidationError
@@ -40,7 +41,7 @@ async def update_group_measurements(request: web.Request) -> web.Response:
             readings.append(reading)
     if not issues:
         try:
-            check_span([r.at for r in readings], "measurements")
+            check_span(limits_of(request), [r.at for r in readings], "measurements")
         except ValidationError as exc:
             issues.extend(exc.issues)
     if issues:
@@ -53,6 +54,7 @@ async def update_group_measurements(request: web.Request) -> web.Response:
         group_id = body["group_id"]
         group = (await resolve_id(tx, peer, GROUP, group_id, "group_id")).entity
         if readings:
-            changed = await store_readings(tx, peer.tenant, group, readings, peer.name)
+            budget = derived_budget(limits_of(request))
+            changed = await store_readings(tx, peer.tenant, group, readings, peer.name, budget)
             await replan.inputs_changed(tx, peer.tenant, [(group, t) for t in changed])
     return codec.no_content(request)

@@ -18,8 +18,9 @@ from aiohttp import web
 
 from hub import replan
 from hub.ids import ASSET, GROUP, resolve_id
+from hub.limits import derived_budget
 from hub.optimum import mark_dirty
-from protocols.common.context import open_message
+from protocols.common.context import limits_of, open_message
 from protocols.oscp.v2_0 import codec
 from protocols.oscp.v2_0.readings import (
     Instant,
@@ -98,15 +99,15 @@ async def update_asset_measurements(request: web.Request) -> web.Response:
         moments += [i.at for _, _, ins in per_asset.values() for i in ins]
         if not issues:
             try:
-                check_span(moments, "measurements")
+                check_span(limits_of(request), moments, "measurements")
             except ValidationError as exc:
                 issues.extend(exc.issues)
         if issues:
             raise ValidationError(issues=issues)
-        changed = []
+        changed, budget = [], derived_budget(limits_of(request))  # the message's, all assets
         for asset, readings, instants in per_asset.values():
             if readings:
-                derived = await store_readings(tx, peer.tenant, asset, readings, peer.name)
+                derived = await store_readings(tx, peer.tenant, asset, readings, peer.name, budget)
                 changed += [(asset, series_type) for series_type in derived]
             if instants:
                 await store_instants(tx, peer.tenant, asset, instants, peer.name)

@@ -28,13 +28,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub import derivations
 from hub.capacity import to_kw
+from hub.limits import Budget, Limits
+from hub.limits import check_span as check_limit
 from protocols.oscp.v2_0.codec import timestamp
 from store.entities import Entity
 from store.errors import ValidationError
@@ -43,7 +45,6 @@ from store.series_types import SeriesType
 from store.tenants import Tenant
 from store.values import Point, write_values
 
-SPAN = timedelta(days=31)  # readings of one message may lie at most this far apart
 _PHASES = {"ONE": 1, "TWO": 2, "THREE": 3}
 _REGISTERS = {
     "IMPORT": SeriesType.CONSUMPTION_METER_READING,
@@ -107,16 +108,22 @@ def instant_of(entity: Entity, category: str, measurement: dict[str, Any], where
     return Instant(series_type, timestamp(measurement["measure_time"], f"{where}.measure_time"), kw)
 
 
-def check_span(moments: Sequence[datetime], field: str) -> None:
-    if moments and max(moments) - min(moments) > SPAN:
-        raise ValidationError(field, f"the measurements lie more than {SPAN.days} days apart")
+def check_span(limits: Limits, moments: Sequence[datetime], field: str) -> None:
+    """Refuse measurements lying further apart than one message may span (hub.limits)."""
+    if moments:
+        check_limit(limits, min(moments), max(moments), field)
 
 
 async def store_readings(
-    tx: AsyncConnection, tenant: Tenant, entity: Entity, readings: Sequence[Reading], source: str
+    tx: AsyncConnection,
+    tenant: Tenant,
+    entity: Entity,
+    readings: Sequence[Reading],
+    source: str,
+    derived: Budget,
 ) -> list[SeriesType]:
-    """Write the readings per series and what Table 2 derives from them; the series types
-    that may have changed."""
+    """Write the readings per series and what Table 2 derives from them (the blocks taken
+    from the message's budget `derived`); the series types that may have changed."""
     by_series: dict[tuple[SeriesType, int | None], list[Reading]] = defaultdict(list)
     for reading in readings:
         by_series[(reading.series_type, reading.phase)].append(reading)
@@ -125,7 +132,9 @@ async def store_readings(
         series = await ensure_series(tx, tenant, entity, series_type, phase=phase)
         points = [Point(r.at, r.at, r.kwh) for r in group]
         await write_values(tx, tenant, series, points, source=source)
-        changed += await derivations.derive(tx, tenant, entity, series, points)
+        changed += await derivations.derive(
+            tx, tenant, entity, series, points, budget=derived, field="measurements"
+        )
     return changed
 
 
