@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import distinct, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from store.errors import FieldIssue, NotFound, ValidationError
@@ -55,6 +56,11 @@ _LARGEST = sys.float_info.max
 # which waits for the GIL while the event loop reads other requests: 5% more values/s.
 _CHUNK_ROWS = 4000
 ROW_ORDER = ("series_id", "start", "source_id", "end", "value", "belief", "status")
+# From this many rows a PostgreSQL write goes through COPY (three round trips, then the
+# server's fastest input path); below it one multi-row statement is quicker (about even at
+# 500 rows on 2 cores, benchmarks/store_ingest.py).
+COPY_FROM_ROWS = 500
+_STAGED = "values_staged"  # the session's staging table for COPY (temporary, never shared)
 
 
 class Point(NamedTuple):
@@ -111,12 +117,75 @@ def _shift_numbers(group: str, offset: int) -> str:
     return re.sub(r"\$(\d+)", lambda m: f"${int(m[1]) + offset}", group)
 
 
+# Made once per database session, if missing, inside the writing transaction (so a rollback
+# that takes it away also takes away the rows it held). ON COMMIT DELETE ROWS empties it at
+# commit in place, so a pooled session's staging table never grows.
+_CREATE_STAGED = (
+    f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGED} (series_id integer, start bigint, "
+    'source_id integer, "end" bigint, value double precision, belief bigint, '
+    "status varchar(20)) ON COMMIT DELETE ROWS"
+)
+
+
+@functools.lru_cache(maxsize=4)
+def _merge_staged_sql(dialect: Dialect) -> str:
+    """The upsert of `_upsert_statement`, fed by the staging table, which it empties (a
+    transaction may stage several times before its commit)."""
+    single, _ = _upsert_statement(dialect)
+    head, _, rest = single.partition(" VALUES (")
+    _, _, tail = rest.partition(") ON CONFLICT")
+    columns = ", ".join(f'"{name}"' for name in ROW_ORDER)
+    return (
+        f"WITH staged AS (DELETE FROM {_STAGED} RETURNING {columns}) "
+        f"{head} SELECT {columns} FROM staged ON CONFLICT{tail}"
+    )
+
+
+async def merge_by_copy(tx: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Merge distinct rows on PostgreSQL: binary COPY into the session's staging table, then
+    one INSERT ... SELECT ... ON CONFLICT from it, with the rules of `merge_by_statements`.
+
+    All of it runs in `tx`'s transaction: nothing is visible before its commit, and a
+    rollback takes the staged and the merged rows away alike."""
+    # Through SQLAlchemy first: this also begins the transaction if nothing else has yet.
+    await tx.exec_driver_sql(_CREATE_STAGED)
+    driver = (await tx.get_raw_connection()).driver_connection
+    if driver is None or not driver.is_in_transaction():
+        raise RuntimeError("COPY outside a transaction would be visible before the commit")
+    try:
+        await driver.copy_records_to_table(_STAGED, records=rows, columns=ROW_ORDER)
+    except Exception as exc:
+        raise _as_sqlalchemy_error(exc) from exc
+    await tx.exec_driver_sql(_merge_staged_sql(tx.dialect))
+
+
+def _as_sqlalchemy_error(exc: Exception) -> Exception:
+    """What the same failure raises through SQLAlchemy's asyncpg adapter, so that callers
+    see one kind of error whichever way the rows went."""
+    import asyncpg  # type: ignore[import-untyped]  # only a PostgreSQL database gets here
+
+    statement = f"COPY {_STAGED}"
+    if isinstance(exc, asyncpg.PostgresError):
+        return DBAPIError(statement, None, exc)
+    if isinstance(exc, asyncpg.InterfaceError):  # e.g. the connection is gone
+        return InterfaceError(statement, None, exc, connection_invalidated=True)
+    return exc
+
+
 async def write_rows(tx: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> None:
     """Merge rows made by `prepare_rows` (of one or many series) into the store."""
     if len({row[:3] for row in rows}) != len(rows):
         # One statement may not touch a row twice (PostgreSQL refuses): the later point of
         # the same (series, start, source) wins, as it would if written one after the other.
         rows = list({row[:3]: row for row in rows}.values())
+    if tx.dialect.name == "postgresql" and len(rows) >= COPY_FROM_ROWS:
+        await merge_by_copy(tx, rows)
+    else:
+        await merge_by_statements(tx, rows)
+
+
+async def merge_by_statements(tx: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Merge distinct rows with multi-row INSERT ... ON CONFLICT statements (any backend)."""
     for first in range(0, len(rows), _CHUNK_ROWS):
         chunk = rows[first : first + _CHUNK_ROWS]
         sql = _cached_upsert_sql(tx.dialect, len(chunk))
