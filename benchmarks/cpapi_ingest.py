@@ -1,11 +1,14 @@
-"""CP-API ingest: SaveTimeSeriesListForEntitiesV1 over HTTP on SQLite, end to end, against the
-request rate of a no-op aiohttp handler fed the same requests in the same run.
+"""CP-API ingest: SaveTimeSeriesListForEntitiesV1 over HTTP on SQLite and PostgreSQL, end to
+end, against the request rate of a no-op aiohttp handler fed the same requests in the same run.
 
     .venv/bin/python benchmarks/cpapi_ingest.py [--requests 50] [--concurrency 4]
+        [--backends sqlite,postgresql] [--postgres-url URL]
 
-Set-up (not timed): a fresh SQLite file with a tenant, a participant account and 100 Meter
-resources named by the cross-references bench/Resource/m0..m99, written through the store
-API; then a real `flexbridge serve` subprocess on that file. Each request carries 100
+Set-up (not timed), per backend: a fresh database (a SQLite file, or a scratch PostgreSQL
+database made on the --postgres-url server and dropped afterwards) with a tenant, a
+participant account and 100 Meter resources named by the cross-references
+bench/Resource/m0..m99, written through the store API; then a real `flexbridge serve`
+subprocess on that database. Each request carries 100
 TimeSeriesV1 (one per meter) of 96 15-minute Consumption values, a different day per
 request, so every request writes new values; the bodies are serialised before timing. One
 aiohttp.ClientSession keeps --concurrency requests in flight; every answer must be 200 with
@@ -42,6 +45,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 from machine import describe
+from scratch_db import PG_URL, scratch_postgres
 
 from adapter.auth import encode_basic_auth
 from store.accounts import Role, add_account
@@ -279,7 +283,7 @@ def _percentile(samples: Sequence[float], fraction: float) -> float:
 def _report(label: str, count: int, elapsed: float, latencies: Sequence[float]) -> float:
     rate = count / elapsed
     print(
-        f"{label:<48} {count * SERIES * VALUES / elapsed:>10,.0f} values/s | "
+        f"{label:<56} {count * SERIES * VALUES / elapsed:>10,.0f} values/s | "
         f"{rate:>8,.1f} requests/s | p50 {_percentile(latencies, 0.5) * 1000:>8.1f} ms | "
         f"p99 {_percentile(latencies, 0.99) * 1000:>8.1f} ms | {elapsed:6.2f} s",
         flush=True,
@@ -299,33 +303,26 @@ async def _measure(  # type: ignore[no-untyped-def]
         return await _fire(session, server.base + PATH, headers, bodies, concurrency, check)
 
 
-async def run(args: argparse.Namespace, folder: Path) -> None:
-    url = f"sqlite+aiosqlite:///{folder / 'bench.db'}"
-    key = await _seed(url)
-    headers = {
+def _headers(key: str) -> dict[str, str]:
+    return {
         "Authorization": encode_basic_auth(USER, PASSWORD),
         "X-Tenant-Key": key,
         "Content-Type": "application/json",
     }
-    # Warm-up days come first in the calendar; the timed ones follow, so every timed request
-    # writes values no earlier request wrote.
-    warm = [_body(day) for day in range(args.warmup)]
-    bodies = [_body(args.warmup + day) for day in range(args.requests)]
-    size = sum(map(len, bodies)) / len(bodies)
-    print(
-        f"{args.requests} requests x {SERIES} series x {VALUES} values = "
-        f"{args.requests * SERIES * VALUES:,} values; {size / 1024:,.0f} KiB per body; "
-        f"concurrency {args.concurrency}; {args.warmup} warm-up request(s) per server untimed",
-        flush=True,
-    )
 
+
+async def _flexbridge(  # type: ignore[no-untyped-def]
+    backend: str, url: str, args: argparse.Namespace, folder: Path, warm, bodies
+) -> float:
+    """flexbridge serve on `url`, seeded first; returns its request rate."""
+    headers = _headers(await _seed(url))
     env = {**os.environ, "FLEXBRIDGE_ADMIN_PASSWORD": "bench-admin-pw"}
     port = _free_port()
     flexbridge = Server(
-        "flexbridge",
+        f"flexbridge ({backend})",
         [*_flexbridge_command(), "serve", "--port", str(port), "--database-url", url],
         port,
-        folder / "flexbridge.log",
+        folder / f"flexbridge-{backend}.log",
         env,
     )
     try:
@@ -339,11 +336,33 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
     code = flexbridge.stop()
     if code != 0:
         print(f"flexbridge exited with {code}:\n{flexbridge.output()}", flush=True)
-    fb_rate = _report(
-        "flexbridge SaveTimeSeriesListForEntitiesV1", args.requests, elapsed, latencies
+    return _report(
+        f"flexbridge SaveTimeSeriesListForEntitiesV1, {backend}", args.requests, elapsed, latencies
     )
-    fb_values = args.requests * SERIES * VALUES / elapsed
 
+
+async def run(args: argparse.Namespace, folder: Path) -> None:
+    # Warm-up days come first in the calendar; the timed ones follow, so every timed request
+    # writes values no earlier request wrote.
+    warm = [_body(day) for day in range(args.warmup)]
+    bodies = [_body(args.warmup + day) for day in range(args.requests)]
+    size = sum(map(len, bodies)) / len(bodies)
+    print(
+        f"{args.requests} requests x {SERIES} series x {VALUES} values = "
+        f"{args.requests * SERIES * VALUES:,} values; {size / 1024:,.0f} KiB per body; "
+        f"concurrency {args.concurrency}; {args.warmup} warm-up request(s) per server untimed",
+        flush=True,
+    )
+    rates: dict[str, float] = {}
+    if "sqlite" in args.backends:
+        url = f"sqlite+aiosqlite:///{folder / 'bench.db'}"
+        rates["SQLite"] = await _flexbridge("SQLite", url, args, folder, warm, bodies)
+    if "postgresql" in args.backends:
+        async with scratch_postgres(args.postgres_url, "cpapi") as url:
+            rates["PostgreSQL"] = await _flexbridge("PostgreSQL", url, args, folder, warm, bodies)
+
+    # The floors need no database and no credentials; they get the same headers anyway.
+    headers = _headers("bench-key")
     noop_rate = await _floor(
         "no-op aiohttp handler (subprocess), same bodies",
         "--serve-noop",
@@ -356,17 +375,18 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
     parse_rate = await _floor(
         "parse-only handler (request.json())", "--serve-parse", args, folder, headers, warm, bodies
     )
-
-    ratio = fb_rate / noop_rate
-    print(f"{'ratio flexbridge / no-op (requests/s)':<48} {ratio:>10.1%}", flush=True)
-    print(f"{'ratio flexbridge / parse-only (requests/s)':<48} {fb_rate / parse_rate:>10.1%}")
-    values_met = "met" if fb_values >= 100_000 else "NOT met"
-    ratio_met = "met" if ratio >= 0.40 else "NOT met"
-    print(
-        f"targets: >= 100,000 values/s {values_met} ({fb_values:,.0f}); "
-        f">= 40% of the no-op rate {ratio_met} ({ratio:.1%})",
-        flush=True,
-    )
+    for backend, rate in rates.items():
+        values = rate * SERIES * VALUES
+        ratio = rate / noop_rate
+        print(f"{f'ratio {backend} / no-op (requests/s)':<56} {ratio:>10.1%}", flush=True)
+        print(f"{f'ratio {backend} / parse-only (requests/s)':<56} {rate / parse_rate:>10.1%}")
+        values_met = "met" if values >= 100_000 else "NOT met"
+        ratio_met = "met" if ratio >= 0.40 else "NOT met"
+        print(
+            f"targets, {backend}: >= 100,000 values/s {values_met} ({values:,.0f}); "
+            f">= 40% of the no-op rate {ratio_met} ({ratio:.1%})",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -376,6 +396,17 @@ def main() -> None:
     parser.add_argument(
         "--warmup", type=int, default=1, help="untimed requests per server first (default 1)"
     )
+    parser.add_argument(
+        "--backends",
+        type=lambda text: text.split(","),
+        default=["sqlite", "postgresql"],
+        help="comma-separated: sqlite, postgresql (default both)",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("FLEXBRIDGE_TEST_DATABASE_URL", PG_URL),
+        help=f"a server to make a scratch database on (default {PG_URL})",
+    )
     parser.add_argument("--serve-noop", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--serve-parse", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -384,6 +415,8 @@ def main() -> None:
         return
     if args.requests < 1 or args.concurrency < 1 or args.warmup < 0:
         parser.error("--requests and --concurrency must be >= 1, --warmup >= 0")
+    if not args.backends or set(args.backends) - {"sqlite", "postgresql"}:
+        parser.error("--backends: sqlite, postgresql or both, comma-separated")
     print(describe(), flush=True)
     with tempfile.TemporaryDirectory() as folder:
         asyncio.run(run(args, Path(folder)))

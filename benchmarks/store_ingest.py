@@ -23,6 +23,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,9 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from machine import describe
+from scratch_db import PG_URL, scratch_postgres
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from store.catalogue import AssetSubType, AssetType
 from store.db import Database, open_database
@@ -167,22 +168,6 @@ async def run(url: str, series: int, values: int, per_tx: int) -> dict[str, floa
     return {name: total / seconds for name, seconds in figures.items()}
 
 
-async def _scratch_postgres(admin_url: str) -> tuple[str, str]:
-    name = f"flexbridge_bench_{uuid.uuid4().hex[:8]}"
-    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
-    async with engine.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    await engine.dispose()
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False), name
-
-
-async def _drop_postgres(admin_url: str, name: str) -> None:
-    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
-    async with engine.connect() as conn:
-        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await engine.dispose()
-
-
 def _report(label: str, figures: dict[str, float]) -> None:
     print(
         f"{label:<32} write {figures['write']:>10,.0f} values/s | raw executemany "
@@ -200,14 +185,11 @@ def _report(label: str, figures: dict[str, float]) -> None:
         )
 
 
-async def _scenarios(label: str, url_for, args) -> None:  # type: ignore[no-untyped-def]
+async def _scenarios(label: str, database, args) -> None:  # type: ignore[no-untyped-def]
     """One fresh database per transaction size, so neither run warms the other."""
     for per_tx in args.per_tx:
-        url, done = await url_for()
-        try:
+        async with database() as url:
             figures = await run(url, args.series, args.values, per_tx)
-        finally:
-            await done()
         _report(f"{label}, {per_tx * args.values:,} values/tx", figures)
 
 
@@ -224,9 +206,7 @@ async def main() -> None:
     )
     parser.add_argument(
         "--postgres",
-        default=os.environ.get(
-            "FLEXBRIDGE_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-        ),
+        default=os.environ.get("FLEXBRIDGE_TEST_DATABASE_URL", PG_URL),
         help="admin URL of a PostgreSQL to create a scratch database in ('' to skip)",
     )
     parser.add_argument("--skip-sqlite", action="store_true", help="the PostgreSQL leg only")
@@ -236,23 +216,16 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         counter = iter(range(1_000_000))
 
-        async def sqlite_db():  # type: ignore[no-untyped-def]
-            async def nothing() -> None:
-                return None
-
-            return f"sqlite+aiosqlite:///{folder}/bench{next(counter)}.db", nothing
+        @asynccontextmanager
+        async def sqlite_db() -> AsyncIterator[str]:
+            yield f"sqlite+aiosqlite:///{folder}/bench{next(counter)}.db"
 
         if not args.skip_sqlite:
             await _scenarios("SQLite", sqlite_db, args)
     if not args.postgres:
         return
-
-    async def postgres_db():  # type: ignore[no-untyped-def]
-        url, name = await _scratch_postgres(args.postgres)
-        return url, lambda: _drop_postgres(args.postgres, name)
-
     try:
-        await _scenarios("PostgreSQL", postgres_db, args)
+        await _scenarios("PostgreSQL", lambda: scratch_postgres(args.postgres), args)
     except OSError as exc:  # the figure is optional; say why it is missing
         print(f"PostgreSQL skipped: {exc}")
 
