@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # PostgreSQL leg of the store tests; skipped (and said so) when it does not answer.
 export FLEXBRIDGE_TEST_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 
-.PHONY: run test lint typecheck bench clean
+.PHONY: run test lint typecheck bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,12 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/cpapi_ingest.py
 	$(BIN)/python benchmarks/ocmp_roundtrip.py
 	$(BIN)/python benchmarks/optimizer.py
+
+# Every protocol's simulator against one server for SOAK_MINUTES (not part of `test`): fails
+# when the server's RSS grows 10% or more after the first minute, or on any error.
+SOAK_MINUTES ?= 10
+soak: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/soak.py --minutes $(SOAK_MINUTES)
 
 clean:
 	rm -rf $(VENV) $(PEERS) *.egg-info flexbridge.db flexbridge.db-*
