@@ -248,7 +248,7 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
 
             for rate in (args.load_rate, args.saturate_rate):
                 began = time.perf_counter()
-                (delays, offered), (beats, _) = await asyncio.gather(
+                (delays, _), (beats, _) = await asyncio.gather(
                     _open_loop(rate, args.seconds, answered),
                     _open_loop(args.beat_rate, args.seconds, heartbeat),
                 )
