@@ -45,6 +45,13 @@ async def make_plan(db: Database, hub: Hub, job: PlanJob, worker: str) -> None:
         solved = await hub.solve(gathered[0])
     send = hub.optimum_senders.get(peer.protocol)
     async with db.transaction() as tx:
+        # The peer's row before the job's: a message from the peer locks its row first and
+        # then asks for the job again (hub.inbound, request_plan), so the other order
+        # deadlocked with a forecast for the same window on PostgreSQL.
+        try:
+            locked, state = await current(tx, peer)
+        except NotFound:  # the peer was removed since, its jobs with it
+            return
         if not await still_claimed(tx, job, worker):
             log.info("plan of group %r for peer #%d taken over", job.group_key, job.peer_id)
             return
@@ -54,7 +61,6 @@ async def make_plan(db: Database, hub: Hub, job: PlanJob, worker: str) -> None:
                 tx, job.tenant, group, problem, solved, assets, hub.plan_hooks
             )
             blocks = [Block(p.start, p.end, p.value) for p in points if p.value is not None]
-            locked, state = await current(tx, peer)
             link = state.groups.get(job.group_key, GroupLink())
             if blocks and send is not None:
                 await send(tx, Optimum(locked, group, job.group_key, link, blocks))
