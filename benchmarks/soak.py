@@ -467,17 +467,34 @@ async def _metrics(session: aiohttp.ClientSession, url: str) -> str:
         return await answer.text()
 
 
-async def drain_outbox(session: aiohttp.ClientSession, url: str, deadline: float) -> str:
-    """The server's /metrics once its outbox holds nothing pending (or at the deadline)."""
+def _pending(metrics: str) -> int:
+    return sum(
+        int(v)
+        for labels, v in _metric_lines(metrics, "flexbridge_outbox_messages")
+        if labels.get("status") == "pending"
+    )
+
+
+async def watch_outbox(
+    session: aiohttp.ClientSession, url: str, every: float, until: float, peaks: list[int]
+) -> None:
+    """The outbox's pending rows every `every` seconds during the load: a delivery rate
+    below the rate messages are made shows as a growing backlog long before the end."""
+    while time.monotonic() < until:
+        peaks.append(_pending(await _metrics(session, url)))
+        await asyncio.sleep(min(every, max(0.0, until - time.monotonic())))  # pacing
+
+
+async def drain_outbox(
+    session: aiohttp.ClientSession, url: str, deadline: float
+) -> tuple[str, float]:
+    """The server's /metrics once its outbox holds nothing pending (or at the deadline), and
+    the seconds that took."""
+    started = time.monotonic()
     while True:
         text = await _metrics(session, url)
-        pending = sum(
-            v
-            for labels, v in _metric_lines(text, "flexbridge_outbox_messages")
-            if labels.get("status") == "pending"
-        )
-        if pending == 0 or time.monotonic() >= deadline:
-            return text
+        if _pending(text) == 0 or time.monotonic() >= deadline:
+            return text, time.monotonic() - started
         await asyncio.sleep(0.5)  # polling the server with a deadline
 
 
@@ -496,6 +513,8 @@ class Outcome:
     sampler: RssSampler
     warmup: float
     metrics: str
+    pending_peak: int  # outbox rows pending, the most seen during the load
+    drain_seconds: float  # from the simulators' end until nothing was pending
     server_errors: list[str]
     exit_code: int | None
     simulator_codes: dict[str, int | None]
@@ -518,6 +537,7 @@ async def run(args: argparse.Namespace, folder: Path) -> Outcome:
     server = Server("flexbridge", command, port, folder / "flexbridge.log", env)
     seconds = args.minutes * 60
     simulators: list[Simulator] = []
+    pending: list[int] = []
     try:
         timeout = aiohttp.ClientTimeout(total=30)
         async with aiohttp.ClientSession(timeout=timeout) as session:
@@ -531,12 +551,13 @@ async def run(args: argparse.Namespace, folder: Path) -> Outcome:
             eventhub, section6 = Traffic(), Traffic()
             await asyncio.gather(
                 sampler.run(started, started + seconds),
+                watch_outbox(session, url, args.sample_seconds, started + seconds, pending),
                 _progress(sampler, started, seconds),
                 drive_event_hub(session, site, args.speed, seconds, eventhub),
                 drive_section6(session, site, args.speed, seconds, section6),
             )
             await wait_simulators(simulators, time.monotonic() + SIMULATOR_GRACE_SECONDS)
-            metrics = await drain_outbox(session, url, time.monotonic() + DRAIN_SECONDS)
+            metrics, drain = await drain_outbox(session, url, time.monotonic() + DRAIN_SECONDS)
     finally:
         for simulator in simulators:  # only still running when the load itself failed
             if simulator.process.poll() is None:
@@ -559,6 +580,8 @@ async def run(args: argparse.Namespace, folder: Path) -> Outcome:
         sampler,
         min(60.0, seconds / 4),
         metrics,
+        max(pending, default=0),
+        drain,
         server_log_errors(server.output()),
         exit_code,
         {s.name: s.process.returncode for s in simulators},
@@ -621,6 +644,10 @@ def report(outcome: Outcome) -> int:
         if code != 0:
             errors.append(f"{name} simulator exited with {code}")
     errors += _metric_errors(outcome.metrics)
+    print(
+        f"outbox pending during the load: at most {outcome.pending_peak}; nothing pending "
+        f"{outcome.drain_seconds:.1f} s after the simulators stopped"
+    )
     errors += [f"server log: {line}" for line in outcome.server_errors]
     if outcome.exit_code != 0:
         errors.append(f"the server exited with {outcome.exit_code} on SIGTERM")
