@@ -1,7 +1,7 @@
 """What the fault tests share: a real `flexbridge serve` process on a free port (killed with
-SIGKILL or stopped with SIGTERM, started again on the same port and database), an OCMP CPO
-endpoint in the test's own event loop that records what flexbridge sends it, and waiting on
-a condition with a deadline.
+SIGKILL or stopped with SIGTERM, started again on the same port and database), a real
+`flexbridge worker` process beside it, an OCMP CPO endpoint in the test's own event loop that
+records what flexbridge sends it, and waiting on a condition with a deadline.
 
 The server runs this checkout's code (`python -m adapter.cli` from the repository root), with
 no FLEXBRIDGE_* variable of the caller's environment but the ones a test gives it, and seals
@@ -60,30 +60,27 @@ async def wait_for(
         await asyncio.sleep(0.05)
 
 
-class LiveServer:
-    """`flexbridge serve` on `port` and `database_url`, its output in `log` (appended to by
-    every start, so that one file tells the whole story of a test)."""
+def _environment(database_url: str, settings: Mapping[str, str]) -> dict[str, str]:
+    """The caller's environment without its FLEXBRIDGE_* variables, plus the test's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEXBRIDGE_")}
+    return env | {
+        "FLEXBRIDGE_DATABASE_URL": database_url,
+        "FLEXBRIDGE_SECRET_KEYS": TEST_KEY,
+        "FLEXBRIDGE_ADMIN_PASSWORD": "admin-pw",
+        # Many clients of one account: the per-account budget is not what is tested.
+        "FLEXBRIDGE_RATE_LIMIT_PER_SECOND": "100000",
+        "FLEXBRIDGE_RATE_LIMIT_BURST": "100000",
+        **settings,
+    }
 
-    def __init__(
-        self, database_url: str, port: int, log: Path, settings: Mapping[str, str] = {}
-    ) -> None:
-        self.port = port
+
+class _LiveProcess:
+    """A flexbridge command in its own process group, its output appended to `log`."""
+
+    def __init__(self, database_url: str, log: Path, settings: Mapping[str, str]) -> None:
         self.log = log
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("FLEXBRIDGE_")}
-        self.env |= {
-            "FLEXBRIDGE_DATABASE_URL": database_url,
-            "FLEXBRIDGE_SECRET_KEYS": TEST_KEY,
-            "FLEXBRIDGE_ADMIN_PASSWORD": "admin-pw",
-            # Many clients of one account: the per-account budget is not what is tested.
-            "FLEXBRIDGE_RATE_LIMIT_PER_SECOND": "100000",
-            "FLEXBRIDGE_RATE_LIMIT_BURST": "100000",
-            **settings,
-        }
+        self.env = _environment(database_url, settings)
         self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def output(self) -> str:
         try:
@@ -91,39 +88,28 @@ class LiveServer:
         except OSError:
             return ""
 
-    async def start(self) -> None:
-        """Start and wait until /health answers 200."""
+    def _spawn(self, banner: str, arguments: list[str]) -> None:
         with self.log.open("ab") as out:
-            out.write(f"\n===== flexbridge serve on port {self.port}\n".encode())
+            out.write(f"\n===== {banner}\n".encode())
             out.flush()
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "adapter.cli", "serve", "--port", str(self.port)],
+                [sys.executable, "-m", "adapter.cli", *arguments],
                 cwd=ROOT,
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: the solver's processes too
             )
-        async with aiohttp.ClientSession() as session:
-            await wait_for(lambda: self._healthy(session), STARTUP_SECONDS, self._not_up())
 
-    def _not_up(self) -> str:
-        return f"flexbridge serve answering /health on port {self.port}"
-
-    async def _healthy(self, session: aiohttp.ClientSession) -> bool:
+    def _alive(self) -> None:
         assert self.process is not None
         if self.process.poll() is not None:
             raise AssertionError(
                 f"flexbridge exited with {self.process.returncode}:\n{self.output()[-4000:]}"
             )
-        try:
-            async with session.get(self.base + "/health") as answer:
-                return answer.status == 200
-        except aiohttp.ClientError:
-            return False
 
     def kill(self) -> None:
-        """SIGKILL the server and every process it started (the solver pool), as a machine
+        """SIGKILL the process and every process it started (the solver pool), as a machine
         that loses power would: nothing of theirs runs another instruction."""
         assert self.process is not None
         os.killpg(self.process.pid, signal.SIGKILL)
@@ -141,6 +127,60 @@ class LiveServer:
         return self.process.returncode
 
 
+class LiveServer(_LiveProcess):
+    """`flexbridge serve` on `port` and `database_url`, its output in `log` (appended to by
+    every start, so that one file tells the whole story of a test)."""
+
+    def __init__(
+        self, database_url: str, port: int, log: Path, settings: Mapping[str, str] = {}
+    ) -> None:
+        super().__init__(database_url, log, settings)
+        self.port = port
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        """Start and wait until /health answers 200."""
+        self._spawn(f"flexbridge serve on port {self.port}", ["serve", "--port", str(self.port)])
+        async with aiohttp.ClientSession() as session:
+            await wait_for(lambda: self._healthy(session), STARTUP_SECONDS, self._not_up())
+
+    def _not_up(self) -> str:
+        return f"flexbridge serve answering /health on port {self.port}"
+
+    async def _healthy(self, session: aiohttp.ClientSession) -> bool:
+        self._alive()
+        try:
+            async with session.get(self.base + "/health") as answer:
+                return answer.status == 200
+        except aiohttp.ClientError:
+            return False
+
+
+class LiveWorker(_LiveProcess):
+    """`flexbridge worker --name NAME` on `database_url`: plan jobs, deliveries and the peer
+    clock, no HTTP; its output in `log`."""
+
+    def __init__(
+        self, database_url: str, name: str, log: Path, settings: Mapping[str, str] = {}
+    ) -> None:
+        super().__init__(database_url, log, settings)
+        self.name = name
+
+    async def start(self) -> None:
+        """Start and wait until it says it runs (it has started its work by then)."""
+        self._spawn(f"flexbridge worker {self.name}", ["worker", "--name", self.name])
+        running = f"flexbridge worker {self.name} running on"
+
+        def up() -> bool:
+            self._alive()
+            return running in self.output()
+
+        await wait_for(up, STARTUP_SECONDS, f"flexbridge worker {self.name} running")
+
+
 @dataclass(frozen=True, slots=True)
 class Arrival:
     """One request flexbridge sent the CPO, and how the CPO answered it (None: never, the
@@ -150,6 +190,7 @@ class Arrival:
     request_id: str
     body: Any
     status: int | None
+    at: float = 0.0  # time.monotonic() when it came in
 
 
 class CpoEndpoint:
@@ -205,7 +246,8 @@ class CpoEndpoint:
         message = request.match_info["message"]
         body = orjson.loads(await request.read())
         request_id = request.headers.get("X-Request-ID", "")
-        self.attempts.append(Arrival(message, request_id, body, None))
+        came = time.monotonic()
+        self.attempts.append(Arrival(message, request_id, body, None, came))
         status = 503 if self.unavailable else 204
         if self.hold and message == self.OPTIMAL and status == 204:
             self.held.append(request_id)
@@ -215,5 +257,5 @@ class CpoEndpoint:
                 self.held.remove(request_id)
             if request.transport is None or request.transport.is_closing():
                 status = None  # the sender went away while it was held: it saw no answer
-        self.arrivals.append(Arrival(message, request_id, body, status))
+        self.arrivals.append(Arrival(message, request_id, body, status, came))
         return web.Response(status=status or 204)
