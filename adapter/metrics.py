@@ -42,7 +42,8 @@ class Metrics:
             ["protocol", "result"],
             registry=self.registry,
         )
-        # Plan jobs (adapter/planner.py): made or failed, and how long each waited for a
+        # Plan jobs (adapter/planner.py): made, abandoned (taken over by another process, or
+        # its peer or group gone) or failed, and how long each waited for a
         # worker after the request that asked for it.
         self.plans = Counter(
             "flexbridge_plans",

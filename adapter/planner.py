@@ -89,8 +89,8 @@ class PlanWorker:
         waited = (utcnow() - job.requested_at).total_seconds()
         self.metrics.plan_wait.observe(max(waited, 0.0))
         try:
-            await make_plan(self.db, hub, job, self.name)
-            self.metrics.plans.labels("made").inc()
+            made = await make_plan(self.db, hub, job, self.name)
+            self.metrics.plans.labels("made" if made else "abandoned").inc()
         except Exception:  # one bad job must not stop the others; its lease lets it retry
             self.metrics.plans.labels("failed").inc()
             log.exception("plan of group %r for peer #%d failed", job.group_key, job.peer_id)

@@ -28,9 +28,10 @@ from store.plan_jobs import PlanJob, drop_plan, finish_plan, still_claimed
 log = logging.getLogger("flexbridge.planning")
 
 
-async def make_plan(db: Database, hub: Hub, job: PlanJob, worker: str) -> None:
+async def make_plan(db: Database, hub: Hub, job: PlanJob, worker: str) -> bool:
     """Plan the job's group, hand the plan to every plan hook and queue the optimum for its
-    peer (the caller wakes the outbox)."""
+    peer (the caller wakes the outbox); False when nothing was written (the job's peer or
+    group is gone, or another process took the job over)."""
     try:
         async with db.read() as tx:
             peer = await get_peer(tx, job.tenant, job.peer_id)
@@ -39,7 +40,7 @@ async def make_plan(db: Database, hub: Hub, job: PlanJob, worker: str) -> None:
     except NotFound:  # removed since it was asked for (a cascade drops most such jobs)
         async with db.transaction() as tx:
             await drop_plan(tx, job)
-        return
+        return False
     solved = None
     if gathered is not None and (gathered[0].chargers or gathered[0].batteries):
         solved = await hub.solve(gathered[0])
@@ -51,10 +52,10 @@ async def make_plan(db: Database, hub: Hub, job: PlanJob, worker: str) -> None:
         try:
             locked, state = await current(tx, peer)
         except NotFound:  # the peer was removed since, its jobs with it
-            return
+            return False
         if not await still_claimed(tx, job, worker):
             log.info("plan of group %r for peer #%d taken over", job.group_key, job.peer_id)
-            return
+            return False
         if gathered is not None:
             problem, assets = gathered
             points = await write_plan(
@@ -65,3 +66,4 @@ async def make_plan(db: Database, hub: Hub, job: PlanJob, worker: str) -> None:
             if blocks and send is not None:
                 await send(tx, Optimum(locked, group, job.group_key, link, blocks))
         await finish_plan(tx, job, worker)
+    return True

@@ -160,9 +160,9 @@ async def test_a_job_taken_over_by_another_worker_is_written_by_that_worker_only
     (stale,) = await claim_plans(db, "slow", 10, LEASE)
     later = datetime.now(UTC) + LEASE + timedelta(seconds=1)
     (fresh,) = await claim_plans(db, "fast", 10, LEASE, now=later)
-    await make_plan(db, hub, stale, "slow")  # its lease lapsed: writes and sends nothing
+    assert await make_plan(db, hub, stale, "slow") is False  # its lease lapsed: writes nothing
     assert sent == []
     async with db.read() as tx:
         assert await find_series(tx, tenant, site, SeriesType.OPTIMAL_CAPACITY_REGULATION) is None
-    await make_plan(db, hub, fresh, "fast")
+    assert await make_plan(db, hub, fresh, "fast") is True
     assert len(sent) == 1
