@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator, Callable
+from zoneinfo import ZoneInfo
 
 import aiohttp
 from aiohttp import web
@@ -33,6 +34,9 @@ from protocols.common.context import HUB, LIMITS
 from protocols.cpapi import v1 as cpapi_v1
 from protocols.ocmp import v1_0 as ocmp_v1_0
 from protocols.oscp import v2_0 as oscp_v2_0
+from protocols.uftp import v3_1 as uftp_v3_1
+from protocols.uftp.v3_1.identity import default_domain
+from protocols.uftp.v3_1.market import MARKET, Market
 from store.app_secrets import get_or_create_secret
 from store.db import open_database
 from store.key_file import secret_box
@@ -99,8 +103,15 @@ def _background(name: str | None) -> Callable[[web.Application], AsyncIterator[N
     return context
 
 
-# Surfaces with peers that handshake and beat.
-SURFACES = (ocmp_v1_0.SURFACE, oscp_v2_0.CO_SURFACE, oscp_v2_0.CP_SURFACE)
+# Surfaces with peers (the ones that handshake and beat, and UFTP's traders).
+SURFACES = (ocmp_v1_0.SURFACE, oscp_v2_0.CO_SURFACE, oscp_v2_0.CP_SURFACE, uftp_v3_1.SURFACE)
+
+
+def uftp_market(settings: Settings) -> Market:
+    return Market(
+        default_domain(settings.uftp_domain, settings.base_url),
+        ZoneInfo(settings.uftp_time_zone),
+    )
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -120,6 +131,8 @@ def create_app(settings: Settings) -> web.Application:
     mount(app, settings.ocmp_prefix, ocmp_v1_0.SURFACE)
     mount(app, settings.oscp_co_prefix, oscp_v2_0.CO_SURFACE)
     mount(app, settings.oscp_cp_prefix, oscp_v2_0.CP_SURFACE)
+    app[MARKET] = uftp_market(settings)
+    mount(app, settings.uftp_prefix, uftp_v3_1.SURFACE)
     return app
 
 

@@ -48,7 +48,14 @@ class Background:
         self.planner: PlanWorker | None = None
         self.clock: PeerClock | None = None
         if runs_jobs:
-            self.delivery = DeliveryWorker(db, settings, metrics, session, name=name)
+            self.delivery = DeliveryWorker(
+                db,
+                settings,
+                metrics,
+                session,
+                name=name,
+                temporary={s.peer_protocol: s.retry_statuses for s in surfaces if s.peer_protocol},
+            )
             self.planner = PlanWorker(
                 db,
                 metrics,

@@ -160,7 +160,8 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.later(_optimize_commands, optimize="solve an optimizer problem file")
     commands.later(_conformance_commands, **_CONFORMANCE)
-    commands.later(_peer_commands, peer="OCMP / OSCP peers")
+    commands.later(_peer_commands, peer="OCMP / OSCP / UFTP peers")
+    commands.later(_uftp_commands, uftp="UFTP 3.1 (DSO): our key, congestion points")
     _cpapi_commands(commands)
     _secrets_commands(commands)
     return parser
@@ -213,7 +214,7 @@ def _peer_commands(commands: _Commands) -> None:
     from adapter import peer_admin
     from hub.peer_state import UnknownIds
 
-    peer = commands.add_parser("peer", help="OCMP / OSCP peers").add_subparsers(
+    peer = commands.add_parser("peer", help="OCMP / OSCP / UFTP peers").add_subparsers(
         dest="action", required=True
     )
     peer_add = peer.add_parser(
@@ -236,6 +237,13 @@ def _peer_commands(commands: _Commands) -> None:
         help="an unknown group_id / asset_id: an error (strict) or a new entity (lenient)",
     )
     peer_add.add_argument("--dialect", help=_DIALECT_HELP)
+    peer_add.add_argument("--role", help="UFTP: the role the peer signs as (AGR or CRO)")
+    peer_add.add_argument(
+        "--public-key",
+        action="append",
+        default=[],
+        help="UFTP: its raw base64 Ed25519 public key (twice while it rotates)",
+    )
     _settings_flags(peer_add)
     peer_update = peer.add_parser("update", help="change how a provisioned peer is treated")
     peer_update.add_argument("--tenant", required=True)
@@ -244,6 +252,9 @@ def _peer_commands(commands: _Commands) -> None:
     peer_update.add_argument("--base-url", help="the peer's endpoint")
     peer_update.add_argument("--unknown-ids", choices=[str(u) for u in UnknownIds])
     peer_update.add_argument("--dialect", help=_DIALECT_HELP)
+    peer_update.add_argument(
+        "--public-key", action="append", help="UFTP: replaces its keys (twice while it rotates)"
+    )
     _settings_flags(peer_update)
     peer_list = peer.add_parser("list", help="peers with their state and last heartbeat")
     peer_list.add_argument("--tenant", required=True)
@@ -259,6 +270,12 @@ def _secrets_commands(commands: _Commands) -> None:
             "rotate", help="seal every stored peer secret with the first of secret_keys"
         )
     )
+
+
+def _uftp_commands(commands: _Commands) -> None:
+    from adapter import uftp_admin
+
+    uftp_admin.add_commands(commands, _settings_flags)
 
 
 def _cpapi_commands(commands: _Commands) -> None:
@@ -409,6 +426,10 @@ def _admin_command(
     args: argparse.Namespace, settings: Settings
 ) -> Callable[[Database], Awaitable[str]]:
     """The database work of one administration command; it returns what to print."""
+    if args.command == "uftp":
+        from adapter import uftp_admin
+
+        return uftp_admin.command(args, settings)
     from adapter import peer_admin
     from hub.peer_state import UnknownIds
     from protocols.cpapi.v1 import sas
@@ -491,6 +512,8 @@ def _admin_command(
             token=args.token,
             unknown_ids=UnknownIds(args.unknown_ids),
             dialect=args.dialect,
+            role=args.role,
+            public_keys=tuple(args.public_key),
         )
         return await peer_admin.add(db, new)
 
@@ -502,6 +525,7 @@ def _admin_command(
             base_url=args.base_url,
             unknown_ids=None if args.unknown_ids is None else UnknownIds(args.unknown_ids),
             dialect=args.dialect,
+            public_keys=None if args.public_key is None else tuple(args.public_key),
         )
         return await peer_admin.update(db, change)
 
@@ -517,7 +541,7 @@ def _admin_command(
             rewritten, unreadable = await reseal_secrets(tx, db.secrets)
         if unreadable:  # the others are rewritten all the same; the exit code says it
             raise SecretsLeftUnread(rewritten, unreadable)
-        return f"{rewritten} peer secret(s) sealed with the first key"
+        return f"{rewritten} secret(s) (of peers, and our UFTP keys) sealed with the first key"
 
     return {
         ("peer", "add"): peer_add,

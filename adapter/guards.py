@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -240,6 +241,22 @@ async def token_account(
             www_authenticate=token_challenge(scheme, realm, error="invalid_token"),
         )
     return account
+
+
+async def signed_account(
+    request: web.Request, verify: Callable[[web.Request], Awaitable[Account]]
+) -> Account:
+    """The account of the peer whose key verified the request's signed body (`verify`, the
+    surface's). A signature names no account until it is verified, so a failure locks the
+    client address only, as an unknown token does."""
+    brake = request.config_dict[BRAKE]
+    address = client_address(request)
+    brake.refuse_address(address, "signature")
+    try:
+        return await verify(request)
+    except AuthError:
+        brake.failed(address, "signature", "bad_signature")
+        raise
 
 
 def jwt_claims(request: web.Request, realm: str = "flexbridge") -> Claims:

@@ -1,7 +1,8 @@
 """The delivery worker: sends outbox rows to peers, with retries, backoff and a deadline.
 
 A 2xx answer marks the row sent. A network error, a timeout, 408, 425, 429 or a 5xx is
-retried after min(cap, base * 2**attempts) seconds, scaled by a random factor in [0.5, 1]
+retried (as is a status the protocol's surface calls temporary: UFTP's 404 and 419)
+after min(cap, base * 2**attempts) seconds, scaled by a random factor in [0.5, 1]
 so that many rows failing together do not retry together. Any other 4xx means the peer
 refuses this message: retrying cannot help, so the row is dead-lettered at once, as is a
 row whose next try would fall after its deadline. A row claimed when its deadline has
@@ -25,6 +26,7 @@ import logging
 import random
 import socket
 import uuid
+from collections.abc import Mapping
 from datetime import timedelta
 
 import aiohttp
@@ -72,8 +74,11 @@ class DeliveryWorker:
         session: aiohttp.ClientSession,
         rng: random.Random | None = None,
         name: str | None = None,
+        temporary: Mapping[str, frozenset[int]] | None = None,
     ) -> None:
         self.db = db
+        # Per protocol, answers its peers give to mean "later" beyond _RETRYABLE (UFTP: 404).
+        self.temporary = dict(temporary or {})
         self.settings = settings
         self.metrics = metrics
         self.session = session
@@ -198,7 +203,12 @@ class DeliveryWorker:
             await self._record(item, "sent", f"HTTP {status}")
             return True
         error = f"HTTP {status}: {detail}" if status is not None else detail
-        retryable = status is None or status >= 500 or status in _RETRYABLE
+        retryable = (
+            status is None
+            or status >= 500
+            or status in _RETRYABLE
+            or status in self.temporary.get(item.protocol, ())
+        )
         delay = backoff_seconds(
             item.attempts,
             self.settings.outbox_backoff_base_seconds,

@@ -10,6 +10,7 @@ from hub.peer_state import state_of
 from hub.provisioning import PROTOCOLS, NewPeer, PeerChange, change_peer, provision_peer
 from protocols.ocmp import v1_0 as ocmp
 from protocols.oscp import v2_0 as oscp
+from protocols.uftp.v3_1.sealing import BadKey, public_key
 from store.db import Database
 from store.peers import Peer, list_peers
 from store.tenants import get_tenant
@@ -18,6 +19,8 @@ __all__ = ["PROTOCOLS", "NewPeer", "PeerChange", "add", "describe", "update"]
 
 # The dialects a peer of each protocol may be given (its surface declares them).
 DIALECTS = {"ocmp": ocmp.SURFACE.dialects, "oscp": oscp.CO_SURFACE.dialects}
+# The roles a UFTP peer of a DSO may sign as.
+UFTP_ROLES = ("AGR", "CRO")
 
 
 def _check_dialect(protocol: str, dialect: str | None) -> None:
@@ -27,10 +30,38 @@ def _check_dialect(protocol: str, dialect: str | None) -> None:
         raise ValueError(f"--dialect: {protocol} has no dialect {dialect!r} (it has: {named})")
 
 
+def _check_signing(protocol: str, role: str | None, public_keys: tuple[str, ...]) -> None:
+    """UFTP peers need a role and a key; other peers may have neither."""
+    if protocol != "uftp":
+        if role is not None or public_keys:
+            raise ValueError(f"--role, --public-key: only for uftp peers, not {protocol}")
+        return
+    if role not in UFTP_ROLES:
+        raise ValueError(f"--role: a uftp peer is one of {', '.join(UFTP_ROLES)}, not {role!r}")
+    _check_keys(public_keys)
+
+
+def _check_keys(public_keys: tuple[str, ...]) -> None:
+    if not 1 <= len(public_keys) <= 2:
+        raise ValueError("--public-key: one, or two while the peer rotates its key")
+    for key in public_keys:
+        try:
+            public_key(key)
+        except BadKey as exc:
+            raise ValueError(f"--public-key {key!r}: {exc} (raw base64 of 32 bytes)") from None
+
+
 async def add(db: Database, new: NewPeer) -> str:
     """Record the peer and its login; returns what to tell the peer's operator."""
     _check_dialect(new.protocol, new.dialect)
+    _check_signing(new.protocol, new.role, new.public_keys)
     login = await provision_peer(db, new)
+    if new.protocol == "uftp":
+        return (
+            f"uftp peer {new.name} of {new.tenant}: {new.role}, "
+            f"{len(new.public_keys)} public key(s); give it ours: flexbridge uftp key "
+            f"--tenant {new.tenant}"
+        )
     if login.token is not None:
         shown = login.token if new.token is None else "(as given)"
         return f"{new.protocol} peer {new.name} of {new.tenant}: token {shown}"
@@ -43,6 +74,10 @@ async def add(db: Database, new: NewPeer) -> str:
 
 async def update(db: Database, change: PeerChange) -> str:
     _check_dialect(change.protocol, change.dialect)
+    if change.public_keys is not None:
+        if change.protocol != "uftp":
+            raise ValueError(f"--public-key: only for uftp peers, not {change.protocol}")
+        _check_keys(change.public_keys)
     peer = await change_peer(db, change)
     state = state_of(peer)
     return (

@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hub.limits import Limits
 from store.key_file import SecretKeyError, parse_keys
@@ -118,6 +120,13 @@ class Settings:
     # Where OSCP 2.0 is mounted: flexbridge as Capacity Optimizer and as Capacity Provider.
     oscp_co_prefix: str = "/oscp/co/2.0"
     oscp_cp_prefix: str = "/oscp/cp/2.0"
+    # Where UFTP 3.1 is mounted (flexbridge as the DSO): <prefix>/message.
+    uftp_prefix: str = "/shapeshifter/api/v3"
+    # The DSO domain a tenant's UFTP identity is made with (`flexbridge uftp key`); the host
+    # of public_url when empty. Lowercase, as UFTP's InternetDomainType requires.
+    uftp_domain: str | None = None
+    # The market's time zone: a UFTP message's TimeZone must keep its UTC offsets.
+    uftp_time_zone: str = "Europe/Amsterdam"
     # The heartbeat interval flexbridge asks of peers in its handshakes (section 7: 15 min).
     heartbeat_seconds: float = 900.0
     # Optimal forecasts are re-sent when a group's inputs change, at most this often.
@@ -284,6 +293,24 @@ _LOWER_BOUNDS: tuple[tuple[str, float, bool], ...] = (
 )
 
 
+# UFTP's InternetDomainType: lowercase labels, no trailing dot.
+_DOMAIN = re.compile(r"([a-z0-9]+(-[a-z0-9]+)*\.)+[a-z]{2,}")
+
+
+def _check_uftp(settings: Settings) -> None:
+    if settings.uftp_domain is not None and not _DOMAIN.fullmatch(settings.uftp_domain):
+        raise SettingsError(
+            f"setting 'uftp_domain': {settings.uftp_domain!r} is not a lowercase Internet "
+            "domain such as dso.example.com"
+        )
+    try:
+        ZoneInfo(settings.uftp_time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(
+            f"setting 'uftp_time_zone': {settings.uftp_time_zone!r} is not an IANA time zone"
+        ) from None
+
+
 def _checked(settings: Settings) -> Settings:
     """Refuse settings that would only fail later, far from where they were given."""
     if settings.jwt_secret is not None and len(settings.jwt_secret.encode()) < 32:
@@ -295,6 +322,7 @@ def _checked(settings: Settings) -> Settings:
             raise SettingsError(str(exc)) from None
     if not 0 < settings.port < 65536:
         raise SettingsError(f"setting 'port': {settings.port} is not a TCP port")
+    _check_uftp(settings)
     if settings.log_level.upper() not in logging.getLevelNamesMapping():
         known = ", ".join(sorted(logging.getLevelNamesMapping()))
         raise SettingsError(

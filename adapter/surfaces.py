@@ -14,6 +14,7 @@ from adapter.guards import (
     basic_login,
     enforce_rate_limit,
     gateway_account,
+    signed_account,
     tenant_for,
     token_account,
 )
@@ -35,6 +36,9 @@ async def _authenticate(request: web.Request, surface: Surface) -> Caller:
         tenant = account.tenant
     elif surface.auth is Auth.TOKEN:
         account = await token_account(request, "Token", surface.realm, unknown_is_forbidden=True)
+        tenant = account.tenant
+    elif surface.auth is Auth.SIGNED_BODY and surface.authenticate is not None:
+        account = await signed_account(request, surface.authenticate)
         tenant = account.tenant
     else:  # pragma: no cover - a Surface with a scheme this adapter does not know
         raise RuntimeError(f"unknown auth scheme {surface.auth}")

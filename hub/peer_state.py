@@ -102,6 +102,13 @@ class PeerState:
     # messages, and which message names it wants (empty: all).
     system: str | None = None
     messages: list[str] = field(default_factory=list)
+    # A peer that signs its messages (UFTP): the role it signs as (AGR, CRO) and the public
+    # keys that verify it, two while it rotates.
+    role: str | None = None
+    public_keys: list[str] = field(default_factory=list)
+    # Where the peer trades (UFTP): the entity addresses of the congestion points it is
+    # active at.
+    congestion_points: list[str] = field(default_factory=list)
 
 
 def _time(text: Any) -> datetime | None:
@@ -184,6 +191,9 @@ def decode(raw: Mapping[str, Any]) -> PeerState:
         ),
         system=raw.get("system"),
         messages=list(raw.get("messages") or []),
+        role=raw.get("role"),
+        public_keys=list(raw.get("public_keys") or []),
+        congestion_points=list(raw.get("congestion_points") or []),
     )
 
 
@@ -246,6 +256,9 @@ def encode(state: PeerState) -> dict[str, Any]:
         },
         "system": state.system,
         "messages": list(state.messages),
+        "role": state.role,
+        "public_keys": list(state.public_keys),
+        "congestion_points": list(state.congestion_points),
     }
 
 

@@ -1,8 +1,10 @@
 """Peers provisioned out of band (`flexbridge peer add`, the conformance kit): a peer of a
 protocol that handshakes and beats, and the account of role `peer` it logs in with: for
 OCMP a username and password (basic authentication), for OSCP a token
-(`Authorization: Token`, the out-of-band token A of OSCP 2.0's registration). What is
-generated is returned once; only hashes are kept.
+(`Authorization: Token`, the out-of-band token A of OSCP 2.0's registration); for UFTP no
+login at all: its messages are signed, and the peer's role and public keys verify them (its
+account, with a password nobody is told, only carries its rate budget and message log).
+What is generated is returned once; only hashes are kept.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from store.peers import Peer, add_peer, find_peer, get_peer, update_peer
 from store.secrets import new_secret
 from store.tenants import get_tenant
 
-PROTOCOLS = ("ocmp", "oscp")
+PROTOCOLS = ("ocmp", "oscp", "uftp")
 TOKEN_PROTOCOLS = frozenset({"oscp"})
+SIGNING_PROTOCOLS = frozenset({"uftp"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +35,8 @@ class NewPeer:
     token: str | None = None
     unknown_ids: UnknownIds = UnknownIds.STRICT
     dialect: str | None = None  # one of the protocol surface's dialects (checked by the caller)
+    role: str | None = None  # UFTP: the role the peer signs as (AGR, CRO)
+    public_keys: tuple[str, ...] = ()  # UFTP: keys that verify it (checked by the caller)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +71,9 @@ async def provision_peer(db: Database, new: NewPeer) -> Login:
         )
         async with edit(tx, peer) as state:
             state.unknown_ids, state.dialect = new.unknown_ids, new.dialect
+            state.role, state.public_keys = new.role, list(new.public_keys)
+    if new.protocol in SIGNING_PROTOCOLS:
+        return Login(username, None, None)
     return Login(username, password, token)
 
 
@@ -79,6 +87,7 @@ class PeerChange:
     base_url: str | None = None
     unknown_ids: UnknownIds | None = None
     dialect: str | None = None
+    public_keys: tuple[str, ...] | None = None  # UFTP: replaces the keys (a rotation: two)
 
 
 async def change_peer(db: Database, change: PeerChange) -> Peer:
@@ -95,4 +104,6 @@ async def change_peer(db: Database, change: PeerChange) -> Peer:
                 state.unknown_ids = change.unknown_ids
             if change.dialect is not None:
                 state.dialect = change.dialect
+            if change.public_keys is not None:
+                state.public_keys = list(change.public_keys)
         return await get_peer(tx, tenant, peer.id)

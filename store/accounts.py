@@ -101,6 +101,14 @@ async def get_account(tx: AsyncConnection, tenant: Tenant, username: str) -> Acc
     return _account(row)
 
 
+async def account_by_id(tx: AsyncConnection, account_id: int) -> Account:
+    """The account with this id, of whichever tenant (a peer row names its account so)."""
+    row = (await tx.execute(_account_query().where(accounts.c.id == account_id))).first()
+    if row is None:
+        raise NotFound("account", f"#{account_id}")
+    return _account(row)
+
+
 @dataclass(frozen=True, slots=True)
 class LoginFailures:
     """An account's recent failed logins and its lock; adapter/throttle.py decides what they

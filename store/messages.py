@@ -112,6 +112,16 @@ async def claim_message(
         return None
 
 
+async def claimed_payload(
+    tx: AsyncConnection, tenant: Tenant, *, protocol: str, peer: str, message_id: str
+) -> bytes | None:
+    """The body of the message first claimed under this id (None: none, or kept without)."""
+    key = dedup_key(tenant, protocol, peer, message_id)
+    query = select(messages.c.payload).where(messages.c.dedup_key == key)
+    payload: bytes | None = (await tx.execute(query)).scalar_one_or_none()
+    return payload
+
+
 async def set_outcome(tx: AsyncConnection, row: int, status: str, detail: str | None) -> None:
     """What became of a claimed message (claim_message logs it as applied)."""
     await tx.execute(

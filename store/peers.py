@@ -13,6 +13,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from store.app_secrets import reseal_app_secrets
 from store.db import inserted_id, secrets_of
 from store.errors import Conflict, NotFound, ValidationError
 from store.secret_box import SecretBox, SecretUnreadable, open_secret, seal_secret
@@ -185,6 +186,20 @@ async def list_peers(
     return [_peer(row, tenant, box) for row in await tx.execute(query)]
 
 
+async def peers_named(tx: AsyncConnection, protocol: str, name: str) -> list[Peer]:
+    """Every tenant's peer of `protocol` called `name`: for a protocol whose endpoint is
+    shared by every tenant and whose messages name their sender (UFTP's SenderDomain)."""
+    query = (
+        select(peers, tenants.c.name.label("tenant_name"))
+        .join(tenants, tenants.c.id == peers.c.tenant_id)
+        .where(peers.c.protocol == protocol, peers.c.name == name)
+        .order_by(peers.c.id)
+    )
+    box = secrets_of(tx)
+    rows = await tx.execute(query)
+    return [_peer(row, Tenant(row.tenant_id, row.tenant_name), box) for row in rows]
+
+
 async def peers_of_protocol(tx: AsyncConnection, protocol: str) -> list[Peer]:
     """Every tenant's peers of one protocol: for the clock that sends heartbeats."""
     query = (
@@ -272,4 +287,5 @@ async def reseal_secrets(tx: AsyncConnection, box: SecretBox) -> tuple[int, list
             continue
         await tx.execute(update(peers).where(peers.c.id == peer_id).values(out_secret=sealed))
         rewritten += 1
-    return rewritten, unreadable
+    more, unread = await reseal_app_secrets(tx, box)
+    return rewritten + more, unreadable + unread

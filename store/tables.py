@@ -288,3 +288,20 @@ __all__ = [
     "tenants",
     "values",
 ]
+
+# UFTP D-Prognoses received (store/uftp.py): the revision of each AGR's prognosis per
+# congestion point and Period, so that an older revision is refused ("Subordinate sequence
+# number"); the values themselves are series on the congestion point.
+uftp_prognoses = Table(
+    "uftp_prognoses",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant_fk(),
+    Column("peer_id", Integer, ForeignKey("peers.id", ondelete="CASCADE"), nullable=False),
+    Column("entity_id", Integer, ForeignKey("entities.id", ondelete="CASCADE"), nullable=False),
+    Column("period", String(10), nullable=False),  # the local date, YYYY-MM-DD
+    Column("revision", BigInteger, nullable=False),
+    Column("message_id", String(200), nullable=False),
+    Column("received_at", Micros, nullable=False),
+    UniqueConstraint("peer_id", "entity_id", "period"),
+)

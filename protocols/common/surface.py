@@ -17,7 +17,7 @@ from aiohttp import web
 
 from hub.optimum import SendOptimum
 from hub.runtime import Hub, PlanHook
-from store.accounts import Role
+from store.accounts import Account, Role
 from store.db import Database
 from store.errors import FieldIssue
 
@@ -31,6 +31,9 @@ class Auth(StrEnum):
     BASIC_TENANT_KEY_OPTIONAL = "basic+optional-tenant-key"
     SHARED_ACCESS_SIGNATURE = "sas"  # CP-API 5.2.1 event hub: one token per gateway
     TOKEN = "token"  # OSCP 2.0: "Authorization: Token <token>"
+    # UFTP: the body is signed; the surface's own `authenticate` verifies it and names the
+    # signer's account (the adapter still brakes guessing and applies the rate budget).
+    SIGNED_BODY = "signed-body"
 
 
 class ProtocolError(Exception):
@@ -102,3 +105,9 @@ class Surface:
     # optimum once a plan job has made it (a surface that answers capacity limits).
     peer_protocol: str | None = None
     send_optimum: SendOptimum | None = None
+    # Auth.SIGNED_BODY: the account whose peer signed the request (AuthError when no key
+    # of the sender verifies it).
+    authenticate: Callable[[web.Request], Awaitable[Account]] | None = None
+    # Answers of this protocol's peers that mean "try again later" beyond the outbox's own
+    # (timeouts, 408, 425, 429, 5xx): UFTP's 404 and 419.
+    retry_statuses: frozenset[int] = frozenset()

@@ -1,0 +1,1 @@
+"""UFTP (Shapeshifter): flexibility trading between DSOs and aggregators."""

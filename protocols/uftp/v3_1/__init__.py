@@ -1,0 +1,5 @@
+"""UFTP 3.1 (Shapeshifter), flexbridge as the DSO (docs/protocols/uftp-3.1.md)."""
+
+from protocols.uftp.v3_1.surface import SURFACE
+
+__all__ = ["SURFACE"]

@@ -1,0 +1,149 @@
+"""Inner UFTP messages in and out: the XML checked against our schema (schemas.py), read
+into typed records, and ours written (attributes only, no namespace, as the specification's
+XSDs have them).
+
+A message's type is its root element's name. Every one carries the metadata of `Header`;
+flex messages add `Flex`; responses carry Result, RejectionReason and the id of the message
+they answer in `<Type>MessageID`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from xml.etree.ElementTree import Element
+from xml.sax.saxutils import quoteattr
+
+import isodate
+
+from protocols.common.xmlschemas import XmlInvalid, check, parse
+from protocols.uftp.v3_1.errors import Rejected
+from protocols.uftp.v3_1.isp import Span
+from protocols.uftp.v3_1.schemas import INBOUND, PACKAGE
+
+RESPONSE = "Response"
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """PayloadMessageType: what every message carries."""
+
+    kind: str  # the root element's name, e.g. "D-Prognosis"
+    version: str
+    sender_domain: str
+    recipient_domain: str
+    timestamp: datetime
+    message_id: str
+    conversation_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Flex:
+    """FlexMessageType: the Period of ISPs a flex message is about, at a congestion point."""
+
+    isp_duration: timedelta
+    time_zone: str
+    period: date
+    congestion_point: str
+
+
+@dataclass(frozen=True, slots=True)
+class Inner:
+    """A received message: its header, and its element for the handler of its type."""
+
+    header: Header
+    root: Element
+
+    def attr(self, name: str) -> str | None:
+        value = self.root.attrib.get(name)
+        return None if value is None else value.strip()
+
+
+def _moment(text: str, field: str) -> datetime:
+    moment = datetime.fromisoformat(text.strip())
+    if moment.tzinfo is None:  # the prose requires an offset; the 3.x XSD does not
+        raise Rejected(f"Invalid Message: {field} has no UTC offset")
+    return moment.astimezone(UTC)
+
+
+def _header(root: Element) -> Header:
+    a = {k: v.strip() for k, v in root.attrib.items()}
+    return Header(
+        root.tag,
+        a["Version"],
+        a["SenderDomain"],
+        a["RecipientDomain"],
+        _moment(a["TimeStamp"], "TimeStamp"),
+        a["MessageID"],
+        a["ConversationID"],
+    )
+
+
+def read_inner(data: bytes) -> Inner:
+    """The inner message; XmlInvalid when it is not well-formed or breaks the schema,
+    Rejected when its TimeStamp lacks an offset."""
+    root = parse(data)
+    check(root, PACKAGE, INBOUND)
+    return Inner(_header(root), root)
+
+
+def flex_of(inner: Inner) -> Flex:
+    a = inner.root.attrib
+    return Flex(
+        isodate.parse_duration(a["ISP-Duration"].strip()),
+        a["TimeZone"].strip(),
+        date.fromisoformat(a["Period"].strip()),
+        a["CongestionPoint"].strip(),
+    )
+
+
+def spans_of(elements: Iterable[Element]) -> list[tuple[Span, Element]]:
+    return [(Span(int(e.attrib["Start"]), int(e.attrib.get("Duration", "1"))), e) for e in elements]
+
+
+def reference_attribute(kind: str) -> str:
+    """The attribute of kind's response that names the message answered."""
+    return f"{kind}MessageID"
+
+
+# --- writing ---------------------------------------------------------------------------
+
+
+def timestamp(moment: datetime) -> str:
+    """xs:dateTime with its offset, as the prose requires (milliseconds, +00:00)."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    tag: str
+    attributes: Mapping[str, str]
+    children: Sequence[Node] = ()
+
+    def xml(self, indent: str = "") -> str:
+        attrs = "".join(f" {k}={quoteattr(v)}" for k, v in self.attributes.items())
+        if not self.children:
+            return f"{indent}<{self.tag}{attrs}/>"
+        inner = "\n".join(child.xml(indent + "  ") for child in self.children)
+        return f"{indent}<{self.tag}{attrs}>\n{inner}\n{indent}</{self.tag}>"
+
+
+def document(node: Node) -> bytes:
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n' + node.xml() + "\n").encode()
+
+
+__all__ = [
+    "RESPONSE",
+    "Flex",
+    "Header",
+    "Inner",
+    "Node",
+    "XmlInvalid",
+    "document",
+    "flex_of",
+    "read_inner",
+    "reference_attribute",
+    "spans_of",
+    "timestamp",
+]

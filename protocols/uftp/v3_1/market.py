@@ -1,0 +1,21 @@
+"""The market a DSO's UFTP messages belong to: our domain (by default), the ISP-Duration
+and the time zone whose offsets every message's TimeZone must keep. Set by the adapter from
+the settings `uftp_domain`, `uftp_time_zone`; PT15M is the ISP of every Dutch market."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+
+@dataclass(frozen=True, slots=True)
+class Market:
+    domain: str  # the DSO domain a tenant's identity is made with (identity.py)
+    time_zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Amsterdam"))
+    isp: timedelta = timedelta(minutes=15)
+
+
+MARKET = web.AppKey("uftp_market", Market)
