@@ -14,9 +14,10 @@ $(BIN)/python:
 # Third-party protocol peers pin old libraries (pyoscp: Flask 2): they get their own venv.
 PEERS  := .venv-peers
 
-$(PEERS)/.installed: tests/peers/requirements-pyoscp.txt
+$(PEERS)/.installed: tests/peers/requirements-pyoscp.txt tests/peers/requirements-uftp.txt
 	$(PYTHON) -m venv $(PEERS)
-	$(PEERS)/bin/pip install --quiet -r tests/peers/requirements-pyoscp.txt
+	$(PEERS)/bin/pip install --quiet -r tests/peers/requirements-pyoscp.txt \
+		-r tests/peers/requirements-uftp.txt
 	touch $@
 
 $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
