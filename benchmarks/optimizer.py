@@ -1,12 +1,16 @@
 """Optimizer: build, solve and extract times for N EV chargers x 96 blocks, and for a
-battery day-ahead schedule, end to end on one core (HiGHS threads=1).
+battery day-ahead schedule, and for choosing UFTP FlexOrders (N offers x 3 options x 96
+ISPs), end to end on one core (HiGHS threads=1).
 
     .venv/bin/python benchmarks/optimizer.py [--quick] [--sizes 1 10 100 1000 10000]
                                              [--pyomo-up-to 1000] [--repeat 3]
 
 The fleet is heterogeneous (seeded): 3.7/7.4/11/22 kW chargers plugged in for 4 to 12
 hours at random times, most with an energy need by departure, some with a demand forecast,
-some with none; a grid limit that binds in the evening peak; PV at noon. A last section
+some with none; a grid limit that binds in the evening peak; PV at noon. The FlexOrder
+cases (seeded) need flex in the evening peak; each option reduces load over a random
+block of ISPs with a random price and MinActivationFactor; the `short` case needs
+more than the offers hold (the best-cover path: three solves). A last section
 repeats the large fleets with every charger plugged in all day (a power variable in every
 block: the worst case for the model's size). The fast path is the array build (the
 default); the pyomo path builds the same model through pyomo. Times are the best of
@@ -20,6 +24,7 @@ import math
 import os
 import sys
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import highspy
@@ -34,12 +39,17 @@ from machine import describe
 from optimizer import (
     Charger,
     Engine,
+    FlexOrderOffer,
+    FlexOrderOption,
+    FlexOrderPlan,
+    FlexOrderProblem,
     GroupPlan,
     GroupProblem,
     SocTarget,
     SolveOptions,
     StoragePlan,
     StorageProblem,
+    solve_flex_orders,
     solve_group,
     solve_storage,
 )
@@ -111,6 +121,42 @@ def battery(engine: Engine) -> StorageProblem:
     )
 
 
+def _flex_option(reference: str, rng: np.random.Generator) -> FlexOrderOption:
+    first = int(rng.integers(60, 88))
+    last = int(min(BLOCKS, first + rng.integers(2, 17)))
+    flex = np.zeros(BLOCKS)
+    flex[first:last] = np.round(rng.uniform(5_000, 60_000))
+    price = Decimal(str(round(float(flex.sum()) / 4_000 * rng.uniform(0.05, 0.4), 4)))
+    least = Decimal(str(rng.choice(["1.00", "0.50", "0.20", "0.01"])))
+    return FlexOrderOption(reference, price, flex, least)
+
+
+def flex_offers(count: int, beyond_reach: bool = False, seed: int = 11) -> FlexOrderProblem:
+    """`count` offers of 3 options; the need peaks at 19:00 and is a quarter of what the
+    offers hold at most there (or twice that, beyond reach)."""
+    rng = np.random.default_rng(seed)
+    offers = tuple(
+        FlexOrderOffer(f"offer-{o}", tuple(_flex_option(f"{o}-{j}", rng) for j in range(3)))
+        for o in range(count)
+    )
+    most = sum(np.max([op.flex_w for op in offer.options], axis=0) for offer in offers)
+    hour = np.arange(BLOCKS) / 4
+    peak = np.exp(-(((hour - 19) / 1.5) ** 2)) * (hour >= 16) * (hour < 22)
+    need = np.round(peak * most * (2.0 if beyond_reach else 0.25))
+    return FlexOrderProblem(need, offers, SolveOptions(threads=1, time_limit_s=600))
+
+
+def _flex_row(label: str, plan: FlexOrderPlan) -> None:
+    t = plan.timings
+    short = f"shortfall {plan.shortfall_w.sum():,.0f} W" if not plan.covers else "-"
+    print(
+        f"{label:<28} {t.build_s:>9.3f} {t.solve_s:>9.3f} {t.extract_s:>9.3f} "
+        f"{t.total_s:>9.3f}  {plan.status!s:<9} {float(plan.total_cost):>14.4f}  "
+        f"{len(plan.orders)} orders, {short}",
+        flush=True,
+    )
+
+
 def _best(plans: list[GroupPlan] | list[StoragePlan]) -> GroupPlan | StoragePlan:
     return min(plans, key=lambda p: p.timings.total_s)
 
@@ -166,6 +212,14 @@ def main() -> None:
             _row(f"{engine} {count:>6} chargers x {BLOCKS}", plan)
         plan = _best([solve_storage(battery(engine)) for _ in range(repeat)])
         _row(f"{engine} battery day-ahead", plan)
+    print("UFTP FlexOrders: objective = total price of the orders; 3 options per offer")
+    for count, beyond in ((20, False), (200, False), (200, True)):
+        problem = flex_offers(count, beyond)
+        flex = min(
+            (solve_flex_orders(problem) for _ in range(repeat)), key=lambda p: p.timings.total_s
+        )
+        reach = " short" if beyond else ""
+        _flex_row(f"highs {count:>4} offers x {BLOCKS}{reach}", flex)
     if args.quick:
         return
     print("worst case: every charger plugged in for the whole day (96 columns each)")

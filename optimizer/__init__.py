@@ -11,6 +11,15 @@ See docs/optimizer.md for the model, the definitions and the JSON shapes.
 from optimizer.assets import Battery, Charger, ChargerMode
 from optimizer.errors import ProblemError
 from optimizer.fallback import fallback_for, headroom_kw, headroom_plan, idle_plan
+from optimizer.flex_orders import (
+    FlexOrderOffer,
+    FlexOrderOption,
+    FlexOrderPlan,
+    FlexOrderPlanStatus,
+    FlexOrderProblem,
+    OrderedOption,
+    solve_flex_orders,
+)
 from optimizer.forecast import History, block_starts, merge_forecasts, naive_forecast, on_blocks
 from optimizer.group import solve_group
 from optimizer.options import Engine, Penalties, SolveOptions
@@ -44,9 +53,15 @@ __all__ = [
     "ChargerMode",
     "ChargerPlan",
     "Engine",
+    "FlexOrderOffer",
+    "FlexOrderOption",
+    "FlexOrderPlan",
+    "FlexOrderPlanStatus",
+    "FlexOrderProblem",
     "GroupPlan",
     "GroupProblem",
     "History",
+    "OrderedOption",
     "Penalties",
     "PlanStatus",
     "ProblemError",
@@ -69,6 +84,7 @@ __all__ = [
     "naive_forecast",
     "on_blocks",
     "solve",
+    "solve_flex_orders",
     "solve_group",
     "solve_in_pool",
     "solve_storage",
