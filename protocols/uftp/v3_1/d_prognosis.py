@@ -20,9 +20,10 @@ from datetime import timedelta
 
 from hub.peer_state import state_of
 from protocols.uftp.v3_1.codec import flex_of, spans_of
+from protocols.uftp.v3_1.days import day_of
 from protocols.uftp.v3_1.errors import Rejected
 from protocols.uftp.v3_1.handling import Accepted, Received
-from protocols.uftp.v3_1.isp import Day, check_spans, same_clock, zone_named
+from protocols.uftp.v3_1.isp import check_spans
 from store.entities import Entity
 from store.errors import StoreError
 from store.references import find, parse_address
@@ -50,16 +51,6 @@ async def congestion_point(received: Received, address: str) -> Entity:
     if point is None:
         raise Rejected("Invalid CongestionPoint")
     return point
-
-
-def day_of(received: Received) -> Day:
-    flex = flex_of(received.inner)
-    if flex.isp_duration != received.market.isp:
-        raise Rejected("ISP duration rejected")
-    zone = zone_named(flex.time_zone)
-    if not same_clock(zone, received.market.time_zone, flex.period):
-        raise Rejected("TimeZone rejected")
-    return Day(flex.period, zone, flex.isp_duration)
 
 
 async def d_prognosis(received: Received) -> Accepted:
