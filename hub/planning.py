@@ -47,11 +47,11 @@ from optimizer import (
     on_blocks,
 )
 from store.catalogue import AssetSubType
-from store.entities import Entity, connectors_of
-from store.series import ensure_series, find_series
+from store.entities import Connector, Entity, connectors_of
+from store.series import Series, SeriesKey, ensure_many, series_of_entities
 from store.series_types import SeriesType
 from store.tenants import Tenant
-from store.values import Point, read_values, write_values
+from store.values import Point, Window, read_values, read_windows, write_many
 
 log = logging.getLogger("flexbridge.planning")
 
@@ -64,9 +64,98 @@ SOLVE_OPTIONS = SolveOptions(time_limit_s=2.0)
 _HOURS = BLOCK / timedelta(hours=1)
 
 
-async def _blocks_of(
-    tx: AsyncConnection,
-    tenant: Tenant,
+# What gather reads, by (entity id, series type, which window), each as
+# read_values(series, start, end, resolution=BLOCK if at_block else None).
+_POSTED, _PAST = "posted", "past"
+_Key = tuple[int, SeriesType, str]
+_Read = tuple[Series, datetime, datetime, bool]  # series, start, end, at_block
+_PRICE_TYPES = (SeriesType.FORECASTED_SPOT_PRICE, SeriesType.SPOT_PRICE)
+
+
+async def _read_stored(
+    tx: AsyncConnection, tenant: Tenant, reads: Mapping[_Key, _Read]
+) -> dict[_Key, list[Point]]:
+    """The reads that need no resampling (nearly all: plans and most inputs are stored at
+    BLOCK), in one round trip: a plan's dozen series read one by one, twice each, were most
+    of its gather."""
+    direct = [
+        key for key, (series, _, _, at_block) in reads.items() if _as_stored(series, at_block)
+    ]
+    windows = [Window(*reads[key][:3]) for key in direct]
+    return dict(zip(direct, await read_windows(tx, tenant, windows), strict=True))
+
+
+async def _read_resampled(
+    tx: AsyncConnection, tenant: Tenant, reads: Mapping[_Key, _Read], got: Mapping[_Key, Any]
+) -> dict[_Key, list[Point]]:
+    """The reads `_read_stored` left, one by one (after the limits: a group without any is
+    not planned, and none of its other series read)."""
+    resampled = {}
+    for key, (series, start, end, at_block) in reads.items():
+        if key not in got:
+            resolution = BLOCK if at_block else None
+            resampled[key] = await read_values(
+                tx, tenant, series, start, end, resolution=resolution
+            )
+    return resampled
+
+
+def _as_stored(series: Series, at_block: bool) -> bool:
+    """Whether the read needs no resampling (read_values reads such a series as stored)."""
+    return not at_block or series.resolution == BLOCK
+
+
+def _block_reads(
+    found: Mapping[SeriesKey, Series],
+    entity: Entity,
+    series_type: SeriesType,
+    starts: list[datetime],
+) -> dict[_Key, _Read]:
+    """The posted values on the blocks and the history before them (see `_blocks`)."""
+    series = found.get((entity.id, series_type, None))
+    if series is None or series.resolution is None:
+        return {}
+    start, end = starts[0], starts[-1] + BLOCK
+    return {
+        (entity.id, series_type, _POSTED): (series, start, end, True),
+        (entity.id, series_type, _PAST): (series, start - HISTORY, start, True),
+    }
+
+
+def _group_reads(
+    found: Mapping[SeriesKey, Series], group: Entity, starts: list[datetime]
+) -> dict[_Key, _Read]:
+    """The group's limit, prices, non-flexible load and PV."""
+    start, end = starts[0], starts[-1] + BLOCK
+    reads: dict[_Key, _Read] = {}
+    limit = found.get((group.id, SeriesType.MAX_CAPACITY, None))
+    if limit is not None:
+        reads[(group.id, SeriesType.MAX_CAPACITY, _POSTED)] = (limit, start, end, False)
+    for series_type in _PRICE_TYPES:
+        prices = found.get((group.id, series_type, None))
+        if prices is not None and prices.resolution is not None:
+            reads[(group.id, series_type, _POSTED)] = (prices, start, end, True)
+    for series_type in (SeriesType.CONSUMPTION, SeriesType.PRODUCTION):
+        reads.update(_block_reads(found, group, series_type, starts))
+    return reads
+
+
+def _asset_reads(
+    found: Mapping[SeriesKey, Series], asset: Entity, starts: list[datetime]
+) -> dict[_Key, _Read]:
+    """A charger's demand; a battery's levels before the horizon (see `_flexible`)."""
+    if asset.asset_subtype is AssetSubType.CHARGING:
+        return _block_reads(found, asset, SeriesType.CONSUMPTION, starts)
+    level = found.get((asset.id, SeriesType.ENERGY_LEVEL, None))
+    if level is None:
+        return {}
+    return {
+        (asset.id, SeriesType.ENERGY_LEVEL, _PAST): (level, starts[0] - HISTORY, starts[0], False)
+    }
+
+
+def _blocks(
+    got: Mapping[_Key, list[Point]],
     entity: Entity,
     series_type: SeriesType,
     starts: list[datetime],
@@ -75,13 +164,11 @@ async def _blocks_of(
     scale: float = 1.0,
 ) -> np.ndarray:
     """Posted values on the blocks (NaN where none), merged with the naive forecast."""
-    series = await find_series(tx, tenant, entity, series_type)
-    if series is None or series.resolution is None:
+    posted = got.get((entity.id, series_type, _POSTED))
+    past = got.get((entity.id, series_type, _PAST))
+    if posted is None or past is None:  # no such series, or one of irregular instants
         return np.zeros(len(starts))
-    start, end = starts[0], starts[-1] + BLOCK
     factor = scale / (_HOURS if per_hour else 1.0)
-    posted = await read_values(tx, tenant, series, start, end, resolution=BLOCK)
-    past = await read_values(tx, tenant, series, start - HISTORY, start, resolution=BLOCK)
     as_history = [
         History(
             [p.start for p in rows], [None if p.value is None else p.value * factor for p in rows]
@@ -93,13 +180,10 @@ async def _blocks_of(
     )
 
 
-async def _limits(
-    tx: AsyncConnection, tenant: Tenant, group: Entity, starts: list[datetime]
+def _limits(
+    got: Mapping[_Key, list[Point]], group: Entity, starts: list[datetime]
 ) -> np.ndarray | None:
-    series = await find_series(tx, tenant, group, SeriesType.MAX_CAPACITY)
-    if series is None:
-        return None
-    rows = await read_values(tx, tenant, series, starts[0], starts[-1] + BLOCK)
+    rows = got.get((group.id, SeriesType.MAX_CAPACITY, _POSTED), [])
     known = {p.start: p.value for p in rows if p.value is not None}
     if not known:
         return None
@@ -107,16 +191,9 @@ async def _limits(
     return np.array([known.get(s, largest) for s in starts])
 
 
-async def _prices(
-    tx: AsyncConnection, tenant: Tenant, group: Entity, starts: list[datetime]
-) -> np.ndarray:
-    for series_type in (SeriesType.FORECASTED_SPOT_PRICE, SeriesType.SPOT_PRICE):
-        series = await find_series(tx, tenant, group, series_type)
-        if series is None or series.resolution is None:
-            continue
-        rows = await read_values(
-            tx, tenant, series, starts[0], starts[-1] + BLOCK, resolution=BLOCK
-        )
+def _prices(got: Mapping[_Key, list[Point]], group: Entity, starts: list[datetime]) -> np.ndarray:
+    for series_type in _PRICE_TYPES:
+        rows = got.get((group.id, series_type, _POSTED), [])
         known = {p.start: p.value / 1000.0 for p in rows if p.value is not None}  # per MWh
         if known:
             return np.array([known.get(s, DEFAULT_PRICE) for s in starts])
@@ -160,47 +237,64 @@ async def has_flexible_assets(
     return any(is_flexible(link.child) for link in children)
 
 
-async def _flexible(
-    tx: AsyncConnection, tenant: Tenant, group: Entity, starts: list[datetime]
+def _flexible(
+    got: Mapping[_Key, list[Point]], links: Sequence[Connector], starts: list[datetime]
 ) -> tuple[dict[str, Entity], list[Charger], list[Battery]]:
     assets: dict[str, Entity] = {}
     chargers: list[Charger] = []
     batteries: list[Battery] = []
-    for link in await connectors_of(tx, tenant, group, direction="child", at=starts[0]):
+    for link in links:
         child, props = link.child, link.child.properties
         if not is_flexible(child):
             continue
         if child.asset_subtype is AssetSubType.CHARGING:
             rated = _number(props, "InstalledMaxCapacity", "MaxChargingPower")
             assert rated is not None  # is_flexible
-            demand = await _blocks_of(
-                tx, tenant, child, SeriesType.CONSUMPTION, starts, per_hour=True
-            )
+            demand = _blocks(got, child, SeriesType.CONSUMPTION, starts, per_hour=True)
             chargers.append(Charger(str(child.key), rated, demand_kw=np.minimum(demand, rated)))
             assets[str(child.key)] = child
         else:  # storage
-            capacity = _number(props, "InstalledMaxCapacity")
-            charge = _number(props, "MaxChargingPower")
-            assert capacity is not None and charge is not None  # is_flexible
-            level = await find_series(tx, tenant, child, SeriesType.ENERGY_LEVEL)
-            soc = capacity / 2
-            if level is not None:
-                before = await read_values(tx, tenant, level, starts[0] - HISTORY, starts[0])
-                known = [p.value for p in before if p.value is not None]
-                soc = min(max(known[-1], 0.0), capacity) if known else soc
-            batteries.append(
-                Battery(
-                    str(child.key),
-                    capacity,
-                    soc,
-                    charge,
-                    _number(props, "MaxDischargingPower") or charge,
-                    charge_efficiency=_fraction(props, "EfficiencyOfCharging", 0.95),
-                    discharge_efficiency=_fraction(props, "EfficiencyOfDischarging", 0.95),
-                )
-            )
+            batteries.append(_battery(got, child))
             assets[str(child.key)] = child
     return assets, chargers, batteries
+
+
+def _battery(got: Mapping[_Key, list[Point]], child: Entity) -> Battery:
+    """A Storage child, its state of charge the latest EnergyLevel (half full if unknown)."""
+    props = child.properties
+    capacity = _number(props, "InstalledMaxCapacity")
+    charge = _number(props, "MaxChargingPower")
+    assert capacity is not None and charge is not None  # is_flexible
+    known = [
+        p.value
+        for p in got.get((child.id, SeriesType.ENERGY_LEVEL, _PAST), [])
+        if p.value is not None
+    ]
+    soc = min(max(known[-1], 0.0), capacity) if known else capacity / 2
+    return Battery(
+        str(child.key),
+        capacity,
+        soc,
+        charge,
+        _number(props, "MaxDischargingPower") or charge,
+        charge_efficiency=_fraction(props, "EfficiencyOfCharging", 0.95),
+        discharge_efficiency=_fraction(props, "EfficiencyOfDischarging", 0.95),
+    )
+
+
+async def _read_inputs(
+    tx: AsyncConnection, tenant: Tenant, group: Entity, starts: list[datetime]
+) -> tuple[list[Connector], dict[_Key, _Read], dict[_Key, list[Point]]]:
+    """The group's children, what gather reads, and what needs no resampling read: the
+    series of the group and its flexible children looked up in one query, their values
+    read in one more."""
+    links = await connectors_of(tx, tenant, group, direction="child", at=starts[0])
+    flexible = {link.child.id: link.child for link in links if is_flexible(link.child)}
+    found = await series_of_entities(tx, tenant, [group.id, *flexible])
+    reads = _group_reads(found, group, starts)
+    for child in flexible.values():
+        reads.update(_asset_reads(found, child, starts))
+    return links, reads, await _read_stored(tx, tenant, reads)
 
 
 async def gather(
@@ -209,19 +303,19 @@ async def gather(
     """The group's problem over [start, end) and its flexible assets by id; None when the
     group has no MaxCapacity there."""
     starts = block_starts(start, BLOCK, max(1, (end - start) // BLOCK))
-    limits = await _limits(tx, tenant, group, starts)
+    links, reads, got = await _read_inputs(tx, tenant, group, starts)
+    limits = _limits(got, group, starts)
     if limits is None:
         return None
-    assets, chargers, batteries = await _flexible(tx, tenant, group, starts)
+    got.update(await _read_resampled(tx, tenant, reads, got))
+    assets, chargers, batteries = _flexible(got, links, starts)
     problem = GroupProblem(
         start,
         BLOCK,
-        await _prices(tx, tenant, group, starts),
+        _prices(got, group, starts),
         limits,
-        non_flexible_kw=await _blocks_of(
-            tx, tenant, group, SeriesType.CONSUMPTION, starts, per_hour=True
-        ),
-        pv_kw=await _blocks_of(tx, tenant, group, SeriesType.PRODUCTION, starts, per_hour=True),
+        non_flexible_kw=_blocks(got, group, SeriesType.CONSUMPTION, starts, per_hour=True),
+        pv_kw=_blocks(got, group, SeriesType.PRODUCTION, starts, per_hour=True),
         solver=SOLVE_OPTIONS,
     )
     try:
@@ -233,24 +327,38 @@ async def gather(
         return problem, {}
 
 
-async def _write(
-    tx: AsyncConnection,
-    tenant: Tenant,
-    entity: Entity,
-    series_type: SeriesType,
-    start: datetime,
-    values: np.ndarray,
-    hooks: Sequence[PlanHook],
-) -> list[Point]:
-    series = await ensure_series(tx, tenant, entity, series_type, resolution=BLOCK)
-    points = [
+# One series of a plan: whose, which type, a value per block from the plan's start.
+_Planned = tuple[Entity, SeriesType, np.ndarray]
+
+
+def _plan_series(
+    group: Entity, problem: GroupProblem, plan: GroupPlan | None, assets: dict[str, Entity]
+) -> list[_Planned]:
+    """The series a plan writes, the group's optimal capacity first (the headroom when
+    `plan` is None)."""
+    if plan is None:
+        return [(group, SeriesType.OPTIMAL_CAPACITY_REGULATION, headroom_kw(problem))]
+    planned: list[_Planned] = [
+        (group, SeriesType.OPTIMAL_CAPACITY_REGULATION, np.maximum(plan.capacity_kw, 0.0)),
+        (group, SeriesType.FLEXIBILITY_UP, plan.flexibility_up_kw),
+        (group, SeriesType.FLEXIBILITY_DOWN, plan.flexibility_down_kw),
+    ]
+    for charger in plan.chargers:
+        planned.append(
+            (assets[charger.id], SeriesType.CHARGING_POWER_REGULATION, charger.setpoint_kw)
+        )
+    for battery in plan.batteries:
+        entity = assets[battery.id]
+        planned.append((entity, SeriesType.CHARGING_POWER_REGULATION, battery.charge_kw))
+        planned.append((entity, SeriesType.DISCHARGING_POWER_REGULATION, battery.discharge_kw))
+    return planned
+
+
+def _points(start: datetime, values: np.ndarray) -> list[Point]:
+    return [
         Point(start + i * BLOCK, start + (i + 1) * BLOCK, round(float(v), 6) + 0.0)
         for i, v in enumerate(values)
     ]
-    await write_values(tx, tenant, series, points, source=OPTIMIZER_SOURCE)
-    for hook in hooks:
-        await hook(tx, tenant, entity, series, points)
-    return points
 
 
 async def write_plan(
@@ -263,49 +371,16 @@ async def write_plan(
     hooks: Sequence[PlanHook] = (),
 ) -> list[Point]:
     """Store the plan (the headroom when `plan` is None) and hand each series to the hooks;
-    returns the group's optimal capacity per block."""
-    start = problem.start
-    if plan is None:
-        capacity = headroom_kw(problem)
-        return await _write(
-            tx, tenant, group, SeriesType.OPTIMAL_CAPACITY_REGULATION, start, capacity, hooks
-        )
-    capacity = np.maximum(plan.capacity_kw, 0.0)
-    points = await _write(
-        tx, tenant, group, SeriesType.OPTIMAL_CAPACITY_REGULATION, start, capacity, hooks
-    )
-    await _write(tx, tenant, group, SeriesType.FLEXIBILITY_UP, start, plan.flexibility_up_kw, hooks)
-    await _write(
-        tx, tenant, group, SeriesType.FLEXIBILITY_DOWN, start, plan.flexibility_down_kw, hooks
-    )
-    for charger in plan.chargers:
-        await _write(
-            tx,
-            tenant,
-            assets[charger.id],
-            SeriesType.CHARGING_POWER_REGULATION,
-            start,
-            charger.setpoint_kw,
-            hooks,
-        )
-    for battery in plan.batteries:
-        entity = assets[battery.id]
-        await _write(
-            tx,
-            tenant,
-            entity,
-            SeriesType.CHARGING_POWER_REGULATION,
-            start,
-            battery.charge_kw,
-            hooks,
-        )
-        await _write(
-            tx,
-            tenant,
-            entity,
-            SeriesType.DISCHARGING_POWER_REGULATION,
-            start,
-            battery.discharge_kw,
-            hooks,
-        )
-    return points
+    returns the group's optimal capacity per block.
+
+    All series are looked up, and all their values merged, at once: one by one, three
+    statements per series were most of a plan's write."""
+    planned = _plan_series(group, problem, plan, assets)
+    wanted = [(entity, series_type) for entity, series_type, _ in planned]
+    written = await ensure_many(tx, tenant, wanted, resolution=BLOCK)
+    points = [_points(problem.start, values) for _, _, values in planned]
+    await write_many(tx, tenant, list(zip(written, points, strict=True)), source=OPTIMIZER_SOURCE)
+    for (entity, _, _), series, values in zip(planned, written, points, strict=True):
+        for hook in hooks:
+            await hook(tx, tenant, entity, series, values)
+    return points[0]
