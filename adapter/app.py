@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -31,12 +32,13 @@ from adapter.settings import Settings
 from adapter.surfaces import mount
 from adapter.throttle import Brake
 from protocols.common.context import HUB, LIMITS
+from protocols.common.surface import Surface
 from protocols.cpapi import v1 as cpapi_v1
 from protocols.ocmp import v1_0 as ocmp_v1_0
 from protocols.oscp import v2_0 as oscp_v2_0
 from protocols.uftp import v3_1 as uftp_v3_1
 from protocols.uftp.v3_1.identity import default_domain
-from protocols.uftp.v3_1.market import MARKET, Market
+from protocols.uftp.v3_1.market import Market
 from store.app_secrets import get_or_create_secret
 from store.db import open_database
 from store.key_file import secret_box
@@ -89,7 +91,7 @@ def _background(name: str | None) -> Callable[[web.Application], AsyncIterator[N
                 settings,
                 app[METRICS],
                 session,
-                (cpapi_v1.SURFACE, *SURFACES),
+                (cpapi_v1.SURFACE, *peer_surfaces(settings)),
                 name=name or slot_name(settings),
                 runs_jobs=settings.run_jobs or name is not None,
             )
@@ -103,15 +105,18 @@ def _background(name: str | None) -> Callable[[web.Application], AsyncIterator[N
     return context
 
 
-# Surfaces with peers (the ones that handshake and beat, and UFTP's traders).
-SURFACES = (ocmp_v1_0.SURFACE, oscp_v2_0.CO_SURFACE, oscp_v2_0.CP_SURFACE, uftp_v3_1.SURFACE)
-
-
 def uftp_market(settings: Settings) -> Market:
     return Market(
         default_domain(settings.uftp_domain, settings.base_url),
         ZoneInfo(settings.uftp_time_zone),
+        order_lead=timedelta(seconds=settings.uftp_order_lead_seconds),
     )
+
+
+def peer_surfaces(settings: Settings) -> tuple[Surface, ...]:
+    """Surfaces with peers: the ones that handshake and beat, and UFTP's traders."""
+    uftp = uftp_v3_1.surface(uftp_market(settings))
+    return (ocmp_v1_0.SURFACE, oscp_v2_0.CO_SURFACE, oscp_v2_0.CP_SURFACE, uftp)
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -131,8 +136,8 @@ def create_app(settings: Settings) -> web.Application:
     mount(app, settings.ocmp_prefix, ocmp_v1_0.SURFACE)
     mount(app, settings.oscp_co_prefix, oscp_v2_0.CO_SURFACE)
     mount(app, settings.oscp_cp_prefix, oscp_v2_0.CP_SURFACE)
-    app[MARKET] = uftp_market(settings)
-    mount(app, settings.uftp_prefix, uftp_v3_1.SURFACE)
+    app[uftp_v3_1.MARKET] = uftp_market(settings)
+    mount(app, settings.uftp_prefix, uftp_v3_1.surface(app[uftp_v3_1.MARKET]))
     return app
 
 

@@ -127,6 +127,9 @@ class Settings:
     uftp_domain: str | None = None
     # The market's time zone: a UFTP message's TimeZone must keep its UTC offsets.
     uftp_time_zone: str = "Europe/Amsterdam"
+    # A FlexOrder that does not cover its request in full waits for more offers until this
+    # long before the earliest offer expires.
+    uftp_order_lead_seconds: float = 300.0
     # The heartbeat interval flexbridge asks of peers in its handshakes (section 7: 15 min).
     heartbeat_seconds: float = 900.0
     # Optimal forecasts are re-sent when a group's inputs change, at most this often.
@@ -251,6 +254,7 @@ def load_settings(
 
 # (setting, lowest allowed value, whether that value itself is allowed)
 _LOWER_BOUNDS: tuple[tuple[str, float, bool], ...] = (
+    ("uftp_order_lead_seconds", 0, True),
     ("max_body_bytes", 0, False),
     ("max_blocks_per_request", 1, True),
     ("max_derived_blocks_per_request", 1, True),

@@ -7,6 +7,8 @@ PostgreSQL, exact, cheap to index and compare, and free of driver time-zone surp
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -304,4 +306,70 @@ uftp_prognoses = Table(
     Column("message_id", String(200), nullable=False),
     Column("received_at", Micros, nullable=False),
     UniqueConstraint("peer_id", "entity_id", "period"),
+)
+
+# UFTP Meterings received (store/uftp.py): the revision of each AGR's Metering per
+# connection (its Meter entity) and Period, so that an older revision is refused
+# ("Subordinate sequence number"); the values themselves are series on the meter.
+uftp_meterings = Table(
+    "uftp_meterings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant_fk(),
+    Column("peer_id", Integer, ForeignKey("peers.id", ondelete="CASCADE"), nullable=False),
+    Column("entity_id", Integer, ForeignKey("entities.id", ondelete="CASCADE"), nullable=False),
+    Column("period", String(10), nullable=False),  # the local date, YYYY-MM-DD
+    Column("revision", BigInteger, nullable=False),
+    Column("message_id", String(200), nullable=False),
+    Column("received_at", Micros, nullable=False),
+    UniqueConstraint("peer_id", "entity_id", "period"),
+)
+
+
+def _uftp_trade(name: str, *columns: Column[Any] | Index) -> Table:
+    """A UFTP flex message of a trade (store/uftp.py): whose, where, for which Period, its
+    conversation and its state; the message's own parts in `columns`."""
+    return Table(
+        name,
+        metadata,
+        Column("id", Integer, primary_key=True),
+        _tenant_fk(),
+        Column("peer_id", Integer, ForeignKey("peers.id", ondelete="CASCADE"), nullable=False),
+        Column("entity_id", Integer, ForeignKey("entities.id", ondelete="CASCADE"), nullable=False),
+        Column("period", String(10), nullable=False),
+        Column("message_id", String(200), nullable=False),
+        Column("conversation_id", String(200), nullable=False),
+        Column("status", String(20), nullable=False),
+        Column("created_at", Micros, nullable=False),
+        *columns,
+        UniqueConstraint("peer_id", "message_id"),
+    )
+
+
+uftp_flex_requests = _uftp_trade(
+    "uftp_flex_requests",
+    Column("revision", BigInteger, nullable=False),
+    Column("expires_at", Micros, nullable=False),
+    Column("isps", JSON, nullable=False),  # [{start, duration, disposition, min_w, max_w}]
+    Index(None, "entity_id", "period"),
+)
+uftp_flex_offers = _uftp_trade(
+    "uftp_flex_offers",
+    Column("flex_request_message_id", String(200), nullable=True),
+    Column("expires_at", Micros, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("version", String(20), nullable=False),
+    # [{reference, price, min_activation_factor, isps: [{start, duration, power_w}]}]
+    Column("options", JSON, nullable=False),
+    Index(None, "entity_id", "period"),
+)
+uftp_flex_orders = _uftp_trade(
+    "uftp_flex_orders",
+    Column("flex_offer_message_id", String(200), nullable=False),
+    Column("option_reference", String(200), nullable=False),
+    Column("activation_factor", String(10), nullable=False),  # decimal text, as on the wire
+    Column("price", String(40), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("order_reference", String(200), nullable=False),
+    Column("isps", JSON, nullable=False),  # [{start, duration, power_w}], copied from the offer
 )

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
+from uftp_agr import dso  # noqa: F401  (the UFTP DSO fixture, for every UFTP test module)
 
 import adapter.app
 import store.key_file

@@ -8,24 +8,27 @@ Shapeshifter 3.1.0 specification).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
-from uftp_agr import Agr, isp_nodes
+from uftp_agr import (
+    AMSTERDAM,
+    CP,
+    PATH,
+    XML,
+    Dso,
+    isp_nodes,
+)
+from uftp_agr import flex_attributes as _flex
+from uftp_agr import isps_of as _isps
+from uftp_agr import tomorrow as _tomorrow
+from uftp_agr import valid_outbound as _valid_outbound
 
-from adapter import peer_admin
-from adapter.app import create_app
 from adapter.keys import DB
-from adapter.settings import Settings
-from protocols.common.xmlschemas import check, parse
 from protocols.uftp.v3_1.codec import Node
-from protocols.uftp.v3_1.congestion_points import NewCongestionPoint, add_congestion_point
 from protocols.uftp.v3_1.identity import identity_of
-from protocols.uftp.v3_1.schemas import OUTBOUND, PACKAGE
 from protocols.uftp.v3_1.sealing import SigningKey
 from store.series import find_series
 from store.series_types import SeriesType
@@ -33,80 +36,6 @@ from store.tables import uftp_prognoses
 from store.tables import values as values_table
 from store.tenants import add_tenant
 from store.values import read_values
-
-PATH = "/shapeshifter/api/v3/message"
-CP = "ea1.2026-12.nl.example.dso:cp-1"
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
-XML = {"Content-Type": "text/xml; charset=utf-8"}
-
-
-class Dso:
-    def __init__(self, client: Any, app: Any, tenant: Any, agr: Agr, point: Any) -> None:
-        self.client, self.app, self.tenant, self.agr, self.point = client, app, tenant, agr, point
-
-    async def post(self, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, str]:
-        response = await self.client.post(PATH, data=body, headers=headers or XML)
-        return response.status, await response.text()
-
-    async def send(
-        self, kind: str, children: list[Node] | None = None, **attributes: str
-    ) -> tuple[int, str]:
-        inner = self.agr.message(kind, self.agr.metadata(**attributes), children)
-        return await self.post(self.agr.signed(inner))
-
-
-@pytest.fixture
-async def dso(db, database_url, aiohttp_client, aiohttp_server):  # type: ignore[no-untyped-def]
-    agr = Agr()
-    agr_server = await aiohttp_server(agr.app())
-    settings = replace(
-        Settings(),
-        database_url=database_url,
-        admin_password="admin-pw",
-        outbox_poll_seconds=0.05,
-        peer_clock_seconds=0.05,
-        uftp_domain="dso.example.com",
-    )
-    app = create_app(settings)
-    client = await aiohttp_client(app)
-    async with db.transaction() as tx:
-        tenant, _ = await add_tenant(tx, "grid")
-    async with app[DB].transaction() as tx:
-        identity = await identity_of(tx, tenant, "dso.example.com")
-    agr.dso_key = identity.key.public
-    await peer_admin.add(
-        app[DB],
-        peer_admin.NewPeer(
-            "grid",
-            "uftp",
-            agr.domain,
-            str(agr_server.make_url("/agr/message")),
-            role="AGR",
-            public_keys=(agr.key.public,),
-        ),
-    )
-    point = await add_congestion_point(
-        app[DB], NewCongestionPoint("grid", CP, ("ean.871685900012345678",), (agr.domain,))
-    )
-    return Dso(client, app, tenant, agr, point)
-
-
-def _tomorrow() -> date:
-    return datetime.now(AMSTERDAM).date() + timedelta(days=1)
-
-
-def _flex(period: date, **more: str) -> dict[str, str]:
-    return {
-        "ISP-Duration": "PT15M",
-        "TimeZone": "Europe/Amsterdam",
-        "Period": period.isoformat(),
-        "CongestionPoint": CP,
-        **more,
-    }
-
-
-def _valid_outbound(inner: bytes) -> None:
-    check(parse(inner), PACKAGE, OUTBOUND)
 
 
 async def test_a_test_message_is_answered_200_and_by_a_signed_test_message_response(dso):
@@ -261,12 +190,6 @@ async def test_a_lower_revision_is_a_subordinate_sequence_number(dso):
     assert kept == [5]
 
 
-def _isps(period: date) -> int:
-    start = datetime.combine(period, datetime.min.time(), AMSTERDAM)
-    end = datetime.combine(period + timedelta(days=1), datetime.min.time(), AMSTERDAM)
-    return (end - start) // timedelta(minutes=15)
-
-
 async def test_a_message_id_again_is_already_submitted_or_a_duplicate_identifier(dso):
     """ "Same MessageID with identical content: Already Submitted, do not apply again. Same
     MessageID with different content: Duplicate Identifier (Rejected)."""
@@ -333,3 +256,61 @@ async def test_rotation_reseals_our_uftp_key_so_the_new_key_alone_opens_it(tmp_p
     monkeypatch.setenv("FLEXBRIDGE_SECRET_KEYS", f"{new},{old}")
     assert await asyncio.to_thread(main, ["secrets", "rotate", "--database-url", url]) == 0
     assert await public([new]) == made
+
+
+async def test_the_uftp_commands_make_a_key_once_a_peer_and_a_congestion_point(tmp_path, capsys):  # type: ignore[no-untyped-def]
+    """`flexbridge uftp key` creates once (then prints) our domain and raw base64 public key;
+    `peer add --protocol uftp --role AGR --public-key`; `uftp congestion-point add` prints
+    the platform key of a FlexibilityArea named by its EA1 address. Bad input is one line
+    and exit 2."""
+    import asyncio
+
+    from adapter.cli import main
+    from hub.peer_state import state_of
+    from store.db import open_database
+    from store.peers import find_peer
+    from store.references import find, parse_address
+    from store.tenants import get_tenant
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main([*argv, "--database-url", url])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    assert (await asyncio.to_thread(run, "tenant", "add", "grid"))[0] == 0
+    code, first, _ = await asyncio.to_thread(
+        run, "uftp", "key", "--tenant", "grid", "--domain", "dso.example.com"
+    )
+    assert code == 0 and first.startswith("domain dso.example.com\npublic key ")
+    code, again, _ = await asyncio.to_thread(run, "uftp", "key", "--tenant", "grid")
+    assert code == 0 and again == first
+    agr = SigningKey.generate()
+    code, _, err = await asyncio.to_thread(
+        run, "peer", "add", "--tenant", "grid", "--protocol", "uftp", "--name", "agr.example.com",
+        "--role", "AGR", "--base-url", "http://agr.invalid/m", "--public-key", "not-a-key",
+    )  # fmt: skip
+    assert code == 2 and "--public-key" in err and len(err.strip().splitlines()) == 1
+    code, _, _ = await asyncio.to_thread(
+        run, "peer", "add", "--tenant", "grid", "--protocol", "uftp", "--name", "agr.example.com",
+        "--role", "AGR", "--base-url", "http://agr.invalid/m", "--public-key", agr.public,
+    )  # fmt: skip
+    assert code == 0
+    code, key, _ = await asyncio.to_thread(
+        run, "uftp", "congestion-point", "add", "--tenant", "grid", "--ea", CP,
+        "--connection", "ean.871685900012345678", "--agr", "agr.example.com",
+    )  # fmt: skip
+    assert code == 0
+    db = open_database(url)
+    try:
+        async with db.read() as tx:
+            tenant = await get_tenant(tx, "grid")
+            point = await find(tx, tenant, parse_address(CP))
+            peer = await find_peer(tx, tenant, "uftp", "agr.example.com")
+    finally:
+        await db.close()
+    assert point is not None and str(point.key) == key.strip()
+    assert peer is not None
+    state = state_of(peer)
+    assert (state.role, state.public_keys, state.congestion_points) == ("AGR", [agr.public], [CP])

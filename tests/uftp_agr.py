@@ -1,22 +1,34 @@
 """An AGR for UFTP tests in this process: it signs what it sends with its own key, and its
 endpoint records every SignedMessage flexbridge sends it, verified with flexbridge's public
-key and read into (type, attributes, children)."""
+key and read into (type, attributes, children). And the `dso` fixture (registered by
+tests/conftest.py): a flexbridge app with a tenant, our identity, this AGR as its peer and a
+congestion point it is active at."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from xml.etree.ElementTree import Element
+from zoneinfo import ZoneInfo
 
+import pytest
 from aiohttp import web
 
-from protocols.common.xmlschemas import parse
+from adapter import peer_admin
+from adapter.app import create_app
+from adapter.keys import DB
+from adapter.settings import Settings
+from protocols.common.xmlschemas import check, parse
 from protocols.uftp.v3_1.codec import Node, document, timestamp
+from protocols.uftp.v3_1.congestion_points import NewCongestionPoint, add_congestion_point
 from protocols.uftp.v3_1.envelope import Role, read_envelope, write_envelope
+from protocols.uftp.v3_1.identity import identity_of
+from protocols.uftp.v3_1.schemas import OUTBOUND, PACKAGE
 from protocols.uftp.v3_1.sealing import SigningKey, open_sealed, public_key
+from store.tenants import add_tenant
 
 WAIT = 10.0  # seconds a reply may take; a failure, never a pause
 
@@ -90,4 +102,84 @@ def isp_nodes(powers: list[int]) -> list[Node]:
     ]
 
 
-__all__ = ["Agr", "Any", "Received", "isp_nodes"]
+# --- flexbridge as the DSO, with this AGR as its peer -----------------------------------
+
+PATH = "/shapeshifter/api/v3/message"
+CP = "ea1.2026-12.nl.example.dso:cp-1"
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+XML = {"Content-Type": "text/xml; charset=utf-8"}
+
+
+class Dso:
+    def __init__(self, client: Any, app: Any, tenant: Any, agr: Agr, point: Any) -> None:
+        self.client, self.app, self.tenant, self.agr, self.point = client, app, tenant, agr, point
+
+    async def post(self, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, str]:
+        response = await self.client.post(PATH, data=body, headers=headers or XML)
+        return response.status, await response.text()
+
+    async def send(
+        self, kind: str, children: list[Node] | None = None, **attributes: str
+    ) -> tuple[int, str]:
+        inner = self.agr.message(kind, self.agr.metadata(**attributes), children)
+        return await self.post(self.agr.signed(inner))
+
+
+@pytest.fixture
+async def dso(db, database_url, aiohttp_client, aiohttp_server):  # type: ignore[no-untyped-def]
+    agr = Agr()
+    agr_server = await aiohttp_server(agr.app())
+    settings = replace(
+        Settings(),
+        database_url=database_url,
+        admin_password="admin-pw",
+        outbox_poll_seconds=0.05,
+        peer_clock_seconds=0.05,
+        uftp_domain="dso.example.com",
+    )
+    app = create_app(settings)
+    client = await aiohttp_client(app)
+    async with db.transaction() as tx:
+        tenant, _ = await add_tenant(tx, "grid")
+    async with app[DB].transaction() as tx:
+        identity = await identity_of(tx, tenant, "dso.example.com")
+    agr.dso_key = identity.key.public
+    await peer_admin.add(
+        app[DB],
+        peer_admin.NewPeer(
+            "grid",
+            "uftp",
+            agr.domain,
+            str(agr_server.make_url("/agr/message")),
+            role="AGR",
+            public_keys=(agr.key.public,),
+        ),
+    )
+    point = await add_congestion_point(
+        app[DB], NewCongestionPoint("grid", CP, ("ean.871685900012345678",), (agr.domain,))
+    )
+    return Dso(client, app, tenant, agr, point)
+
+
+def tomorrow() -> date:
+    return datetime.now(AMSTERDAM).date() + timedelta(days=1)
+
+
+def flex_attributes(period: date, **more: str) -> dict[str, str]:
+    return {
+        "ISP-Duration": "PT15M",
+        "TimeZone": "Europe/Amsterdam",
+        "Period": period.isoformat(),
+        "CongestionPoint": CP,
+        **more,
+    }
+
+
+def valid_outbound(inner: bytes) -> None:
+    check(parse(inner), PACKAGE, OUTBOUND)
+
+
+def isps_of(period: date) -> int:
+    start = datetime.combine(period, datetime.min.time(), AMSTERDAM)
+    end = datetime.combine(period + timedelta(days=1), datetime.min.time(), AMSTERDAM)
+    return (end - start) // timedelta(minutes=15)

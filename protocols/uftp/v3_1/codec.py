@@ -20,7 +20,7 @@ import isodate
 from protocols.common.xmlschemas import XmlInvalid, check, parse
 from protocols.uftp.v3_1.errors import Rejected
 from protocols.uftp.v3_1.isp import Span
-from protocols.uftp.v3_1.schemas import INBOUND, PACKAGE
+from protocols.uftp.v3_1.schemas import INBOUND, OUTBOUND, PACKAGE
 
 RESPONSE = "Response"
 
@@ -80,11 +80,20 @@ def _header(root: Element) -> Header:
     )
 
 
+# What only a DSO sends: read against the outbound schema when it arrives, so that its
+# sender hears "Invalid SenderRole" (a business rejection) rather than a 400.
+_SENT_BY_DSO = frozenset(
+    {"FlexRequest", "FlexOrder", "FlexReservationUpdate", "FlexSettlement"}
+    | {"D-PrognosisResponse", "FlexOfferResponse", "FlexOfferRevocationResponse"}
+    | {"MeteringResponse", "DSOPortfolioUpdate", "DSOPortfolioQuery"}
+)
+
+
 def read_inner(data: bytes) -> Inner:
     """The inner message; XmlInvalid when it is not well-formed or breaks the schema,
     Rejected when its TimeStamp lacks an offset."""
     root = parse(data)
-    check(root, PACKAGE, INBOUND)
+    check(root, PACKAGE, OUTBOUND if root.tag in _SENT_BY_DSO else INBOUND)
     return Inner(_header(root), root)
 
 

@@ -28,9 +28,11 @@ from protocols.uftp.v3_1.codec import RESPONSE, Inner, read_inner
 from protocols.uftp.v3_1.d_prognosis import d_prognosis
 from protocols.uftp.v3_1.envelope import Role, read_envelope
 from protocols.uftp.v3_1.errors import Rejected, TransportError
+from protocols.uftp.v3_1.flex_offers import flex_offer, flex_offer_revocation, trade_answered
 from protocols.uftp.v3_1.handling import Accepted, Handler, Received
 from protocols.uftp.v3_1.identity import identity_of
 from protocols.uftp.v3_1.market import MARKET
+from protocols.uftp.v3_1.metering import metering
 from protocols.uftp.v3_1.replies import respond
 from protocols.uftp.v3_1.sealing import SIGNATURE_BYTES
 from protocols.uftp.v3_1.transport import PROTOCOL, SIGNED, Signed
@@ -46,10 +48,13 @@ async def _noted(received: Received) -> Accepted:
 
 HANDLERS: dict[str, Handler] = {
     "D-Prognosis": d_prognosis,
+    "Metering": metering,
+    "FlexOffer": flex_offer,
+    "FlexOfferRevocation": flex_offer_revocation,
     "TestMessage": _noted,
     "TestMessageResponse": _noted,
-    "FlexRequestResponse": _noted,
-    "FlexOrderResponse": _noted,
+    "FlexRequestResponse": trade_answered,
+    "FlexOrderResponse": trade_answered,
     "FlexReservationUpdateResponse": _noted,
     "FlexSettlementResponse": _noted,
     "DSOPortfolioUpdateResponse": _noted,

@@ -8,11 +8,16 @@ body, business results later by signed responses.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from aiohttp import web
 
+from hub.runtime import Hub
 from protocols.common.surface import Auth, Refusal, Surface
-from protocols.uftp.v3_1 import messages, transport
+from protocols.uftp.v3_1 import clock, messages, transport
+from protocols.uftp.v3_1.market import Market
 from store.accounts import Role
+from store.db import Database
 
 # The sender's side of the spec's table: 404 and 419 (no key for us yet) are temporary.
 TEMPORARY = frozenset({404, 419})
@@ -28,14 +33,21 @@ def render_error(refusal: Refusal) -> web.Response:
     )
 
 
-SURFACE = Surface(
-    name="UFTP 3.1",
-    routes=messages.routes,
-    auth=Auth.SIGNED_BODY,
-    roles=frozenset({Role.PEER}),
-    realm="UFTP",
-    render_error=render_error,
-    peer_protocol=transport.PROTOCOL,
-    authenticate=transport.authenticate,
-    retry_statuses=TEMPORARY,
-)
+def surface(market: Market) -> Surface:
+    """The surface for a market (its clock checks congestion in the market's time zone)."""
+
+    async def tick(db: Database, hub: Hub, now: datetime) -> None:
+        await clock.tick(db, hub, now, market)
+
+    return Surface(
+        name="UFTP 3.1",
+        routes=messages.routes,
+        auth=Auth.SIGNED_BODY,
+        roles=frozenset({Role.PEER}),
+        realm="UFTP",
+        render_error=render_error,
+        clock=tick,
+        peer_protocol=transport.PROTOCOL,
+        authenticate=transport.authenticate,
+        retry_statuses=TEMPORARY,
+    )

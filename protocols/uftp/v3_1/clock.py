@@ -1,0 +1,62 @@
+"""The UFTP clock, run by the adapter's peer clock about once a second: for every
+congestion point with a D-Prognosis for today or later, send the FlexRequests its overload
+asks for (flex_requests.py) and place the FlexOrders its offers allow (flex_orders.py).
+
+Each congestion point and Period is handled in its own transaction, with its prognosis
+rows locked (skipped when another process holds them), so processes sharing a database do
+not both send.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from hub.runtime import Hub
+from protocols.uftp.v3_1.flex_orders import place_orders
+from protocols.uftp.v3_1.flex_requests import check_congestion
+from protocols.uftp.v3_1.identity import identity_of
+from protocols.uftp.v3_1.market import Market
+from store.db import Database
+from store.entities import get_entity_by_id
+from store.references import USEF_SYSTEM, references_of
+from store.tenants import Tenant, list_tenants
+from store.uftp import Forecast, lock_forecast, periods_ahead
+
+
+async def tick(db: Database, hub: Hub, now: datetime, market: Market) -> None:
+    today = now.astimezone(market.time_zone).date()
+    async with db.read() as tx:
+        forecasts = await periods_ahead(tx, today - timedelta(days=1))
+        tenants = {t.id: t for t in await list_tenants(tx)} if forecasts else {}
+    sent = 0
+    for forecast in forecasts:
+        sent += await _handle(db, hub, forecast, tenants, market, now)
+    if sent:
+        hub.wake_outbox()
+
+
+async def _handle(
+    db: Database,
+    hub: Hub,
+    forecast: Forecast,
+    tenants: dict[int, Tenant],
+    market: Market,
+    now: datetime,
+) -> int:
+    tenant = tenants.get(forecast.tenant_id)
+    if tenant is None:
+        return 0
+    async with db.transaction() as tx:
+        if not await lock_forecast(tx, forecast):
+            return 0
+        point = await get_entity_by_id(tx, tenant, forecast.entity_id)
+        addresses = [
+            r.external_key
+            for r in await references_of(tx, tenant, point, USEF_SYSTEM)
+            if r.reference_type == "ea1"
+        ]
+        if not addresses:
+            return 0
+        identity = await identity_of(tx, tenant, market.domain)
+        args = (tx, tenant, point, addresses[0], forecast.period, market, identity, now)
+        return await check_congestion(*args) + await place_orders(*args)

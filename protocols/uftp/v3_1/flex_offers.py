@@ -1,0 +1,160 @@
+"""FlexOffer and FlexOfferRevocation (AGR -> DSO), and what their answers change.
+
+A FlexOffer is checked, after the generic rules, in the specification's order:
+ISP-Duration and TimeZone (as a D-Prognosis), each option's ISPs ("ISPs out of bounds",
+"ISP conflict"), the Period (not over: "Period out of bounds"), the congestion point
+("Invalid CongestionPoint"), ExpirationDateTime (in the future and not after the last ISP
+offered: "ExpirationDateTime out of bounds"), then the request it answers: FlexRequestMessageID
+is required unless Unsolicited="true" ("Invalid Message"), must name our request to this AGR
+("Unknown FlexRequestMessageID reference") for the same Period ("Reference Period
+mismatch"), neither expired nor superseded ("Reference message expired"), and at least one
+option must cover one of its Requested ISPs ("Request mismatch"). Accepting an offer does
+not order it (flex_orders.py decides). Options are mutually exclusive.
+
+A FlexOfferRevocation names an offer of the same AGR ("Unknown FlexOfferMessageID
+reference"); an offer already ordered cannot be revoked ("Flexibility procured").
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from protocols.uftp.v3_1.codec import spans_of
+from protocols.uftp.v3_1.d_prognosis import congestion_point, day_of
+from protocols.uftp.v3_1.errors import Rejected
+from protocols.uftp.v3_1.handling import Accepted, Received
+from protocols.uftp.v3_1.isp import Day, check_spans
+from store.timeutil import utcnow
+from store.uftp import TradeStatus, add_trade, find_trade, set_trade_status
+
+
+def _moment(text: str | None) -> datetime:
+    if not text:
+        raise Rejected("ExpirationDateTime out of bounds")
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise Rejected("Invalid Message: ExpirationDateTime has no UTC offset")
+    return moment
+
+
+def _options(received: Received, day: Day) -> list[dict[str, Any]]:
+    options = []
+    for option in received.inner.root.iter("OfferOption"):
+        isps = spans_of(option.iter("ISP"))
+        check_spans((span for span, _ in isps), day)
+        options.append(
+            {
+                "reference": option.attrib["OptionReference"].strip(),
+                "price": str(Decimal(option.attrib["Price"].strip())),
+                "min_activation_factor": str(
+                    Decimal(option.attrib.get("MinActivationFactor", "1.00").strip())
+                ),
+                "isps": [
+                    {"start": s.start, "duration": s.duration, "power_w": int(e.attrib["Power"])}
+                    for s, e in isps
+                ],
+            }
+        )
+    return options
+
+
+def _last_end(day: Day, options: list[dict[str, Any]]) -> datetime:
+    last = max(i["start"] + i["duration"] - 1 for o in options for i in o["isps"])
+    return day.interval(last)[1]
+
+
+def _covers(options: list[dict[str, Any]], requested: set[int]) -> bool:
+    return any(
+        requested & set(range(i["start"], i["start"] + i["duration"]))
+        for o in options
+        for i in o["isps"]
+    )
+
+
+async def _request_answered(
+    received: Received, day: Day, options: list[dict[str, Any]]
+) -> str | None:
+    inner = received.inner
+    reference = inner.attr("FlexRequestMessageID")
+    if (inner.attr("Unsolicited") or "false") == "true":
+        return reference
+    if reference is None:
+        raise Rejected("Invalid Message: FlexRequestMessageID required unless Unsolicited")
+    request = await find_trade(received.tx, "request", received.peer, reference)
+    if request is None:
+        raise Rejected("Unknown FlexRequestMessageID reference")
+    if request.period != day.period:
+        raise Rejected("Reference Period mismatch")
+    if (
+        request.status not in (TradeStatus.SENT, TradeStatus.ACCEPTED)
+        or request.parts["expires_at"] <= utcnow()
+    ):
+        raise Rejected("Reference message expired")
+    requested = {i["start"] for i in request.parts["isps"] if i["disposition"] == "Requested"}
+    if not _covers(options, requested):
+        raise Rejected("Request mismatch")
+    return reference
+
+
+async def flex_offer(received: Received) -> Accepted:
+    day = day_of(received)
+    options = _options(received, day)
+    now = utcnow()
+    if day.end <= now:
+        raise Rejected("Period out of bounds")
+    flex = received.inner
+    point = await congestion_point(received, flex.attr("CongestionPoint") or "")
+    expires = _moment(flex.attr("ExpirationDateTime"))
+    if expires <= now or expires > _last_end(day, options):
+        raise Rejected("ExpirationDateTime out of bounds")
+    reference = await _request_answered(received, day, options)
+    await add_trade(
+        received.tx,
+        "offer",
+        received.tenant,
+        received.peer,
+        point,
+        day.period,
+        message_id=flex.header.message_id,
+        conversation_id=flex.header.conversation_id,
+        status=TradeStatus.OPEN,
+        flex_request_message_id=reference,
+        expires_at=expires,
+        currency=flex.attr("Currency") or "EUR",
+        version=flex.header.version,
+        options=options,
+    )
+    return Accepted()
+
+
+async def flex_offer_revocation(received: Received) -> Accepted:
+    reference = received.inner.attr("FlexOfferMessageID") or ""
+    offer = await find_trade(received.tx, "offer", received.peer, reference, for_update=True)
+    if offer is None:
+        raise Rejected("Unknown FlexOfferMessageID reference")
+    if offer.status is TradeStatus.ORDERED:
+        raise Rejected("Flexibility procured")
+    await set_trade_status(received.tx, "offer", offer.id, TradeStatus.REVOKED)
+    return Accepted()
+
+
+def answer_of(kind: str) -> tuple[str, str]:
+    """Of a response to one of our trade messages: the trade kind and its reference attribute."""
+    sent = kind.removesuffix("Response")
+    return {"FlexRequest": "request", "FlexOrder": "order"}[sent], f"{sent}MessageID"
+
+
+async def trade_answered(received: Received) -> Accepted:
+    """A FlexRequestResponse or FlexOrderResponse: our message is accepted or rejected (an
+    unknown reference is logged only: a response is never answered)."""
+    kind, attribute = answer_of(received.inner.header.kind)
+    reference = received.inner.attr(attribute) or ""
+    trade = await find_trade(received.tx, kind, received.peer, reference, for_update=True)
+    if trade is not None and trade.status is TradeStatus.SENT:
+        accepted = received.inner.attr("Result") == "Accepted"
+        await set_trade_status(
+            received.tx, kind, trade.id, TradeStatus.ACCEPTED if accepted else TradeStatus.REJECTED
+        )
+    return Accepted()
