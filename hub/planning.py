@@ -51,7 +51,8 @@ from store.entities import Connector, Entity, connectors_of
 from store.series import Series, SeriesKey, ensure_many, series_of_entities
 from store.series_types import SeriesType
 from store.tenants import Tenant
-from store.values import Point, Window, read_values, read_windows, write_many
+from store.timeutil import MICROSECOND, to_micros
+from store.values import Blocks, Point, Window, read_values, read_windows, write_many
 
 log = logging.getLogger("flexbridge.planning")
 
@@ -354,11 +355,22 @@ def _plan_series(
     return planned
 
 
-def _points(start: datetime, values: np.ndarray) -> list[Point]:
-    return [
-        Point(start + i * BLOCK, start + (i + 1) * BLOCK, round(float(v), 6) + 0.0)
-        for i, v in enumerate(values)
+def _rounded(values: np.ndarray) -> list[float]:
+    """Plan values as stored: to the micro-kW, never -0.0."""
+    return [round(v, 6) + 0.0 for v in values.tolist()]
+
+
+def _as_written(start: datetime, columns: list[list[float]]) -> tuple[list[int], list[list[Point]]]:
+    """The block starts in epoch microseconds (what the store writes from) and each series
+    as points (what the hooks are given), the block edges made once for all series."""
+    blocks = max(map(len, columns), default=0)
+    edges = [start + i * BLOCK for i in range(blocks + 1)]
+    first_us, block_us = to_micros(start), BLOCK // MICROSECOND
+    starts_us = [first_us + i * block_us for i in range(blocks)]
+    points = [
+        [Point(edges[i], edges[i + 1], v) for i, v in enumerate(column)] for column in columns
     ]
+    return starts_us, points
 
 
 async def write_plan(
@@ -378,8 +390,10 @@ async def write_plan(
     planned = _plan_series(group, problem, plan, assets)
     wanted = [(entity, series_type) for entity, series_type, _ in planned]
     written = await ensure_many(tx, tenant, wanted, resolution=BLOCK)
-    points = [_points(problem.start, values) for _, _, values in planned]
-    await write_many(tx, tenant, list(zip(written, points, strict=True)), source=OPTIMIZER_SOURCE)
+    columns = [_rounded(values) for _, _, values in planned]
+    starts_us, points = _as_written(problem.start, columns)
+    blocks = [Blocks(starts_us[: len(column)], column) for column in columns]
+    await write_many(tx, tenant, list(zip(written, blocks, strict=True)), source=OPTIMIZER_SOURCE)
     for (entity, _, _), series, values in zip(planned, written, points, strict=True):
         for hook in hooks:
             await hook(tx, tenant, entity, series, values)
