@@ -21,8 +21,11 @@ when the signed `<Type>Response` the AGR receives says Rejected, the domain tabl
 exactly as before ("a rejected message changes nothing"). A 200 with an Accepted response
 may change them.
 
-The seed makes a failure reproducible (FLEXBRIDGE_FUZZ_SEED; FLEXBRIDGE_UFTP_FUZZ_CASES to
-go further than the default). `pytest -s` prints the count of each outcome.
+Six costly cases run once each (20,000 ISPs, 100,000 levels of nesting, an entity bomb, a
+body over max_body_bytes, a 1 MiB Body, no Content-Length), then 400 random ones: about
+35 s per backend; the seed makes a failure reproducible (FLEXBRIDGE_FUZZ_SEED;
+FLEXBRIDGE_UFTP_FUZZ_CASES to go further). `pytest -s` prints the count of each outcome.
+The 500s found so far are in KNOWN_500, each reproduced by a strict xfail test at the end.
 """
 
 from __future__ import annotations
@@ -622,7 +625,7 @@ def anchors(dso: Dso, messages: Messages) -> list[Shot]:
     deep = messages.test_message()
     deep.children = [El("X", {})]
     nested = document(deep).replace(b"<X/>", b"<X>" * 100_000 + b"</X>" * 100_000)
-    bomb = document(messages.test_message(), PROLOGS[0]).replace(b"?>\n", b"?>\n", 1)
+    bomb = document(messages.test_message(), PROLOGS[0])
     over = _envelope(dso.agr.domain, "AGR", "A" * (MAX_BODY + 1))
     big = _envelope(dso.agr.domain, "AGR", base64.b64encode(b"\x00" * 1024 * 1024).decode())
     test = document(messages.test_message())
