@@ -128,6 +128,21 @@ async def test_of_mutually_exclusive_options_the_cheapest_cover_is_ordered(dso):
     assert (order.attributes["OptionReference"], order.attributes["Price"]) == ("cheap", "30.0000")
 
 
+async def test_a_need_covered_by_an_order_orders_nothing_more(dso):
+    """Flex already ordered for a request counts against its need: an offer that comes after
+    the cover is left open (the benchmark once saw every later offer ordered, one a tick)."""
+    period, request = await _overloaded(dso)
+    first = _offer(dso, period, request, [("first", "10.0000", "1.00", 20_000)])
+    assert (await dso.post(first))[0] == 200
+    await dso.agr.next("FlexOrder")
+    later = _offer(dso, period, request, [("later", "5.0000", "1.00", 20_000)])
+    assert (await dso.post(later))[0] == 200
+    assert (await dso.agr.next("FlexOfferResponse")).attributes["Result"] == "Accepted"
+    await clock.tick(dso.app[DB], dso.app[HUB], datetime.now(UTC), dso.app[MARKET])
+    async with dso.app[DB].read() as tx:
+        assert (await tx.execute(select(func.count()).select_from(uftp_flex_orders))).scalar() == 1
+
+
 async def test_offers_that_cover_the_need_only_together_are_ordered_together(dso):
     """ "a FlexOrder goes out as soon as accepted offers cover the requested flex, else a
     configurable time (default 5 minutes) before the earliest offer expires": the first

@@ -55,14 +55,15 @@ def _flex_w(isps: list[dict[str, Any]], count: int, factor: float = 1.0) -> np.n
 
 
 def _needed(
-    request: Trade, orders: list[Trade], offers: dict[str, Trade], count: int
+    request: Trade, orders: list[Trade], offers: dict[tuple[int, str], Trade], count: int
 ) -> np.ndarray:
+    """The request's Requested reduction per ISP less what its orders already cover."""
     needed = np.zeros(count)
     for isp in request.parts["isps"]:
         if isp["disposition"] == "Requested":
             needed[isp["start"] - 1] = -isp["min_w"]
     for order in orders:
-        offer = offers.get(order.parts["flex_offer_message_id"])
+        offer = offers.get((order.peer_id, order.parts["flex_offer_message_id"]))
         if offer is not None and offer.parts["flex_request_message_id"] == request.message_id:
             factor = float(order.parts["activation_factor"])
             needed -= _flex_w(order.parts["isps"], count, factor)
@@ -143,11 +144,14 @@ async def _order_for(
     mine = [
         o
         for o in offers
-        if o.parts["flex_request_message_id"] == request.message_id and o.parts["expires_at"] > now
+        if o.status is TradeStatus.OPEN
+        and o.peer_id == request.peer_id
+        and o.parts["flex_request_message_id"] == request.message_id
+        and o.parts["expires_at"] > now
     ]
     if not mine:
         return 0
-    needed = _needed(request, orders, {o.message_id: o for o in offers}, day.count)
+    needed = _needed(request, orders, {(o.peer_id, o.message_id): o for o in offers}, day.count)
     if not (needed > 0).any():
         return 0
     plan = await asyncio.to_thread(solve_flex_orders, _problem(needed, mine, day.count))
@@ -202,8 +206,9 @@ async def place_orders(
 ) -> int:
     """Place the FlexOrders the congestion point's open requests and offers call for now;
     how many were placed."""
-    offers = await trades_at(tx, "offer", tenant, point, period, (TradeStatus.OPEN,))
-    if not offers:
+    # Every offer, not only the open ones: an ordered offer's order still covers its request.
+    offers = await trades_at(tx, "offer", tenant, point, period)
+    if not any(o.status is TradeStatus.OPEN for o in offers):
         return 0
     day = Day(period, market.time_zone, market.isp)
     orders = await trades_at(
