@@ -3,19 +3,17 @@ into typed records, and ours written (attributes only, no namespace, as the spec
 XSDs have them).
 
 A message's type is its root element's name. Every one carries the metadata of `Header`;
-flex messages add `Flex`; responses carry Result, RejectionReason and the id of the message
-they answer in `<Type>MessageID`.
+messages with ISPs add ISP-Duration, TimeZone and Period (read by days.py); responses carry
+Result, RejectionReason and the id of the message they answer in `<Type>MessageID`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from xml.etree.ElementTree import Element
 from xml.sax.saxutils import quoteattr
-
-import isodate
 
 from protocols.common.xmlschemas import XmlInvalid, check, parse
 from protocols.uftp.v3_1.errors import Rejected
@@ -39,16 +37,6 @@ class Header:
 
 
 @dataclass(frozen=True, slots=True)
-class Flex:
-    """FlexMessageType: the Period of ISPs a flex message is about, at a congestion point."""
-
-    isp_duration: timedelta
-    time_zone: str
-    period: date
-    congestion_point: str
-
-
-@dataclass(frozen=True, slots=True)
 class Inner:
     """A received message: its header, and its element for the handler of its type."""
 
@@ -60,11 +48,18 @@ class Inner:
         return None if value is None else value.strip()
 
 
-def _moment(text: str, field: str) -> datetime:
-    moment = datetime.fromisoformat(text.strip())
-    if moment.tzinfo is None:  # the prose requires an offset; the 3.x XSD does not
-        raise Rejected(f"Invalid Message: {field} has no UTC offset")
-    return moment.astimezone(UTC)
+def moment(text: str, field: str) -> datetime:
+    """An xs:dateTime with the offset the prose requires (the 3.x XSD does not), in UTC;
+    one datetime cannot hold (24:00:00, years beyond 1-9999 in UTC) is refused."""
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+        if parsed.tzinfo is None:
+            raise Rejected(f"Invalid Message: {field} has no UTC offset")
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise Rejected(
+            f"Invalid Message: {field} {text!r} is not a time this server can hold"
+        ) from exc
 
 
 def _header(root: Element) -> Header:
@@ -74,7 +69,7 @@ def _header(root: Element) -> Header:
         a["Version"],
         a["SenderDomain"],
         a["RecipientDomain"],
-        _moment(a["TimeStamp"], "TimeStamp"),
+        moment(a["TimeStamp"], "TimeStamp"),
         a["MessageID"],
         a["ConversationID"],
     )
@@ -95,16 +90,6 @@ def read_inner(data: bytes) -> Inner:
     root = parse(data)
     check(root, PACKAGE, OUTBOUND if root.tag in _SENT_BY_DSO else INBOUND)
     return Inner(_header(root), root)
-
-
-def flex_of(inner: Inner) -> Flex:
-    a = inner.root.attrib
-    return Flex(
-        isodate.parse_duration(a["ISP-Duration"].strip()),
-        a["TimeZone"].strip(),
-        date.fromisoformat(a["Period"].strip()),
-        a["CongestionPoint"].strip(),
-    )
 
 
 def spans_of(elements: Iterable[Element]) -> list[tuple[Span, Element]]:
@@ -144,13 +129,11 @@ def document(node: Node) -> bytes:
 
 __all__ = [
     "RESPONSE",
-    "Flex",
     "Header",
     "Inner",
     "Node",
     "XmlInvalid",
     "document",
-    "flex_of",
     "read_inner",
     "reference_attribute",
     "spans_of",

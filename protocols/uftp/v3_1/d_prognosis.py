@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from hub.peer_state import state_of
-from protocols.uftp.v3_1.codec import flex_of, spans_of
+from protocols.uftp.v3_1.codec import spans_of
 from protocols.uftp.v3_1.days import day_of
 from protocols.uftp.v3_1.errors import Rejected
 from protocols.uftp.v3_1.handling import Accepted, Received
@@ -59,7 +59,7 @@ async def d_prognosis(received: Received) -> Accepted:
     check_spans((span for span, _ in isps), day, complete=True)
     if day.end <= utcnow():
         raise Rejected("Period out of bounds")
-    point = await congestion_point(received, flex_of(received.inner).congestion_point)
+    point = await congestion_point(received, received.inner.attr("CongestionPoint") or "")
     revision = int(received.inner.attr("Revision") or 0)
     kept = await prognosis_revision(received.tx, received.peer, point, day.period)
     if kept is not None and revision < kept:

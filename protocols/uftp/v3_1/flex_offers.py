@@ -21,7 +21,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from protocols.uftp.v3_1.codec import spans_of
+from protocols.uftp.v3_1.codec import moment, spans_of
 from protocols.uftp.v3_1.d_prognosis import congestion_point, day_of
 from protocols.uftp.v3_1.errors import Rejected
 from protocols.uftp.v3_1.handling import Accepted, Received
@@ -30,13 +30,13 @@ from store.timeutil import utcnow
 from store.uftp import TradeStatus, add_trade, find_trade, set_trade_status
 
 
-def _moment(text: str | None) -> datetime:
+def _expiry(text: str | None) -> datetime:
     if not text:
         raise Rejected("ExpirationDateTime out of bounds")
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        raise Rejected("Invalid Message: ExpirationDateTime has no UTC offset")
-    return moment
+    try:
+        return moment(text, "ExpirationDateTime")
+    except Rejected as exc:
+        raise Rejected("ExpirationDateTime out of bounds") from exc
 
 
 def _options(received: Received, day: Day) -> list[dict[str, Any]]:
@@ -106,7 +106,7 @@ async def flex_offer(received: Received) -> Accepted:
         raise Rejected("Period out of bounds")
     flex = received.inner
     point = await congestion_point(received, flex.attr("CongestionPoint") or "")
-    expires = _moment(flex.attr("ExpirationDateTime"))
+    expires = _expiry(flex.attr("ExpirationDateTime"))
     if expires <= now or expires > _last_end(day, options):
         raise Rejected("ExpirationDateTime out of bounds")
     reference = await _request_answered(received, day, options)
