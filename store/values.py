@@ -12,6 +12,7 @@ cheap check is looked at again by `_point_issue`, which says precisely what is w
 
 from __future__ import annotations
 
+import bisect
 import functools
 import itertools
 import re
@@ -643,21 +644,25 @@ def _windows_clause(windows: Sequence[tuple[int, int, int]]) -> ColumnElement[bo
     )
 
 
+def _spans(windows: Sequence[Window]) -> list[tuple[int, int, int]]:
+    """(series id, lo, hi) in epoch microseconds per window, checked as read_values does."""
+    spans = []
+    for window in windows:
+        lo = to_micros(require_utc(window.start, "start"))
+        hi = to_micros(require_utc(window.end, "end"))
+        if hi <= lo:
+            raise ValidationError("end", "must be after start")
+        spans.append((window.series.id, lo, hi))
+    return spans
+
+
 async def read_windows(
     tx: AsyncConnection, tenant: Tenant, windows: Sequence[Window]
 ) -> list[list[Point]]:
     """`read_values(tx, tenant, w.series, w.start, w.end)` for each window, in its order, in
     two statements for all (a plan reads a dozen series: one round trip each was most of its
     cost). As stored: no resampling, the latest belief per start."""
-    spans = []
-    for window in windows:
-        lo, hi = (
-            to_micros(require_utc(window.start, "start")),
-            to_micros(require_utc(window.end, "end")),
-        )
-        if hi <= lo:
-            raise ValidationError("end", "must be after start")
-        spans.append((window.series.id, lo, hi))
+    spans = _spans(windows)
     if not spans:
         return []
     await _check_own(tx, tenant, {series_id for series_id, _, _ in spans})
@@ -670,13 +675,34 @@ async def read_windows(
     rows: dict[int, list[Any]] = {}
     for row in await tx.execute(query):
         rows.setdefault(row[0], []).append(row[1:])
-    return [_as_points(_in_span(rows.get(sid, ()), lo, hi)) for sid, lo, hi in spans]
+    # The series of one read mostly share their block edges: each instant made once.
+    moments: dict[int, datetime] = {}
+    return [_points_of(_in_span(rows.get(sid, []), lo, hi), moments) for sid, lo, hi in spans]
 
 
-def _in_span(rows: Sequence[Any], lo: int, hi: int) -> list[Any]:
+def _in_span(rows: list[Any], lo: int, hi: int) -> list[Any]:
     """The latest belief per start of `rows` (one series' (start, end, value, status), by
     start and belief), for starts in [lo, hi): two windows of one series may differ."""
-    return _latest_per_start(row for row in rows if lo <= row[0] < hi)
+    first = bisect.bisect_left(rows, lo, key=_start_of)
+    last = bisect.bisect_left(rows, hi, lo=first, key=_start_of)
+    return _latest_per_start(rows[first:last])
+
+
+def _start_of(row: Any) -> int:
+    start: int = row[0]
+    return start
+
+
+def _points_of(rows: Iterable[Any], moments: dict[int, datetime]) -> list[Point]:
+    """`_as_points`, each instant made once per `moments`."""
+    points = []
+    for start, end, value, status in rows:
+        if (first := moments.get(start)) is None:
+            first = moments[start] = from_micros(start)
+        if (last := moments.get(end)) is None:
+            last = moments[end] = from_micros(end)
+        points.append(Point(first, last, value, status))
+    return points
 
 
 async def count_starts(

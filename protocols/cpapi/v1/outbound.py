@@ -15,6 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -76,8 +77,15 @@ def bands(points: Sequence[Point]) -> list[dict[str, Any]]:
             last["_end"] = point.end
             continue
         merged.append({"_start": point.start, "_end": point.end, "Value": point.value})
+    names: dict[datetime, str] = {}  # a band's end is the next one's start: written once
+
+    def name(moment: datetime) -> str:
+        if (text := names.get(moment)) is None:
+            text = names[moment] = iso(moment)
+        return text
+
     return [
-        {"ValueTime": iso(b["_start"]), "ValueToTime": iso(b["_end"]), "Value": b["Value"]}
+        {"ValueTime": name(b["_start"]), "ValueToTime": name(b["_end"]), "Value": b["Value"]}
         for b in merged
     ]
 
