@@ -291,39 +291,28 @@ __all__ = [
     "values",
 ]
 
-# UFTP D-Prognoses received (store/uftp.py): the revision of each AGR's prognosis per
-# congestion point and Period, so that an older revision is refused ("Subordinate sequence
-# number"); the values themselves are series on the congestion point.
-uftp_prognoses = Table(
-    "uftp_prognoses",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    _tenant_fk(),
-    Column("peer_id", Integer, ForeignKey("peers.id", ondelete="CASCADE"), nullable=False),
-    Column("entity_id", Integer, ForeignKey("entities.id", ondelete="CASCADE"), nullable=False),
-    Column("period", String(10), nullable=False),  # the local date, YYYY-MM-DD
-    Column("revision", BigInteger, nullable=False),
-    Column("message_id", String(200), nullable=False),
-    Column("received_at", Micros, nullable=False),
-    UniqueConstraint("peer_id", "entity_id", "period"),
-)
 
-# UFTP Meterings received (store/uftp.py): the revision of each AGR's Metering per
-# connection (its Meter entity) and Period, so that an older revision is refused
-# ("Subordinate sequence number"); the values themselves are series on the meter.
-uftp_meterings = Table(
-    "uftp_meterings",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    _tenant_fk(),
-    Column("peer_id", Integer, ForeignKey("peers.id", ondelete="CASCADE"), nullable=False),
-    Column("entity_id", Integer, ForeignKey("entities.id", ondelete="CASCADE"), nullable=False),
-    Column("period", String(10), nullable=False),  # the local date, YYYY-MM-DD
-    Column("revision", BigInteger, nullable=False),
-    Column("message_id", String(200), nullable=False),
-    Column("received_at", Micros, nullable=False),
-    UniqueConstraint("peer_id", "entity_id", "period"),
-)
+def _uftp_revisions(name: str) -> Table:
+    """The revision of each AGR's UFTP message per entity and Period (store/uftp.py), so
+    that an older revision is refused ("Subordinate sequence number"); the values themselves
+    are series on the entity."""
+    return Table(
+        name,
+        metadata,
+        Column("id", Integer, primary_key=True),
+        _tenant_fk(),
+        Column("peer_id", Integer, ForeignKey("peers.id", ondelete="CASCADE"), nullable=False),
+        Column("entity_id", Integer, ForeignKey("entities.id", ondelete="CASCADE"), nullable=False),
+        Column("period", String(10), nullable=False),  # the local date, YYYY-MM-DD
+        Column("revision", BigInteger, nullable=False),
+        Column("message_id", String(200), nullable=False),
+        Column("received_at", Micros, nullable=False),
+        UniqueConstraint("peer_id", "entity_id", "period"),
+    )
+
+
+uftp_prognoses = _uftp_revisions("uftp_prognoses")  # D-Prognoses, per congestion point
+uftp_meterings = _uftp_revisions("uftp_meterings")  # Meterings, per connection (its Meter)
 
 
 def _uftp_trade(name: str, *columns: Column[Any] | Index) -> Table:
