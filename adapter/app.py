@@ -110,6 +110,7 @@ def uftp_market(settings: Settings) -> Market:
         default_domain(settings.uftp_domain, settings.base_url),
         ZoneInfo(settings.uftp_time_zone),
         order_lead=timedelta(seconds=settings.uftp_order_lead_seconds),
+        reservation_lead=timedelta(seconds=settings.uftp_reservation_lead_seconds),
     )
 
 

@@ -130,6 +130,9 @@ class Settings:
     # A FlexOrder that does not cover its request in full waits for more offers until this
     # long before the earliest offer expires.
     uftp_order_lead_seconds: float = 300.0
+    # A contract's FlexReservationUpdate for a Period goes out this long before the Period
+    # begins (10 h: 14:00 the day before, local time), saying what is still reserved.
+    uftp_reservation_lead_seconds: float = 36000.0
     # The heartbeat interval flexbridge asks of peers in its handshakes (section 7: 15 min).
     heartbeat_seconds: float = 900.0
     # Optimal forecasts are re-sent when a group's inputs change, at most this often.
@@ -255,6 +258,7 @@ def load_settings(
 # (setting, lowest allowed value, whether that value itself is allowed)
 _LOWER_BOUNDS: tuple[tuple[str, float, bool], ...] = (
     ("uftp_order_lead_seconds", 0, True),
+    ("uftp_reservation_lead_seconds", 0, False),
     ("max_body_bytes", 0, False),
     ("max_blocks_per_request", 1, True),
     ("max_derived_blocks_per_request", 1, True),

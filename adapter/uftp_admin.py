@@ -1,5 +1,6 @@
 """`flexbridge uftp key|congestion-point add`: the CLI's words around UFTP's identity and
-congestion points (protocols/uftp/v3_1). The command names are fixed: checks outside the
+congestion points (protocols/uftp/v3_1); contracts and reservation updates are in
+uftp_contracts_admin.py. The command names are fixed: checks outside the
 repository call them."""
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Awaitable, Callable
 
+from adapter import uftp_contracts_admin
 from adapter.settings import Settings
 from protocols.uftp.v3_1.congestion_points import NewCongestionPoint, add_congestion_point
 from protocols.uftp.v3_1.identity import default_domain, identity_of, kept_domain
@@ -41,9 +43,12 @@ def add_commands(
     )
     add.add_argument("--agr", action="append", default=[], help="the domain of an AGR active there")
     settings_flags(add)
+    uftp_contracts_admin.add_commands(uftp, settings_flags)
 
 
 def command(args: argparse.Namespace, settings: Settings) -> Command:
+    if args.action in uftp_contracts_admin.ACTIONS:
+        return uftp_contracts_admin.command(args, settings)
     if args.action == "key":
         return _key(args, settings)
     return _congestion_point(args)

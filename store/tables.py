@@ -340,6 +340,7 @@ uftp_flex_requests = _uftp_trade(
     Column("revision", BigInteger, nullable=False),
     Column("expires_at", Micros, nullable=False),
     Column("isps", JSON, nullable=False),  # [{start, duration, disposition, min_w, max_w}]
+    Column("contract_id", String(200), nullable=True),  # the ContractID it carried (0010)
     Index(None, "entity_id", "period"),
 )
 uftp_flex_offers = _uftp_trade(
@@ -350,6 +351,7 @@ uftp_flex_offers = _uftp_trade(
     Column("version", String(20), nullable=False),
     # [{reference, price, min_activation_factor, isps: [{start, duration, power_w}]}]
     Column("options", JSON, nullable=False),
+    Column("contract_id", String(200), nullable=True),  # the ContractID it named (0010)
     Index(None, "entity_id", "period"),
 )
 uftp_flex_orders = _uftp_trade(
@@ -361,4 +363,41 @@ uftp_flex_orders = _uftp_trade(
     Column("currency", String(3), nullable=False),
     Column("order_reference", String(200), nullable=False),
     Column("isps", JSON, nullable=False),  # [{start, duration, power_w}], copied from the offer
+)
+
+# A bilateral contract between the DSO and an AGR (store/uftp_contracts.py): flex the AGR
+# reserves at a congestion point for every Period from valid_from to valid_to (inclusive),
+# either a constant power on every ISP or a pattern of ISPs repeated each day, in signed watts
+# as UFTP writes them (negative: consumption reduced).
+uftp_contracts = Table(
+    "uftp_contracts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant_fk(),
+    Column("peer_id", Integer, ForeignKey("peers.id", ondelete="CASCADE"), nullable=False),
+    Column("entity_id", Integer, ForeignKey("entities.id", ondelete="CASCADE"), nullable=False),
+    Column("contract_id", String(200), nullable=False),  # ContractID on the wire
+    Column("valid_from", String(10), nullable=False),  # the first Period, YYYY-MM-DD
+    Column("valid_to", String(10), nullable=False),  # the last Period
+    Column("reserved_w", BigInteger, nullable=True),  # constant: every ISP of every Period
+    Column("reserved_isps", JSON, nullable=True),  # [{start, duration, power_w}]; others 0
+    Column("status", String(20), nullable=False),  # active | removed
+    Column("created_at", Micros, nullable=False),
+    Column("removed_at", Micros, nullable=True),
+    UniqueConstraint("tenant_id", "contract_id"),
+    Index(None, "entity_id"),
+)
+# The FlexReservationUpdates we send under a contract, one Period each (store/uftp.py).
+uftp_reservation_updates = _uftp_trade(
+    "uftp_reservation_updates",
+    Column(
+        "uftp_contract_id",
+        Integer,
+        ForeignKey("uftp_contracts.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("reference", String(200), nullable=False),
+    Column("isps", JSON, nullable=False),  # [{start, duration, power_w}], still reserved
+    Column("rejection_reason", String(2000), nullable=True),  # the AGR's, when Rejected
+    Index(None, "uftp_contract_id", "period"),
 )

@@ -1,7 +1,8 @@
 """UFTP trading state (docs/protocols/uftp-3.1.md): the D-Prognosis revisions of each AGR
 per congestion point and Period, the Metering revisions per connection and Period, and the
-flex trades: the FlexRequests we send, the FlexOffers AGRs send and the FlexOrders we
-place, each with its state (TradeStatus). A message's own parts (ISPs, options, prices) are
+flex trades: the FlexRequests we send, the FlexOffers AGRs send, the FlexOrders we
+place and the FlexReservationUpdates we send under contracts (uftp_contracts.py), each with
+its state (TradeStatus). A message's own parts (ISPs, options, prices) are
 kept as the message gave them, as JSON."""
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from store.tables import (
     uftp_flex_requests,
     uftp_meterings,
     uftp_prognoses,
+    uftp_reservation_updates,
 )
 from store.tenants import Tenant
 from store.timeutil import from_micros, to_micros, utcnow
@@ -186,6 +188,7 @@ _TRADES = {
     "request": uftp_flex_requests,
     "offer": uftp_flex_offers,
     "order": uftp_flex_orders,
+    "reservation": uftp_reservation_updates,  # FlexReservationUpdates (uftp_contracts.py)
 }
 _COMMON = (
     "id",
@@ -290,10 +293,13 @@ async def trades_at(
 
 
 async def set_trade_status(
-    tx: AsyncConnection, kind: str, trade_id: int, status: TradeStatus
+    tx: AsyncConnection, kind: str, trade_id: int, status: TradeStatus, **parts: Any
 ) -> None:
+    """Set a trade's status, and with it any of its kind's own columns."""
     table = _TRADES[kind]
-    await tx.execute(update(table).where(table.c.id == trade_id).values(status=str(status)))
+    await tx.execute(
+        update(table).where(table.c.id == trade_id).values(status=str(status), **parts)
+    )
 
 
 @dataclass(frozen=True, slots=True)

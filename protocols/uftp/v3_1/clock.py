@@ -1,6 +1,7 @@
 """The UFTP clock, run by the adapter's peer clock about once a second: for every
 congestion point with a D-Prognosis for today or later, send the FlexRequests its overload
-asks for (flex_requests.py) and place the FlexOrders its offers allow (flex_orders.py).
+asks for (flex_requests.py) and place the FlexOrders its offers allow (flex_orders.py); and
+for every contract whose Period is due, its FlexReservationUpdate (reservations.py).
 
 Each congestion point and Period is handled in its own transaction, with its prognosis
 rows locked (skipped when another process holds them), so processes sharing a database do
@@ -16,6 +17,7 @@ from protocols.uftp.v3_1.flex_orders import place_orders
 from protocols.uftp.v3_1.flex_requests import check_congestion
 from protocols.uftp.v3_1.identity import identity_of
 from protocols.uftp.v3_1.market import Market
+from protocols.uftp.v3_1.reservations import release_due
 from store.db import Database
 from store.entities import get_entity_by_id
 from store.references import USEF_SYSTEM, references_of
@@ -31,6 +33,7 @@ async def tick(db: Database, hub: Hub, now: datetime, market: Market) -> None:
     sent = 0
     for forecast in forecasts:
         sent += await _handle(db, hub, forecast, tenants, market, now)
+    sent += await release_due(db, now, market)
     if sent:
         hub.wake_outbox()
 

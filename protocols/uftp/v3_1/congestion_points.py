@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from hub.peer_state import edit
 from protocols.uftp.v3_1.transport import PROTOCOL
 from store.addresses import EA1Address
@@ -20,8 +22,8 @@ from store.db import Database
 from store.entities import Entity, add_connector, create_entity
 from store.errors import NotFound, ValidationError
 from store.peers import find_peer
-from store.references import add_reference, find, parse_address
-from store.tenants import get_tenant
+from store.references import USEF_SYSTEM, add_reference, find, parse_address, references_of
+from store.tenants import Tenant, get_tenant
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,3 +66,11 @@ async def add_congestion_point(db: Database, new: NewCongestionPoint) -> Entity:
                 if str(address) not in state.congestion_points:
                     state.congestion_points.append(str(address))
         return point
+
+
+async def address_of(tx: AsyncConnection, tenant: Tenant, point: Entity) -> str:
+    """The congestion point's EA1 entity address, as messages name it."""
+    for reference in await references_of(tx, tenant, point, USEF_SYSTEM):
+        if reference.reference_type == "ea1":
+            return reference.external_key
+    raise NotFound("EA1 address of congestion point", str(point.key))

@@ -8,8 +8,10 @@ offered: "ExpirationDateTime out of bounds"), then the request it answers: FlexR
 is required unless Unsolicited="true" ("Invalid Message"), must name our request to this AGR
 ("Unknown FlexRequestMessageID reference") for the same Period ("Reference Period
 mismatch"), neither expired nor superseded ("Reference message expired"), and at least one
-option must cover one of its Requested ISPs ("Request mismatch"). Accepting an offer does
-not order it (flex_orders.py decides). Options are mutually exclusive.
+option must cover one of its Requested ISPs ("Request mismatch"); a ContractID, when given,
+must name the AGR's contract at the congestion point running on the Period ("Invalid
+Message: ..."). Accepting an offer does not order it (flex_orders.py decides). Options are
+mutually exclusive.
 
 A FlexOfferRevocation names an offer of the same AGR ("Unknown FlexOfferMessageID
 reference"); an offer already ordered cannot be revoked ("Flexibility procured").
@@ -26,8 +28,12 @@ from protocols.uftp.v3_1.d_prognosis import congestion_point, day_of
 from protocols.uftp.v3_1.errors import Rejected
 from protocols.uftp.v3_1.handling import Accepted, Received
 from protocols.uftp.v3_1.isp import Day, check_spans
+from store.entities import Entity
 from store.timeutil import utcnow
 from store.uftp import TradeStatus, add_trade, find_trade, set_trade_status
+from store.uftp_contracts import MAX_ID, find_contract
+
+_REASON = 2000  # characters of a RejectionReason kept (its column)
 
 
 def _expiry(text: str | None) -> datetime:
@@ -98,6 +104,25 @@ async def _request_answered(
     return reference
 
 
+async def _contract_named(received: Received, point: Entity, day: Day, contract_id: str) -> None:
+    """The ContractID an offer names must be the sender's contract at the offer's congestion
+    point, running on its Period. The specification lists no reason of its own, so the
+    words are "Invalid Message" (valid against the schema, unacceptable in meaning), the
+    same for a contract that does not exist and for another AGR's: an AGR learns nothing
+    of contracts that are not its own."""
+    contract = None
+    if len(contract_id) <= MAX_ID:
+        contract = await find_contract(received.tx, received.tenant, contract_id)
+    if contract is None or (contract.peer_id, contract.entity_id) != (received.peer.id, point.id):
+        shown = contract_id if len(contract_id) <= MAX_ID else contract_id[:MAX_ID] + "..."
+        raise Rejected(
+            f"Invalid Message: ContractID {shown} is not a contract of {received.peer.name}"
+            " at this CongestionPoint"
+        )
+    if not contract.runs_on(day.period):
+        raise Rejected(f"Invalid Message: contract {contract_id} does not run on {day.period}")
+
+
 async def flex_offer(received: Received) -> Accepted:
     day = day_of(received)
     options = _options(received, day)
@@ -110,6 +135,9 @@ async def flex_offer(received: Received) -> Accepted:
     if expires <= now or expires > _last_end(day, options):
         raise Rejected("ExpirationDateTime out of bounds")
     reference = await _request_answered(received, day, options)
+    contract_id = flex.attr("ContractID")
+    if contract_id is not None:
+        await _contract_named(received, point, day, contract_id)
     await add_trade(
         received.tx,
         "offer",
@@ -125,6 +153,7 @@ async def flex_offer(received: Received) -> Accepted:
         currency=flex.attr("Currency") or "EUR",
         version=flex.header.version,
         options=options,
+        contract_id=contract_id,
     )
     return Accepted()
 
@@ -143,18 +172,24 @@ async def flex_offer_revocation(received: Received) -> Accepted:
 def answer_of(kind: str) -> tuple[str, str]:
     """Of a response to one of our trade messages: the trade kind and its reference attribute."""
     sent = kind.removesuffix("Response")
-    return {"FlexRequest": "request", "FlexOrder": "order"}[sent], f"{sent}MessageID"
+    kinds = {"FlexRequest": "request", "FlexOrder": "order", "FlexReservationUpdate": "reservation"}
+    return kinds[sent], f"{sent}MessageID"
 
 
 async def trade_answered(received: Received) -> Accepted:
-    """A FlexRequestResponse or FlexOrderResponse: our message is accepted or rejected (an
+    """A FlexRequestResponse, FlexOrderResponse or FlexReservationUpdateResponse: our message
+    is accepted or rejected, a rejected FlexReservationUpdate with the AGR's reason (an
     unknown reference is logged only: a response is never answered)."""
     kind, attribute = answer_of(received.inner.header.kind)
     reference = received.inner.attr(attribute) or ""
     trade = await find_trade(received.tx, kind, received.peer, reference, for_update=True)
-    if trade is not None and trade.status is TradeStatus.SENT:
-        accepted = received.inner.attr("Result") == "Accepted"
-        await set_trade_status(
-            received.tx, kind, trade.id, TradeStatus.ACCEPTED if accepted else TradeStatus.REJECTED
-        )
+    if trade is None or trade.status is not TradeStatus.SENT:
+        return Accepted()
+    if received.inner.attr("Result") == "Accepted":
+        await set_trade_status(received.tx, kind, trade.id, TradeStatus.ACCEPTED)
+        return Accepted()
+    reason = {}
+    if kind == "reservation":
+        reason["rejection_reason"] = (received.inner.attr("RejectionReason") or "")[:_REASON]
+    await set_trade_status(received.tx, kind, trade.id, TradeStatus.REJECTED, **reason)
     return Accepted()

@@ -118,6 +118,8 @@ def _order_message(
             "ActivationFactor": f"{factor:.2f}",
         }
     )
+    if offer.parts.get("contract_id") is not None:  # an order under the offer's contract
+        attributes["ContractID"] = offer.parts["contract_id"]
     children = [
         Node(
             "ISP",

@@ -12,7 +12,8 @@ tick (about a second), so a request goes out within seconds of the overload beco
 whether a prognosis raised the load or a lowered MaxCapacity cut the room. A request is
 sent again (Revision + 1, the previous one superseded) only when the requested ISPs change;
 it goes to every AGR that sent a D-Prognosis for the Period, in a new conversation that its
-offers and our orders continue.
+offers and our orders continue, with the ContractID of the AGR's contract at the congestion
+point when one runs on the Period.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from store.series import find_series
 from store.series_types import SeriesType
 from store.tenants import Tenant
 from store.uftp import TradeStatus, add_trade, prognosis_senders, set_trade_status, trades_at
+from store.uftp_contracts import contracts_of
 from store.values import read_values
 
 _HOUR = timedelta(hours=1)
@@ -76,6 +78,18 @@ async def loads_at(
     return Loads(prognosed, capacity)
 
 
+async def prognosing_agrs(
+    tx: AsyncConnection, tenant: Tenant, point: Entity, address: str, period: date
+) -> list[Peer]:
+    """The AGRs with an accepted D-Prognosis for the congestion point and Period that are
+    still active there."""
+    agrs = [
+        await get_peer(tx, tenant, peer_id)
+        for peer_id in await prognosis_senders(tx, tenant, point, period)
+    ]
+    return [a for a in agrs if address in state_of(a).congestion_points]
+
+
 def request_isps(loads: Loads) -> list[dict[str, Any]]:
     """The ISPs of the request (empty when nothing is overloaded), as stored and sent."""
     overload = np.where(np.isnan(loads.capacity), 0.0, loads.prognosed - loads.capacity)
@@ -110,8 +124,11 @@ def _message(
     expires: datetime,
     isps: list[dict[str, Any]],
     conversation: str,
+    contract_id: str | None,
 ) -> Node:
     attributes = metadata(identity, peer, conversation=conversation, version=VERSION)
+    if contract_id is not None:  # the AGR's contract here (docs: "Contracts")
+        attributes["ContractID"] = contract_id
     attributes.update(
         {
             "ISP-Duration": "PT15M" if day.isp == timedelta(minutes=15) else _duration(day.isp),
@@ -157,11 +174,7 @@ async def check_congestion(
     day = Day(period, market.time_zone, market.isp)
     if day.end <= now:
         return 0
-    agrs = [
-        await get_peer(tx, tenant, peer_id)
-        for peer_id in await prognosis_senders(tx, tenant, point, period)
-    ]
-    agrs = [a for a in agrs if address in state_of(a).congestion_points]
+    agrs = await prognosing_agrs(tx, tenant, point, address, period)
     isps = request_isps(await loads_at(tx, tenant, point, day, agrs))
     open_requests = await trades_at(tx, "request", tenant, point, period, OPEN_REQUEST)
     if isps == (open_requests[-1].parts["isps"] if open_requests else []):
@@ -175,7 +188,11 @@ async def check_congestion(
     expires = _expiry(day, isps, now)
     for agr in agrs:
         conversation = str(uuid.uuid4())
-        message = _message(identity, agr, address, day, revision, expires, isps, conversation)
+        contracts = await contracts_of(tx, tenant, peer=agr, point=point, period=period)
+        contract_id = contracts[0].contract_id if contracts else None
+        message = _message(
+            identity, agr, address, day, revision, expires, isps, conversation, contract_id
+        )
         message_id = await send_signed(tx, agr, identity, message)
         await add_trade(
             tx,
@@ -190,5 +207,6 @@ async def check_congestion(
             revision=revision,
             expires_at=expires,
             isps=isps,
+            contract_id=contract_id,
         )
     return len(agrs)

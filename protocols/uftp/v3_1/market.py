@@ -1,7 +1,7 @@
 """The market a DSO's UFTP messages belong to: our domain (by default), the ISP-Duration
 and the time zone whose offsets every message's TimeZone must keep. Set by the adapter from
-the settings `uftp_domain`, `uftp_time_zone`,
-`uftp_order_lead_seconds`; PT15M is the ISP of every Dutch market."""
+the settings `uftp_domain`, `uftp_time_zone`, `uftp_order_lead_seconds` and
+`uftp_reservation_lead_seconds`; PT15M is the ISP of every Dutch market."""
 
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ class Market:
     # Orders that do not cover a request in full wait for more offers until this long
     # before the earliest offer expires (flex_orders.py).
     order_lead: timedelta = timedelta(minutes=5)
+    # A contract's FlexReservationUpdate for a Period goes out this long before the Period
+    # begins (reservations.py).
+    reservation_lead: timedelta = timedelta(hours=10)
 
 
 MARKET = web.AppKey("uftp_market", Market)

@@ -55,7 +55,7 @@ HANDLERS: dict[str, Handler] = {
     "TestMessageResponse": _noted,
     "FlexRequestResponse": trade_answered,
     "FlexOrderResponse": trade_answered,
-    "FlexReservationUpdateResponse": _noted,
+    "FlexReservationUpdateResponse": trade_answered,
     "FlexSettlementResponse": _noted,
     "DSOPortfolioUpdateResponse": _noted,
     "DSOPortfolioQueryResponse": _noted,
