@@ -6,21 +6,47 @@ reference XSD's documentation (docs/protocols/uftp-3.1.md, "Contracts")."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import os
+import random
+import subprocess
+import sys
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 import xmlschema
+from conftest import TEST_KEY
 from sqlalchemy import select
+from test_uftp_fuzz import (
+    ALLOWED,
+    ODD_VALUES,
+    SEED,
+    El,
+    Messages,
+    Raw,
+    _signed,
+    outcome_of,
+    post,
+    random_shot,
+    reply_to,
+)
+from test_uftp_fuzz import DOMAIN as FUZZ_DOMAIN
+from test_uftp_fuzz import document as fuzz_document
 from test_uftp_schemas import reference_xsd_dir
 from uftp_agr import AMSTERDAM, CP, Agr, isp_nodes
 from uftp_agr import flex_attributes as _flex
 from uftp_agr import isps_of as _isps
 from uftp_agr import valid_outbound as _valid_outbound
 
-from adapter import peer_admin
+from adapter import peer_admin, uftp_admin
+from adapter.cli import _environment_errors, _parser
 from adapter.keys import DB
+from adapter.settings import Settings
 from protocols.common.context import HUB
 from protocols.common.xmlschemas import parse
 from protocols.uftp.v3_1 import MARKET, clock, contracts
@@ -31,11 +57,16 @@ from protocols.uftp.v3_1.contract_settlement import (
     contract_settlements,
 )
 from protocols.uftp.v3_1.isp import Day
-from store.errors import Conflict, ValidationError
+from protocols.uftp.v3_1.sealing import SigningKey
+from store.db import open_database
+from store.errors import Conflict, StoreError, ValidationError
+from store.migrate import upgrade
 from store.peers import find_peer
+from store.secret_box import SecretBox
 from store.series import ensure_series
 from store.series_types import SeriesType
-from store.tables import uftp_reservation_updates
+from store.tables import uftp_contracts, uftp_reservation_updates
+from store.tenants import add_tenant
 from store.uftp_contracts import NewContract, ReservedSpan
 from store.values import Point, write_values
 
@@ -440,3 +471,234 @@ async def test_a_month_without_a_contract_day_has_no_contract_settlement(dso):
         agr = await find_peer(tx, dso.tenant, "uftp", dso.agr.domain)
         later = (period.replace(day=1) + timedelta(days=70)).replace(day=1)
         assert await contract_settlements(tx, dso.tenant, agr, later, dso.app[MARKET]) == []
+
+
+# --- the CLI, as users run it ------------------------------------------------------------
+
+FLEXBRIDGE = str(Path(sys.executable).with_name("flexbridge"))
+
+
+async def test_the_contract_commands_add_remove_and_list(tmp_path):
+    """`flexbridge uftp contract add`, `uftp contract remove` and `uftp contract list`, each
+    a real process on one SQLite file (the tenant, the AGR and the congestion point made
+    through the store beforehand, as their own commands' tests cover those;
+    `uftp reservation-update` runs as a process in tests/test_uftp_shapeshifter.py)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    db = open_database(url, secrets=SecretBox([TEST_KEY]))
+    agr = "agr.example.com"
+    try:
+        await upgrade(db)
+        async with db.transaction() as tx:
+            await add_tenant(tx, "grid")
+        await peer_admin.add(
+            db,
+            peer_admin.NewPeer(
+                "grid",
+                "uftp",
+                agr,
+                "http://127.0.0.1:9/m",
+                role="AGR",
+                public_keys=(SigningKey.generate().public,),
+            ),
+        )
+        await add_congestion_point(db, NewCongestionPoint("grid", CP, (), (agr,)))
+    finally:
+        await db.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEXBRIDGE_")}
+    env |= {
+        "FLEXBRIDGE_DATABASE_URL": url,
+        "FLEXBRIDGE_SECRET_KEYS": TEST_KEY,
+        "FLEXBRIDGE_UFTP_DOMAIN": "dso.example.com",
+    }
+
+    async def run(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [FLEXBRIDGE, "uftp", *args, "--tenant", "grid"]
+        done = await asyncio.to_thread(
+            subprocess.run, command, capture_output=True, text=True, env=env, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        return done
+
+    period = _period().isoformat()
+    added = await run(
+        "contract", "add", "--contract", "C-1", "--agr", agr, "--congestion-point", CP,
+        "--from", period, "--to", period, "--reserved-w", "-5000",
+    )  # fmt: skip
+    assert added.stdout.split() == [
+        "C-1", agr, CP, f"{period}..{period}", "-5000", "W", "every", "ISP", "active",
+    ]  # fmt: skip
+    assert (await run("contract", "remove", "--contract", "C-1")).stdout.strip() == (
+        "contract C-1 removed"
+    )
+    assert (await run("contract", "list")).stdout.split()[-1] == "removed"
+
+
+async def test_the_contract_commands_say_what_they_did_or_in_one_line_why_not(dso):
+    """`uftp reservation-update` prints what stays reserved; an overlapping contract, both
+    kinds of reservation, a backwards span, an unknown contract, an update under a removed
+    contract: exit 2 and one line naming the reason."""
+    period = _period().isoformat()
+    base = ["uftp", "contract", "add", "--tenant", "grid", "--agr", dso.agr.domain]
+    base += ["--congestion-point", CP, "--from", period, "--to", period]
+    assert (await _cli(dso, [*base, "--contract", "C-1", "--reserved-w", "-1"]))[0] == 0
+    for argv, reason in [
+        ([*base, "--contract", "C-2", "--isp", "1=-1"], "may not overlap"),
+        ([*base, "--contract", "C-3", "--isp", "1=-1", "--reserved-w", "-1"], "not both"),
+        ([*base, "--contract", "C-3", "--isp", "5-1=-1"], "ends before it starts"),
+        (["uftp", "contract", "remove", "--tenant", "grid", "--contract", "C-9"], "not found"),
+    ]:
+        code, said = await _cli(dso, argv)
+        assert (code, "\n" in said) == (2, False) and reason in said, (argv, said)
+    update = ["uftp", "reservation-update", "--tenant", "grid", "--contract", "C-1"]
+    code, said = await _cli(dso, [*update, "--period", period])
+    assert code == 0 and said.endswith(f"queued for {period}: ISP 1-{_isps(_period())}: -1 W")
+    await _cli(dso, ["uftp", "contract", "remove", "--tenant", "grid", "--contract", "C-1"])
+    code, said = await _cli(dso, [*update, "--period", period])
+    assert code == 2 and "does not run" in said
+
+
+# --- hostile input, seeded -------------------------------------------------------------
+
+CLI_CASES = int(os.environ.get("FLEXBRIDGE_UFTP_CONTRACT_FUZZ_CASES", "100"))
+CLI_VALUES = [
+    *(v for v in ODD_VALUES if not isinstance(v, Raw)),
+    "2026-02-30",
+    "20261207",
+    "0001-01-01",
+    "9999-12-31",
+    "1-96=-20000",
+    "96-1=5",
+    "0=1",
+    "101=1",
+    "1-2=1,3=4",
+    "1=" + "9" * 14,
+    "-20000",
+    "--help",
+    "C-1",
+    "ea1.2026-12.nl.example.dso:cp-1",
+    "agr.example.com",
+]
+
+
+def _cli_case(rng: random.Random, period: str) -> list[str]:
+    """`uftp contract add` with one or two arguments odd (or dropped)."""
+    flags = {
+        "--tenant": "grid",
+        "--contract": f"C-{rng.randrange(5)}",
+        "--agr": "agr.example.com",
+        "--congestion-point": CP,
+        "--from": period,
+        "--to": period,
+        rng.choice(["--reserved-w", "--isp"]): "-1000" if rng.random() < 0.5 else "41-44=-1",
+    }
+    for _ in range(rng.choice([1, 2])):
+        flag = rng.choice([*flags, "--isp", "--reserved-w"])
+        if rng.random() < 0.15:
+            flags.pop(flag, None)
+        else:
+            flags[flag] = rng.choice(CLI_VALUES)
+    return ["uftp", "contract", "add", *(x for pair in flags.items() for x in pair)]
+
+
+async def _cli(dso: Any, argv: list[str]) -> tuple[int, str]:
+    """The command as `flexbridge` runs it (its parser, its command, its refusal of a store
+    error in one line), on the fixture's open database: (exit status, what it printed)."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # argparse: usage and one error line on stderr
+        return int(exc.code or 0), ""
+    try:
+        return 0, await uftp_admin.command(args, Settings())(dso.app[DB])
+    except (StoreError, *_environment_errors()) as exc:
+        return 2, f"error: {exc}"
+
+
+async def test_odd_contract_arguments_are_refused_in_one_line_and_write_nothing(
+    dso, database_url, capsys
+):
+    """Bad input never yields a traceback or a partial write: every `uftp contract add`
+    exits 0 (a contract made) or 2 (one line of error, or argparse's usage), and a refused
+    one leaves the contracts as they were."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the CLI's checks are the same on both backends: one is enough")
+    rng = random.Random(SEED)
+    period = _period().isoformat()
+    codes: Counter[int] = Counter()
+    for n in range(CLI_CASES):
+        argv = _cli_case(rng, period)
+        async with dso.app[DB].read() as tx:
+            before = (await tx.execute(select(uftp_contracts))).all()
+        code, said = await _cli(dso, argv)
+        capsys.readouterr()
+        where = f"case {n} (seed {SEED}): {argv}"
+        assert code in (0, 2), f"{code} {where}"
+        codes[code] += 1
+        if code == 2:
+            assert "\n" not in said, where
+            async with dso.app[DB].read() as tx:
+                after = (await tx.execute(select(uftp_contracts))).all()
+            assert after == before, where
+    assert codes[0] and codes[2], codes  # the cases reached both outcomes
+
+
+def _fuzz_offer(messages: Messages, contract_id: str) -> El:
+    offer = messages.flex_offer()
+    offer.attrs["ContractID"] = contract_id
+    return offer
+
+
+async def test_hostile_contract_ids_and_reservation_responses_get_no_5xx_nor_write(dso):
+    """Seeded: FlexOffers naming odd ContractIDs (empty, 5000 characters, NUL, lone
+    surrogates, entities) and FlexReservationUpdateResponses broken as the UFTP fuzz breaks
+    messages: the status is one of the spec table's, and a message refused or Rejected
+    leaves the domain tables, contracts and updates as they were."""
+    rng = random.Random(SEED)
+    messages = Messages(dso, rng, "")
+    await _contract(dso, "C-fuzz", period=datetime.now(AMSTERDAM).date() + timedelta(days=1))
+    period = datetime.now(AMSTERDAM).date() + timedelta(days=1)
+    await contracts.reservation_update(dso.app[DB], "grid", "C-fuzz", period, dso.app[MARKET])
+    update = await dso.agr.next("FlexReservationUpdate")
+    tables = (*FUZZ_DOMAIN, uftp_contracts, uftp_reservation_updates)
+    before = await _fingerprint(dso, tables)
+    outcomes: Counter[str] = Counter()
+    for n in range(60):
+        if n % 2:
+            message = _fuzz_offer(messages, rng.choice([*ODD_VALUES, "C-fuzz", "C-404"]))
+        else:
+            message = El(
+                "FlexReservationUpdateResponse",
+                {
+                    **messages._metadata(),
+                    "ConversationID": update.attributes["ConversationID"],
+                    "FlexReservationUpdateMessageID": update.attributes["MessageID"],
+                    "Result": rng.choice(["Accepted", "Rejected"]),
+                    "RejectionReason": rng.choice(["late", "x" * 5000, ""]),
+                },
+            )
+        # Half go as they are, their one odd value reaching the handler; half broken more.
+        if rng.random() < 0.5:
+            shot = _signed(dso, f"{message.tag} as made", fuzz_document(message))
+        else:
+            shot = random_shot(dso, rng, message)
+        status = await post(dso, shot)
+        assert status in ALLOWED, f"case {n}: HTTP {status}, {shot.label}"
+        reply = await reply_to(dso, shot.inner) if status == 200 and shot.inner else None
+        outcome = outcome_of(status, reply)
+        outcomes[outcome] += 1
+        after = await _fingerprint(dso, tables)
+        changed_ok = outcome.startswith("200 Accepted") or (
+            message.tag.endswith("Response") and status == 200
+        )
+        assert changed_ok or after == before, f"case {n}: {outcome} changed {shot.label}"
+        before = after
+    print(f"\ncontract fuzz, seed {SEED}: {dict(sorted(outcomes.items()))}")
+    assert outcomes["400"] and outcomes["200 Rejected Invalid Message"], outcomes
+
+
+async def _fingerprint(dso: Any, tables: tuple[Any, ...]) -> str:
+    digest = hashlib.sha256()
+    async with dso.app[DB].read() as tx:
+        for table in tables:
+            rows = (await tx.execute(select(table).order_by(*table.primary_key.columns))).all()
+            digest.update(repr([tuple(r) for r in rows]).encode())
+    return digest.hexdigest()

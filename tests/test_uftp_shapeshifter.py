@@ -23,6 +23,8 @@ with 400 as its schema says, so such a test offer must carry whole watts.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -46,7 +48,7 @@ from store.migrate import upgrade
 from store.secret_box import SecretBox
 from store.series import ensure_series
 from store.series_types import SeriesType
-from store.tables import uftp_flex_orders
+from store.tables import uftp_flex_orders, uftp_reservation_updates
 from store.tenants import add_tenant
 from store.values import Point, write_values
 
@@ -64,10 +66,12 @@ Q = timedelta(minutes=15)
 PROGNOSIS_CP = "ea1.2026-12.nl.example.dso:cp-prognosis"
 TRADE_CP = "ea1.2026-12.nl.example.dso:cp-trade"
 REVOKE_CP = "ea1.2026-12.nl.example.dso:cp-revoke"
+CONTRACT_CP = "ea1.2026-12.nl.example.dso:cp-contract"
 CONNECTIONS = {
     PROGNOSIS_CP: "871685900012345678",
     TRADE_CP: "871685900012345679",
     REVOKE_CP: "871685900012345680",
+    CONTRACT_CP: "871685900012345681",
 }
 CAPACITY_KW = 100.0  # on TRADE_CP and REVOKE_CP, every ISP
 BASE_W, PEAK_W = 80_000, 120_000  # prognosed; the peak on ISPs 41-44 is 20 kW over
@@ -402,6 +406,65 @@ async def test_an_open_offer_may_be_revoked_and_an_ordered_one_is_procured(
         if o["attributes"]["CongestionPoint"] == REVOKE_CP
     ]
     assert orders == [done.order["attributes"]["MessageID"]]  # the revoked offer: never
+
+
+async def flexbridge(market: Market, *args: str) -> str:
+    """A `flexbridge` command run as a user runs it, on the server's database; its output."""
+    command = [str(Path(sys.executable).with_name("flexbridge")), *args]
+    done = await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, env=market.server.env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+async def test_a_reservation_update_reaches_the_library_and_its_response_is_recorded(
+    market: Market,
+) -> None:
+    """FlexReservationUpdate (DSO -> AGR: ContractID, Reference, ISP{Power, Start,
+    Duration}) from `flexbridge uftp reservation-update`, delivered by the running server's
+    outbox, passes the library's checks; the library's FlexReservationUpdateResponse
+    (FlexReservationUpdateMessageID) marks the update accepted."""
+    period = (PERIOD + timedelta(days=2)).isoformat()
+    await flexbridge(
+        market, "uftp", "contract", "add", "--tenant", TENANT, "--contract", "C-interop",
+        "--agr", AGR_DOMAIN, "--congestion-point", CONTRACT_CP, "--from", period, "--to", period,
+        "--isp", "41-44=-20000",
+    )  # fmt: skip
+    queued = await flexbridge(
+        market, "uftp", "reservation-update", "--tenant", TENANT, "--contract", "C-interop",
+        "--period", period,
+    )  # fmt: skip
+    message_id = queued.split()[1]
+    update = await reply(market.agr, "FlexReservationUpdate", MessageID=message_id)
+    attributes = update["attributes"]
+    assert (attributes["ContractID"], attributes["Period"]) == ("C-interop", period)
+    assert attributes["CongestionPoint"] == CONTRACT_CP
+    reserved = [i["attributes"] for i in update["children"] if i["attributes"]["Power"] != "0"]
+    assert reserved == [{"Power": "-20000", "Start": "41", "Duration": "4"}]
+
+    await send(
+        market.agr,
+        "FlexReservationUpdateResponse",
+        {
+            "ConversationID": attributes["ConversationID"],
+            "FlexReservationUpdateMessageID": message_id,
+            "Result": "Accepted",
+        },
+    )
+
+    async def accepted() -> bool:
+        db = open_database(market.database_url, secrets=SecretBox([TEST_KEY]))
+        try:
+            async with db.read() as tx:
+                query = select(uftp_reservation_updates.c.status).where(
+                    uftp_reservation_updates.c.message_id == message_id
+                )
+                return (await tx.execute(query)).scalar_one() == "accepted"
+        finally:
+            await db.close()
+
+    await wait_until(accepted, "flexbridge marking its reservation update accepted")
 
 
 @pytest.mark.skipif(not HAS_METERING, reason="protocols/uftp/v3_1/metering.py is not built")
