@@ -161,7 +161,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.later(_optimize_commands, optimize="solve an optimizer problem file")
     commands.later(_conformance_commands, **_CONFORMANCE)
     commands.later(_peer_commands, peer="OCMP / OSCP / UFTP peers")
-    commands.later(_uftp_commands, uftp="UFTP 3.1 (DSO): our key, congestion points")
+    commands.later(_uftp_commands, uftp="UFTP 3.1 (DSO): our key, congestion points, contracts")
     _cpapi_commands(commands)
     _secrets_commands(commands)
     return parser
