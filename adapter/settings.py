@@ -301,6 +301,9 @@ _LOWER_BOUNDS: tuple[tuple[str, float, bool], ...] = (
 )
 
 
+# A FlexReservationUpdate goes out at most a week before its Period: the clock looks that
+# far ahead on every tick.
+_RESERVATION_LEAD_MAX = 7 * 24 * 3600.0
 # UFTP's InternetDomainType: lowercase labels, no trailing dot.
 _DOMAIN = re.compile(r"([a-z0-9]+(-[a-z0-9]+)*\.)+[a-z]{2,}")
 
@@ -317,6 +320,11 @@ def _check_uftp(settings: Settings) -> None:
         raise SettingsError(
             f"setting 'uftp_time_zone': {settings.uftp_time_zone!r} is not an IANA time zone"
         ) from None
+    if settings.uftp_reservation_lead_seconds > _RESERVATION_LEAD_MAX:
+        raise SettingsError(
+            "setting 'uftp_reservation_lead_seconds': at most 604800 (a week before the "
+            f"Period), got {settings.uftp_reservation_lead_seconds}"
+        )
 
 
 def _checked(settings: Settings) -> Settings:

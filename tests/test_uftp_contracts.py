@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import xmlschema
 from conftest import TEST_KEY
@@ -46,7 +47,7 @@ from uftp_agr import valid_outbound as _valid_outbound
 from adapter import peer_admin, uftp_admin
 from adapter.cli import _environment_errors, _parser
 from adapter.keys import DB
-from adapter.settings import Settings
+from adapter.settings import Settings, SettingsError, load_settings
 from protocols.common.context import HUB
 from protocols.common.xmlschemas import parse
 from protocols.uftp.v3_1 import MARKET, clock, contracts
@@ -57,6 +58,7 @@ from protocols.uftp.v3_1.contract_settlement import (
     contract_settlements,
 )
 from protocols.uftp.v3_1.isp import Day
+from protocols.uftp.v3_1.reservations import still_reserved
 from protocols.uftp.v3_1.sealing import SigningKey
 from store.db import open_database
 from store.errors import Conflict, StoreError, ValidationError
@@ -702,3 +704,23 @@ async def _fingerprint(dso: Any, tables: tuple[Any, ...]) -> str:
             rows = (await tx.execute(select(table).order_by(*table.primary_key.columns))).all()
             digest.update(repr([tuple(r) for r in rows]).encode())
     return digest.hexdigest()
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "604801", "inf"])
+def test_a_reservation_lead_of_nothing_or_beyond_a_week_is_refused(value):
+    """`uftp_reservation_lead_seconds` must be more than 0 and at most a week: the clock
+    looks that far ahead on every tick."""
+    with pytest.raises(SettingsError, match="setting 'uftp_reservation_lead_seconds'"):
+        load_settings({}, environ={"FLEXBRIDGE_UFTP_RESERVATION_LEAD_SECONDS": value})
+
+
+def test_what_stays_reserved_per_isp():
+    """Of a reduction, what the overload needs; where the need is unknown, all of it; a
+    reservation of more consumption, all of it (flexbridge plans against an upper limit);
+    never more than the previous update kept."""
+    nan = float("nan")
+    reserved = [-30_000, -30_000, -30_000, 5_000, -30_000]
+    need = np.array([20_000.4, 0.0, nan, 0.0, 50_000.0])
+    assert still_reserved(reserved, need, None) == [-20_000, 0, -30_000, 5_000, -30_000]
+    previous = [-10_000, -5_000, 0, 5_000, -40_000]
+    assert still_reserved(reserved, need, previous) == [-10_000, 0, 0, 5_000, -30_000]

@@ -34,7 +34,7 @@ from protocols.uftp.v3_1.codec import Node
 from protocols.uftp.v3_1.congestion_points import address_of
 from protocols.uftp.v3_1.isp import Day
 from protocols.uftp.v3_1.market import Market
-from protocols.uftp.v3_1.reservations import STANDING, per_isp
+from protocols.uftp.v3_1.reservations import STANDING, per_isp, smaller
 from store.entities import Entity, get_entity_by_id
 from store.peers import Peer
 from store.tenants import Tenant
@@ -81,19 +81,12 @@ def _days(contract: Contract, month: date, market: Market) -> list[date]:
     return days
 
 
-def _within(power: int, limit: int) -> int:
-    """`power` no larger than `limit` and in its direction (0 when they point apart)."""
-    if power == 0 or limit == 0 or (power < 0) != (limit < 0):
-        return 0
-    return power if abs(power) <= abs(limit) else limit
-
-
 def _requested(request: Trade, reserved: list[int]) -> list[int]:
     asked = [0] * len(reserved)
     for isp in request.parts["isps"]:
         if isp["disposition"] == "Requested" and isp["start"] <= len(reserved):
             asked[isp["start"] - 1] = isp["min_w"]
-    return [_within(a, r) for a, r in zip(asked, reserved, strict=True)]
+    return [smaller(a, r) for a, r in zip(asked, reserved, strict=True)]
 
 
 def _offered(offers: list[Trade], requested: list[int]) -> list[int]:
@@ -101,7 +94,7 @@ def _offered(offers: list[Trade], requested: list[int]) -> list[int]:
     for offer in offers:
         for option in offer.parts["options"]:
             for n, power in enumerate(per_isp(option["isps"], len(requested))):
-                covered = _within(power, requested[n])
+                covered = smaller(power, requested[n])
                 if abs(covered) > abs(best[n]):
                     best[n] = covered
     return best

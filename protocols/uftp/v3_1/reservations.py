@@ -18,6 +18,7 @@ conversation; its FlexReservationUpdateResponse marks it accepted or rejected
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -34,12 +35,13 @@ from protocols.uftp.v3_1.market import Market
 from protocols.uftp.v3_1.replies import VERSION, metadata, send_signed
 from store.db import Database
 from store.entities import Entity, get_entity_by_id
-from store.errors import ValidationError
+from store.errors import StoreError, ValidationError
 from store.peers import Peer, get_peer
 from store.tenants import Tenant, list_tenants
 from store.uftp import Trade, TradeStatus, add_trade, trades_at
 from store.uftp_contracts import Contract, contracts_without_update, lock_contract
 
+log = logging.getLogger(__name__)
 # An update that was not rejected is what the AGR holds reserved.
 STANDING = (TradeStatus.SENT, TradeStatus.ACCEPTED)
 
@@ -64,9 +66,9 @@ def per_isp(isps: list[dict[str, Any]], count: int) -> list[int]:
     return powers
 
 
-def _smaller(a: int, b: int) -> int:
-    """Of two reservations of one ISP, the smaller (0 when they point opposite ways)."""
-    if (a < 0) != (b < 0) and a != 0 and b != 0:
+def smaller(a: int, b: int) -> int:
+    """Of two powers of one ISP, the smaller in size (0 when they point opposite ways)."""
+    if a == 0 or b == 0 or (a < 0) != (b < 0):
         return 0
     return a if abs(a) <= abs(b) else b
 
@@ -82,7 +84,7 @@ def still_reserved(
         if power < 0 and not np.isnan(need):
             power = -min(-power, max(0, round(float(need))))
         if previous is not None:
-            power = _smaller(power, previous[n])
+            power = smaller(power, previous[n])
         kept.append(power)
     return kept
 
@@ -215,8 +217,12 @@ async def release_due(db: Database, now: datetime, market: Market) -> int:
             tenants = {t.id: t for t in await list_tenants(tx)} if due else {}
         for contract in due:
             tenant = tenants.get(contract.tenant_id)
-            if tenant is not None:
+            if tenant is None:
+                continue
+            try:
                 sent += await _release(db, tenant, contract, period, market, now)
+            except StoreError as exc:  # this contract's data, not the others'
+                log.warning("contract %s: no FlexReservationUpdate: %s", contract.contract_id, exc)
     return sent
 
 
