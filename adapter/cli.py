@@ -200,7 +200,7 @@ def _optimize_commands(commands: _Commands) -> None:
 # The conformance kit's commands (conformance.cli.COMMANDS), with their help lines.
 _CONFORMANCE = {
     "conformance": "run the conformance vectors against any server",
-    "simulate": "simulate a peer (CPO, SCADA) against any server",
+    "simulate": "simulate a peer (CPO, SCADA, AGR) against any server",
 }
 
 

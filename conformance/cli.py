@@ -1,10 +1,11 @@
-"""`conformance` and `simulate cpo|scada`: the conformance kit's commands.
+"""`conformance` and `simulate cpo|scada|agr`: the conformance kit's commands.
 
 The project's main CLI mounts them with add_parser(subparsers) and calls run(args) for the
 commands in COMMANDS; they also run alone:
 
     python -m conformance.cli conformance --target http://127.0.0.1:8080 --credentials cf.json
     python -m conformance.cli simulate cpo --target http://127.0.0.1:8080 --credentials cf.json
+    python -m conformance.cli simulate agr --target http://127.0.0.1:8080 --credentials cf.json
 
 Exit codes: 0 when every vector passed (skipped ones allowed); 1 when any failed; 2 on a usage
 error (unreadable credentials, unknown protocol, a broken vector file, an unreachable target).
@@ -33,7 +34,8 @@ COMMANDS = ("conformance", "simulate")
 
 
 def add_parser(subparsers: Any) -> None:
-    """Add `conformance` and `simulate` (with `cpo` and `scada`) to an argparse subparsers."""
+    """Add `conformance` and `simulate` (with `cpo`, `scada` and `agr`) to an argparse
+    subparsers."""
     from conformance import simulate
 
     conformance = subparsers.add_parser(
@@ -127,8 +129,14 @@ async def _conformance(args: argparse.Namespace) -> int:
                 print(f"{vector['id']}  [{vector['spec']}]")
         return 0
     await _reachable(target, args.timeout)
-    # CP-API 6.1.1: the server was told where to send, so the port may be fixed in advance.
-    port = args.peer_port or int(credential(credentials, "cpapi_outbound.peer_port") or 0)
+    # CP-API 6.1.1 and UFTP's peer --base-url: the server was told where to send, so the
+    # port may be fixed in advance.
+    port = (
+        args.peer_port
+        or int(credential(credentials, "cpapi_outbound.peer_port") or 0)
+        or urlsplit(credential(credentials, "uftp.receiver_url") or "").port
+        or 0
+    )
     peer = PeerEndpoint(args.peer_host, port, args.peer_url)
     try:
         await peer.start()

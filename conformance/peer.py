@@ -1,6 +1,8 @@
 """The runner's peer endpoint: an HTTP server that records every message the server under
 test sends (OCMP handshakes, heartbeats, optimal forecasts, OSCP registers, acknowledgements,
-CP-API section 6 messages) and answers each with 204 No Content."""
+CP-API section 6 messages, UFTP's signed messages) and answers each with 204 No Content, or
+the status its path is given in `statuses` (UFTP: 200). A body is read as JSON, or by the
+reader its path is given in `readers` (UFTP: verified and read as XML, conformance.uftp)."""
 
 from __future__ import annotations
 
@@ -40,6 +42,8 @@ class PeerEndpoint:
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.listeners: list[Callable[[Received], None]] = []
+        self.readers: dict[str, Callable[[bytes], Any]] = {}
+        self.statuses: dict[str, int] = {}
 
     @property
     def url(self) -> str:
@@ -55,7 +59,10 @@ class PeerEndpoint:
             {k: v for k, v in request.headers.items()},
             raw,
         )
-        if raw:
+        reader = self.readers.get(request.path)
+        if reader is not None:
+            message.body = reader(raw)
+        elif raw:
             try:
                 message.body = json.loads(raw)
             except (ValueError, UnicodeDecodeError) as exc:
@@ -65,7 +72,7 @@ class PeerEndpoint:
             self._changed.notify_all()
         for listener in self.listeners:
             listener(message)
-        return web.Response(status=204)
+        return web.Response(status=self.statuses.get(request.path, 204))
 
     async def start(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)

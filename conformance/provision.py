@@ -10,7 +10,12 @@ logins, peers and the entities the vectors name before the server starts:
   one tenant's login and key never reach another tenant's data (CP-API 4.1.3.3, 4.1.3.4);
 - the CP-API endpoint of 6.1.1 pointed at the runner's peer endpoint (when its URL is known);
 - the ids the vectors use: OCMP group `site-1` with charger `cp-1`; OSCP groups `abc123`
-  and `CSMS-GROUP-ID` (the spec's example ids) and `site-1` with charger `evse-1`.
+  and `CSMS-GROUP-ID` (the spec's example ids) and `site-1` with charger `evse-1`;
+- UFTP (when the peer endpoint's URL is known): the tenant's DSO identity, a fresh Ed25519
+  key for the runner as AGR `agr.conformance.example` (a uftp peer whose base URL is the
+  peer endpoint's /uftp/message), a congestion point the AGR is active at with one
+  connection, and one it is not active at - what `flexbridge uftp key`, `flexbridge peer add
+  --protocol uftp --role AGR --public-key` and `flexbridge uftp congestion-point add` do.
 
     python -m conformance.provision --database-url sqlite+aiosqlite:///cf.db \\
         --credentials cf.json [--peer-url http://127.0.0.1:8765] [--base-url URL]
@@ -41,9 +46,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from conformance.uftp import RECEIVER_PATH
 from hub.provisioning import NewPeer, provision_peer
 from protocols.cpapi.v1 import sas
 from protocols.cpapi.v1.outbound import configure_endpoint
+from protocols.uftp.v3_1.congestion_points import NewCongestionPoint, add_congestion_point
+from protocols.uftp.v3_1.identity import identity_of
+from protocols.uftp.v3_1.sealing import SigningKey
 from store.accounts import Role, add_account, record_token
 from store.catalogue import AssetSubType, AssetType, ConnectorType
 from store.db import open_database
@@ -66,6 +75,12 @@ OSCP_PEER = "cf-fp"
 GATEWAY = "cf-gw"
 OUTBOUND_PATH = "/cpapi/iip"
 OUTBOUND_SYSTEM = "System xyz"
+
+UFTP_DSO = "dso.conformance.example"
+UFTP_AGR = "agr.conformance.example"
+UFTP_POINT = "ea1.2026-12.example.conformance:cp-1"
+UFTP_OTHER_POINT = "ea1.2026-12.example.conformance:cp-other"  # the AGR is not active here
+UFTP_CONNECTION = "871685900012345678"  # an 18-digit EAN at UFTP_POINT
 
 # The ids the vectors name, per protocol: {group_id: [asset_id, ...]}.
 OCMP_GROUPS = {"site-1": ["cp-1"]}
@@ -147,6 +162,7 @@ async def provision(
                     password=outbound["password"],
                     system=OUTBOUND_SYSTEM,
                 )
+        uftp = await _uftp(db, peer_url) if peer_url else None
     finally:
         await db.close()
     credentials: dict[str, Any] = {
@@ -166,9 +182,39 @@ async def provision(
     }
     if outbound is not None:
         credentials["cpapi_outbound"] = outbound
+    if uftp is not None:
+        credentials["uftp"] = uftp
     if credentials_path is not None:
         Path(credentials_path).write_text(json.dumps(credentials, indent=2) + "\n")
     return credentials
+
+
+async def _uftp(db: Any, peer_url: str) -> dict[str, Any]:
+    """Our DSO identity, the runner's AGR key and peer, and the two congestion points."""
+    agr = SigningKey.generate()
+    async with db.transaction() as tx:
+        identity = await identity_of(tx, await get_tenant(tx, TENANT), UFTP_DSO)
+    receiver = peer_url.rstrip("/") + RECEIVER_PATH
+    await provision_peer(
+        db, NewPeer(TENANT, "uftp", UFTP_AGR, receiver, role="AGR", public_keys=(agr.public,))
+    )
+    point = await add_congestion_point(
+        db, NewCongestionPoint(TENANT, UFTP_POINT, (f"ean.{UFTP_CONNECTION}",), (UFTP_AGR,))
+    )
+    await add_congestion_point(db, NewCongestionPoint(TENANT, UFTP_OTHER_POINT))
+    return {
+        "agr_domain": UFTP_AGR,
+        "agr_secret_key": agr.secret,
+        "agr_public_key": agr.public,
+        "receiver_url": receiver,
+        "dso_domain": identity.domain,
+        "dso_public_key": identity.key.public,
+        "congestion_point": UFTP_POINT,
+        "congestion_point_key": str(point.key),
+        "other_congestion_point": UFTP_OTHER_POINT,
+        "connection": UFTP_CONNECTION,
+        "time_zone": "Europe/Amsterdam",
+    }
 
 
 def _keys_of(environ: Mapping[str, str]) -> SecretBox:

@@ -15,6 +15,7 @@ import json
 import re
 import secrets
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +26,7 @@ import aiohttp
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError
 
+from conformance import uftp
 from conformance.match import MISSING, pretty, subset, unified_diff
 from conformance.peer import PeerEndpoint, Received
 from conformance.template import PLACEHOLDER, Clock, Scope, TemplateError, render
@@ -36,6 +38,7 @@ DEFAULT_MOUNTS = {
     "ocmp": "/ocmp/1.0",
     "oscp.co": "/oscp/co/2.0",
     "oscp.cp": "/oscp/cp/2.0",
+    "uftp": "/shapeshifter/api/v3",
 }
 DEFAULT_AUTH = {
     "cpapi": "cpapi",
@@ -43,6 +46,7 @@ DEFAULT_AUTH = {
     "ocmp": "ocmp",
     "oscp.co": "oscp",
     "oscp.cp": "oscp",
+    "uftp": "uftp",
 }
 # What each authentication profile needs from the credentials file.
 AUTH_NEEDS = {
@@ -51,6 +55,7 @@ AUTH_NEEDS = {
     "ocmp": ("ocmp.username", "ocmp.password", "ocmp.tenant_key"),
     "oscp": ("oscp.token",),
     "eventhub": ("eventhub.sas_token",),
+    "uftp": uftp.NEEDS,  # no login: the message's signature is its authentication
     "none": (),
 }
 PASSED, FAILED, SKIPPED, ERROR = "passed", "failed", "skipped", "error"
@@ -245,8 +250,22 @@ class Runner:
         }
         if credential(credentials, "oscp.token"):
             self.variables["oscp_token"] = credentials["oscp"]["token"]
+        self.agr = self._uftp_agr()
         self._counter = 0
         self._session: aiohttp.ClientSession | None = None
+
+    def _uftp_agr(self) -> uftp.Agr | None:
+        """The AGR this runner is to a UFTP DSO, when the credentials say who (else the UFTP
+        vectors are skipped for want of them); its replies are read off the peer endpoint."""
+        if any(credential(self.credentials, need) is None for need in uftp.NEEDS):
+            return None
+        agr = uftp.Agr.from_section(self.credentials["uftp"])
+        self.peer.readers[uftp.RECEIVER_PATH] = lambda raw: uftp.read_signed(raw, agr.dso_key)
+        self.peer.statuses[uftp.RECEIVER_PATH] = 200  # what a UFTP receiver answers
+        self.variables.update(uftp.calendar(agr.time_zone, self.clock.started))
+        # Per run, so that a second run's overload differs and the DSO asks again.
+        self.variables["uftp_overload_w"] = 1000 + secrets.randbelow(9000)
+        return agr
 
     # ------------------------------------------------------------------ selection
 
@@ -370,8 +389,10 @@ class Runner:
         )
         if request_id is not None:
             step_scope.variables["request_id"] = request_id
-        data: bytes | None = None
-        if "body" in request:
+        data: Any = None
+        if "uftp" in request:
+            data = self._uftp_body(request["uftp"], step_scope, headers)
+        elif "body" in request:
             data = json.dumps(render(request["body"], step_scope)).encode()
         elif "raw" in request:
             raw = render(request["raw"], step_scope)
@@ -408,13 +429,34 @@ class Runner:
                     raise Failure(f"{label} message[{n}]: nothing to capture at {where}")
                 self.variables[name] = scope.variables[name] = value
 
+    def _uftp_body(
+        self, spec: Mapping[str, Any], scope: Scope, headers: dict[str, str | None]
+    ) -> Any:
+        """The signed UFTP message of a step; its MessageID and ConversationID become the
+        step's `message_id` and `conversation_id` (for the reply it expects)."""
+        assert self.agr is not None  # missing_credentials skipped the vector otherwise
+        rendered = dict(render(spec, scope))
+        attributes = dict(rendered.get("attributes") or {})
+        attributes.setdefault("MessageID", str(uuid.uuid4()))
+        attributes.setdefault("ConversationID", str(uuid.uuid4()))
+        rendered["attributes"] = attributes
+        scope.variables["message_id"] = attributes["MessageID"]
+        scope.variables["conversation_id"] = attributes["ConversationID"]
+        try:
+            body = uftp.signed_body(rendered, self.agr)
+        except uftp.UftpVectorError as exc:
+            raise TemplateError(str(exc)) from None
+        if not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = uftp.CONTENT_TYPE
+        return uftp.chunked(body) if rendered.get("transfer") == "chunked" else body
+
     async def _send(
         self,
         method: str,
         url: str,
         query: Mapping[str, str],
         headers: Mapping[str, str],
-        data: bytes | None,
+        data: Any,
         label: str,
         shown: str,
     ) -> Answer:

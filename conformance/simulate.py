@@ -1,7 +1,8 @@
 """Peer simulators: `simulate cpo` (a charge point operator over OCMP 1.0, or an OSCP 2.0
 flexibility provider) and `simulate scada` (a SCADA/EMS over the CP-API), on a compressed
-clock, printing what they send and what comes back. Like the conformance runner they speak
-HTTP only, so they run against any server.
+clock (`simulate agr`, a UFTP 3.1 aggregator, is in conformance/simulate_agr.py), printing
+what they send and what comes back. Like the conformance runner they speak HTTP only, so
+they run against any server.
 
     simulate cpo   --target URL --credentials cf.json [--protocol ocmp|oscp] [--cycles N]
     simulate scada --target URL --credentials cf.json [--cycles N]
@@ -37,6 +38,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from conformance import simulate_agr
 from conformance.errors import UsageError
 from conformance.peer import PeerEndpoint, Received
 from conformance.runner import DEFAULT_MOUNTS
@@ -49,7 +51,7 @@ DAY_BLOCKS = 96
 def add_parser(subparsers: Any) -> None:
     simulate = subparsers.add_parser(
         "simulate",
-        help="simulate a peer (CPO, SCADA) against any server",
+        help="simulate a peer (CPO, SCADA, AGR) against any server",
         description="Simulated peers on a compressed clock; they print what they send and what "
         "comes back.",
     )
@@ -58,6 +60,7 @@ def add_parser(subparsers: Any) -> None:
         "cpo", help="a charge point operator: OCMP 1.0 (or OSCP 2.0 as flexibility provider)"
     )
     scada = kinds.add_parser("scada", help="a SCADA/EMS: CP-API assets and time series")
+    simulate_agr.add_parser(kinds)
     for command in (cpo, scada):
         command.add_argument("--target", required=True, help="base URL of the server")
         command.add_argument("--credentials", help="JSON credentials file (docs/conformance.md)")
@@ -735,6 +738,8 @@ async def _scada(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "agr":
+        return simulate_agr.run(args)
     if args.action == "cpo":
         return asyncio.run(_cpo(args))
     return asyncio.run(_scada(args))

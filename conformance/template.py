@@ -6,7 +6,7 @@ number stays a number). Expressions:
 
 - a variable: `peer_url`, `run_id`, `request_id`, `token_b`, `cred.ocmp.username` (a path into
   the credentials file), a value captured by an earlier vector (`oscp_token`), a `let` of the
-  vector, or inside a `$repeat` item its `i`, `t` and `t_end`;
+  vector, or inside a `$repeat` item its `i`, `n`, `t` and `t_end`;
 - a time: `now`, `q0` (the start of the quarter hour after the next one, fixed for the run) or
   `day0` (today 00:00 UTC), optionally followed by offsets such as `+15m`, `-1h`, `+2d`,
   `+90s`: an RFC 3339 UTC time with `Z` (`{{q0+1h}}`);
@@ -14,8 +14,9 @@ number stays a number). Expressions:
 - `basic:USER:PASSWORD` with two variables: an HTTP basic Authorization value.
 
 `{"$repeat": {"count": 96, "start": "{{q0}}", "step": "15m", "item": {...}}}` stands for a
-list of `count` copies of `item`, the k-th with `i` = k, `t` = start + k x step and `t_end` =
-t + step (the blocks of a forecast).
+list of `count` copies of `item`, the k-th with `i` = k, `n` = k + 1 (a 1-based number, as
+UFTP's ISPs count), `t` = start + k x step and `t_end` = t + step (the blocks of a forecast);
+`count` may be a placeholder that names a whole number.
 """
 
 from __future__ import annotations
@@ -173,7 +174,7 @@ def _repeat(spec: Any, scope: Scope) -> list[Any]:
     step = parse_duration(spec.get("step", "15m"))
     items = []
     for k in range(count):
-        local: dict[str, Any] = {"i": k}
+        local: dict[str, Any] = {"i": k, "n": k + 1}
         if start is not None:
             local["t"] = iso(start + k * step)
             local["t_end"] = iso(start + (k + 1) * step)

@@ -24,9 +24,13 @@ from aiohttp import web
 from conformance import cli
 from conformance.provision import Running, free_port, running_flexbridge
 from conformance.vectors import PROTOCOLS, ROOT, load
+from protocols.uftp.v3_1.sealing import SigningKey
 
 ALL = load(PROTOCOLS)
 COUNTS = {p: sum(len(f.vectors) for f in ALL if f.protocol == p) for p in PROTOCOLS}
+# The protocols the deliberately wrong server is tried with (its cheerful 200 to every UFTP
+# message would make each vector wait out its reply's time bound).
+JSON_PROTOCOLS = ("cpapi", "ocmp", "oscp")
 
 
 def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
@@ -87,6 +91,7 @@ def test_flexbridge_passes_every_vector(flexbridge: Running, tmp_path: Path, cap
         "cpapi v1": COUNTS["cpapi"],
         "ocmp 1.0": COUNTS["ocmp"],
         "oscp 2.0": COUNTS["oscp"],
+        "uftp 3.1": COUNTS["uftp"],
     }
     assert out.count(" PASS ") == total
     assert f"all                  {total:4d}       0        0   {total:4d}" in out
@@ -156,6 +161,166 @@ def test_a_vector_broken_on_purpose_fails_with_a_readable_difference(
     assert "Unit for capacity constraint is fixed at Amps." in markdown  # the spec sentence
     failure = _junit(report).find(".//testcase[@name='ocmp-7-capacity-unit-fixed-at-amps']/failure")
     assert failure is not None and _diff_lines(failure.text or "", removed, added)
+
+
+# ---------------------------------------------------------------------------------------------
+# UFTP: the runner signs as the AGR and judges flexbridge's signed replies
+
+
+def _uftp_vectors(folder: Path, change: dict[str, Any]) -> Path:
+    """A copy of the vectors with each UFTP vector named in `change` given a shorter reply
+    bound (it will not arrive as expected; waiting 10 s for it proves nothing more) and the
+    change applied to its first expected message's body."""
+    copy = folder / "vectors"
+    shutil.copytree(ROOT, copy)
+    for path in (copy / "uftp" / "3.1").glob("*.json"):
+        data = json.loads(path.read_text())
+        for vector in data["vectors"]:
+            if vector["id"] in change:
+                message = vector["expect"]["messages"][0]
+                message["within_s"] = 2
+                change[vector["id"]](message["body_subset"])
+        path.write_text(json.dumps(data))
+    return copy
+
+
+def _uftp_run(
+    capsys: pytest.CaptureFixture[str],
+    server: Running,
+    credentials: Path,
+    vectors: Path | None,
+    *only: str,
+) -> tuple[int, str]:
+    args = ["--target", server.url, "--credentials", str(credentials), "--protocol", "uftp"]
+    args += ["--peer-port", str(server.peer_port)]
+    if vectors is not None:
+        args += ["--vectors", str(vectors)]
+    for pattern in only:
+        args += ["--only", pattern]
+    return _run(capsys, *args)
+
+
+def test_a_uftp_vector_expecting_the_wrong_rejection_reason_fails_with_the_difference(
+    flexbridge: Running, tmp_path: Path, capsys
+) -> None:
+    """A D-Prognosis of 95 ISPs is "Lacking ISPs"; a vector that expects "ISP conflict" must
+    fail, showing the reason flexbridge's signed D-PrognosisResponse gave."""
+
+    def wrong(body: dict[str, Any]) -> None:
+        body["attributes"]["RejectionReason"] = "ISP conflict"
+
+    vectors = _uftp_vectors(tmp_path, {"uftp-d-prognosis-lacking-isps": wrong})
+    code, out = _uftp_run(
+        capsys,
+        flexbridge,
+        flexbridge.credentials,
+        vectors,
+        "uftp-d-prognosis-lacking-isps",
+        "uftp-d-prognosis-isp-conflict",
+    )
+    assert code == 1, out
+    assert "FAIL  uftp-d-prognosis-lacking-isps" in out
+    assert "PASS  uftp-d-prognosis-isp-conflict " in out
+    assert (
+        '$.attributes.RejectionReason: differs (expected "ISP conflict", got "Lacking ISPs")' in out
+    )
+    removed, added = (
+        '    "RejectionReason": "ISP conflict"',
+        '    "RejectionReason": "Lacking ISPs"',
+    )
+    assert _diff_lines(out, removed, added), out
+
+
+def test_a_uftp_reply_that_the_dso_key_does_not_verify_fails(
+    flexbridge: Running, tmp_path: Path, capsys
+) -> None:
+    """The runner checks each reply's signature with the DSO's public key from the
+    credentials: with another key there, flexbridge's TestMessageResponse does not verify."""
+    credentials = json.loads(flexbridge.credentials.read_text())
+    credentials["uftp"]["dso_public_key"] = SigningKey.generate().public
+    path = tmp_path / "credentials.json"
+    path.write_text(json.dumps(credentials))
+    vector = "uftp-transport-200-and-the-answer-as-a-signed-message"
+    vectors = _uftp_vectors(tmp_path, {vector: lambda body: None})
+    code, out = _uftp_run(capsys, flexbridge, path, vectors, vector)
+    assert code == 1, out
+    assert f"FAIL  {vector}" in out
+    assert "$.verified: differs (expected true, got false)" in out
+
+
+def test_uftp_vectors_are_skipped_without_the_agr_identity(
+    flexbridge: Running, tmp_path: Path, capsys
+) -> None:
+    credentials = json.loads(flexbridge.credentials.read_text())
+    del credentials["uftp"]
+    path = tmp_path / "credentials.json"
+    path.write_text(json.dumps(credentials))
+    code, out = _uftp_run(capsys, flexbridge, path, None, "uftp-validation-*")
+    validation = [v for f in ALL if f.name == "20-message-validation" for v in f.vectors]
+    assert code == 0
+    assert out.count(" SKIP ") == len(validation) > 0
+    assert (
+        "the credentials file lacks uftp.agr_domain, uftp.agr_secret_key, uftp.dso_domain, "
+        "uftp.dso_public_key" in out
+    )
+
+
+# The rules issue 14 names, each with its vector and what flexbridge must answer: the HTTP
+# status, or (after a 200) the RejectionReason of its signed response (None: Accepted).
+UFTP_RULES: dict[str, tuple[int, str | None]] = {
+    "uftp-transport-411-no-content-length": (411, None),
+    "uftp-transport-400-content-type-not-xml": (400, None),
+    "uftp-transport-400-envelope-not-well-formed": (400, None),
+    "uftp-transport-419-unknown-sender": (419, None),
+    "uftp-transport-401-bad-signature": (401, None),
+    "uftp-validation-mismatch-sender-domain": (200, "Mismatch SenderDomain"),
+    "uftp-validation-invalid-sender-role": (200, "Invalid SenderRole"),
+    "uftp-validation-unknown-recipient-domain": (200, "Unknown RecipientDomain"),
+    "uftp-validation-already-submitted": (200, "Already Submitted"),
+    "uftp-validation-duplicate-identifier": (200, "Duplicate Identifier"),
+    "uftp-validation-unsupported-version": (200, "Invalid Message"),
+    "uftp-d-prognosis-isp-duration-rejected": (200, "ISP duration rejected"),
+    "uftp-d-prognosis-time-zone-rejected": (200, "TimeZone rejected"),
+    "uftp-d-prognosis-lacking-isps": (200, "Lacking ISPs"),
+    "uftp-d-prognosis-96-isps-on-the-spring-forward-day-out-of-bounds": (200, "ISPs out of bounds"),
+    "uftp-d-prognosis-96-isps-on-the-fall-back-day-lacking": (200, "Lacking ISPs"),
+    "uftp-d-prognosis-isp-conflict-on-the-fall-back-day": (200, "ISP conflict"),
+    "uftp-d-prognosis-period-out-of-bounds": (200, "Period out of bounds"),
+    "uftp-d-prognosis-invalid-congestion-point-unknown": (200, "Invalid CongestionPoint"),
+    "uftp-d-prognosis-subordinate-sequence-number": (200, "Subordinate sequence number"),
+    "uftp-flex-offer-unknown-flex-request-reference": (
+        200,
+        "Unknown FlexRequestMessageID reference",
+    ),
+    "uftp-flex-offer-reference-message-expired-when-the-request-is-superseded": (
+        200,
+        "Reference message expired",
+    ),
+    "uftp-d-prognosis-accepted": (200, None),
+    "uftp-validation-test-message-answered-without-result": (200, None),
+    "uftp-flex-offer-unsolicited-accepted": (200, None),
+    "uftp-flex-offer-accepted-and-ordered": (200, None),
+    "uftp-flex-offer-revocation-accepted": (200, None),
+    "uftp-metering-accepted": (200, None),
+}
+
+
+def test_each_uftp_rule_of_the_issue_has_its_vector() -> None:
+    uftp = {v["id"]: v for f in ALL if f.protocol == "uftp" for v in f.vectors}
+    for name, (status, reason) in UFTP_RULES.items():
+        expect = uftp[name]["expect"]
+        assert expect["status"] == status, name
+        if status != 200:
+            assert "messages" not in expect, name
+            continue
+        attributes = expect["messages"][0]["body_subset"]["attributes"]
+        got = attributes.get("RejectionReason")
+        if reason is None:
+            assert got in ({"$absent": True}, None), name
+        elif isinstance(got, dict):
+            assert got == {"$regex": f"^{reason}"}, name
+        else:
+            assert got == reason, name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -231,13 +396,15 @@ def test_a_wrong_server_fails_and_each_failure_shows_the_difference(tmp_path: Pa
             wrong.url,
             "--credentials",
             str(credentials),
+            "--protocol",
+            ",".join(JSON_PROTOCOLS),
             "--report",
             str(report),
         )
     assert code == 1
     root = _junit(report)
     failed, skipped = int(root.get("failures")), int(root.get("skipped"))
-    total = sum(COUNTS.values())
+    total = sum(COUNTS[p] for p in JSON_PROTOCOLS)
     # Without cpapi_outbound in the credentials the section 6 vectors are skipped, saying why.
     outbound = sum(
         len(f.vectors) for f in ALL if f.protocol == "cpapi" and f.name.startswith("90-")
@@ -270,6 +437,7 @@ def test_a_wrong_server_fails_and_each_failure_shows_the_difference(tmp_path: Pa
 def test_every_vector_names_its_spec_section_and_quotes_a_sentence() -> None:
     """Issue 6: each vector "named after its spec section, with the spec sentence in it"."""
     assert COUNTS["cpapi"] >= 100 and COUNTS["ocmp"] >= 30 and COUNTS["oscp"] >= 80
+    assert COUNTS["uftp"] >= 30
     for vector_file in ALL:
         for vector in vector_file.vectors:
             assert vector["id"].startswith(vector_file.protocol + "-"), vector["id"]
@@ -296,7 +464,7 @@ def test_the_oscp_notes_negative_vectors_are_all_there() -> None:
     ("args", "message"),
     [
         (["--target", "ftp://x"], "is not an http(s) URL"),
-        (["--target", "http://127.0.0.1:9", "--protocol", "uftp"], "--protocol: uftp"),
+        (["--target", "http://127.0.0.1:9", "--protocol", "s2"], "--protocol: s2"),
         (["--target", "http://127.0.0.1:9", "--credentials", "/nonexistent.json"], "cannot read"),
         (["--target", f"http://127.0.0.1:{free_port()}"], "does not answer"),
     ],

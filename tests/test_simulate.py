@@ -5,19 +5,33 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import select
 
 from conformance import cli
-from conformance.provision import OCMP_PEER, OSCP_PEER, TENANT, Running, running_flexbridge
+from conformance.provision import (
+    OCMP_PEER,
+    OSCP_PEER,
+    TENANT,
+    UFTP_AGR,
+    UFTP_POINT,
+    Running,
+    running_flexbridge,
+)
 from conformance.simulate import household_kw
+from conformance.simulate_agr import prognosis_watts
 from store.db import open_database
-from store.references import ExternalRef, ProtocolId, find
-from store.series import find_series
+from store.peers import find_peer
+from store.references import ExternalRef, ProtocolId, find, parse_address
+from store.series import ensure_series, find_series
 from store.series_types import SeriesType
+from store.tables import uftp_flex_offers, uftp_flex_orders, uftp_prognoses
 from store.tenants import get_tenant
-from store.values import read_values
+from store.values import Point, read_values, write_values
 
 Q = timedelta(minutes=15)
 
@@ -170,6 +184,125 @@ def test_simulated_scada(flexbridge: Running, capsys) -> None:
         assert value == pytest.approx(household_kw(t) * 0.25, abs=2e-3)
     site = ExternalRef("scada-sim", "Site", "t1-site")
     assert _stored(flexbridge, site, SeriesType.MAX_CAPACITY, start, start + Q) == [(start, 25.0)]
+
+
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, datetime.min.time(), AMSTERDAM).astimezone(UTC)
+
+
+def _uftp(server: Running, work: Any) -> Any:
+    """`work(tx, tenant, point, peer)` on the server's database: the UFTP congestion point
+    and the AGR peer the provisioning made."""
+
+    async def run() -> Any:
+        db = open_database(server.database_url)
+        try:
+            async with db.transaction() as tx:
+                tenant = await get_tenant(tx, TENANT)
+                point = await find(tx, tenant, parse_address(UFTP_POINT, "point"))
+                peer = await find_peer(tx, tenant, "uftp", UFTP_AGR)
+                return await work(tx, tenant, point, peer)
+        finally:
+            await db.close()
+
+    return asyncio.run(run())
+
+
+def test_simulated_agr_prognoses_offers_on_the_flex_request_and_takes_the_order(
+    flexbridge: Running, capsys
+) -> None:
+    """A UFTP AGR against a congestion point of 100 kW: its D-Prognoses (80 kW, 120 kW from
+    17 to 20 h) overload it, flexbridge asks for the 20 kW, the AGR offers exactly that and
+    flexbridge orders it at once; the Meterings of yesterday are accepted too."""
+    tomorrow = datetime.now(AMSTERDAM).date() + timedelta(days=1)
+    start = _midnight(tomorrow)
+
+    async def capacity(tx: Any, tenant: Any, point: Any, peer: Any) -> None:
+        series = await ensure_series(tx, tenant, point, SeriesType.MAX_CAPACITY, resolution=Q)
+        points = [Point(start + n * Q, start + (n + 1) * Q, 100.0) for n in range(100)]
+        await write_values(tx, tenant, series, points, source="cpapi")
+
+    _uftp(flexbridge, capacity)
+    code, out = _simulate(
+        capsys,
+        "agr",
+        "--target",
+        flexbridge.url,
+        "--credentials",
+        str(flexbridge.credentials),
+        "--cycles",
+        "2",
+        "--interval",
+        "0.2",
+        "--orders",
+        "1",
+    )
+    assert code == 0, out
+    assert f"-> D-Prognosis rev 2 for {tomorrow} at {UFTP_POINT}" in out
+    assert out.count("<- D-PrognosisResponse Accepted") == 2
+    assert out.count("<- MeteringResponse Accepted") == 2
+    assert f"<- FlexRequest rev 1 for {tomorrow}: 12 ISPs requested" in out
+    assert "up to 20.0 kW less" in out
+    assert "-> FlexOffer of 20.0 kW at 10.00 EUR: 200" in out
+    assert "<- FlexOfferResponse Accepted" in out
+    assert "option sim-1: 12 ISP element(s) at 10.0000 x 1.00" in out
+    assert "sent: 2 D-Prognosis, 1 FlexOffer, 1 FlexOrderResponse, 1 FlexRequestResponse" in out
+
+    async def stored(tx: Any, tenant: Any, point: Any, peer: Any) -> Any:
+        revisions = (
+            await tx.execute(
+                select(uftp_prognoses.c.revision).where(
+                    uftp_prognoses.c.peer_id == peer.id,
+                    uftp_prognoses.c.period == tomorrow.isoformat(),
+                )
+            )
+        ).all()
+        offers = (
+            await tx.execute(
+                select(uftp_flex_offers.c.status, uftp_flex_offers.c.options).where(
+                    uftp_flex_offers.c.peer_id == peer.id
+                )
+            )
+        ).all()
+        orders = (
+            await tx.execute(
+                select(uftp_flex_orders.c.status).where(uftp_flex_orders.c.peer_id == peer.id)
+            )
+        ).all()
+        series = await find_series(tx, tenant, point, SeriesType.NET_ENERGY)
+        values = await read_values(tx, tenant, series, start, start + timedelta(days=1))
+        return revisions, offers, orders, values
+
+    revisions, offers, orders, values = _uftp(flexbridge, stored)
+    assert revisions == [(2,)]
+    [(status, options)] = offers
+    assert status == "ordered"
+    assert {i["power_w"] for i in options[0]["isps"]} == {-20_000}
+    assert orders == [("accepted",)]
+    # The prognosis as the congestion point's NetEnergy: kW x 0.25 h per ISP.
+    watts = prognosis_watts(tomorrow, AMSTERDAM, 80.0, 120.0)
+    assert [p.value for p in values] == pytest.approx([w / 1000 * 0.25 for w in watts])
+
+
+def test_the_simulated_agr_prints_the_commands_that_provision_it(capsys) -> None:
+    code, out = _simulate(capsys, "agr", "--print-setup", "--domain", "agr.example.net")
+    assert code == 0
+    public = next(line.split()[-1] for line in out.splitlines() if line.startswith("public key"))
+    assert (
+        "flexbridge peer add --tenant T --protocol uftp --name agr.example.net --role AGR "
+        f"--base-url http://127.0.0.1:8766/uftp/message --public-key {public}"
+    ) in out
+    assert "flexbridge uftp congestion-point add --tenant T --ea " in out
+    assert "flexbridge uftp key --tenant T" in out
+
+
+def test_a_simulated_agr_without_an_identity_is_a_usage_error(capsys) -> None:
+    code = cli.main(["simulate", "agr", "--target", "http://127.0.0.1:9"])
+    assert code == 2
+    assert "uftp: no agr_domain, agr_secret_key, dso_domain" in capsys.readouterr().err
 
 
 def test_a_simulator_without_credentials_is_a_usage_error(capsys) -> None:
