@@ -263,8 +263,10 @@ class Runner:
         self.peer.readers[uftp.RECEIVER_PATH] = lambda raw: uftp.read_signed(raw, agr.dso_key)
         self.peer.statuses[uftp.RECEIVER_PATH] = 200  # what a UFTP receiver answers
         self.variables.update(uftp.calendar(agr.time_zone, self.clock.started))
-        # Per run, so that a second run's overload differs and the DSO asks again.
+        # Per run, so that a second run's overload differs and the DSO asks again, and its
+        # revisions are higher than the last run's (the seconds of the run's start).
         self.variables["uftp_overload_w"] = 1000 + secrets.randbelow(9000)
+        self.variables["uftp_revision"] = int(self.clock.started.timestamp())
         return agr
 
     # ------------------------------------------------------------------ selection

@@ -6,7 +6,8 @@ any DSO:
                  [--interval S] [--congestion-point EA1] [--base-kw KW] [--peak-kw KW]
 
 Every `--interval` seconds (one cycle) it sends a D-Prognosis for tomorrow (in the market's
-zone) at the congestion point, Revision one higher each time: `--base-kw` all day and
+zone) at the congestion point, Revision one higher each time (from the start in
+milliseconds, so above any earlier run's): `--base-kw` all day and
 `--peak-kw` from 17:00 to 20:00 local time, and a Metering of yesterday for its connection.
 What the DSO sends it answers as an AGR does: a FlexRequest with a FlexRequestResponse
 (Accepted) and a FlexOffer of exactly the requested reduction at `--price`, a FlexOrder with a
@@ -203,6 +204,8 @@ class Simulator:
         self.ean = section.get("connection")
         self.tally = Tally()
         self.inbox: asyncio.Queue[Received] = asyncio.Queue()
+        # Revisions above any earlier run's: the start in milliseconds, + 1 per cycle.
+        self.revision = int(time.time() * 1000)
 
     async def send(
         self, kind: str, attributes: dict[str, str], children: list[Node], what: str
@@ -248,17 +251,18 @@ class Simulator:
             Node("ISP", {"Power": str(w), "Start": str(n + 1), "Duration": "1"})
             for n, w in enumerate(watts)
         ]
+        revision = self.revision + k
         await self.send(
             "D-Prognosis",
-            {**self._flex(tomorrow), "Revision": str(k + 1)},
+            {**self._flex(tomorrow), "Revision": str(revision)},
             isps,
-            f"D-Prognosis rev {k + 1} for {tomorrow} at {self.point}: {len(watts)} ISPs, "
+            f"D-Prognosis rev {revision} for {tomorrow} at {self.point}: {len(watts)} ISPs, "
             f"{min(watts) / 1000:.1f}..{max(watts) / 1000:.1f} kW",
         )
         if self.ean:
-            await self._metering(today - timedelta(days=1), k)
+            await self._metering(today - timedelta(days=1), revision)
 
-    async def _metering(self, day: Any, k: int) -> None:
+    async def _metering(self, day: Any, revision: int) -> None:
         zone = self.agr.time_zone
         watts = prognosis_watts(day, zone, self.args.base_kw / 100, self.args.peak_kw / 100)
         values = [
@@ -268,14 +272,14 @@ class Simulator:
         await self.send(
             "Metering",
             {
-                "Revision": str(k + 1),
+                "Revision": str(revision),
                 "ISP-Duration": "PT15M",
                 "TimeZone": zone.key,
                 "Period": day.isoformat(),
                 "EAN": f"E{self.ean}",
             },
             [Node("Profile", {"ProfileType": "Power", "Unit": "kW"}, values)],
-            f"Metering rev {k + 1} of E{self.ean} for {day}: {len(values)} ISPs of Power",
+            f"Metering rev {revision} of E{self.ean} for {day}: {len(values)} ISPs of Power",
         )
 
     # --- what the DSO sends -----------------------------------------------------------

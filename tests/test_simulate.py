@@ -4,6 +4,7 @@ and what the server stored from them (read back from its database)."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -24,6 +25,7 @@ from conformance.provision import (
 )
 from conformance.simulate import household_kw
 from conformance.simulate_agr import prognosis_watts
+from conformance.uftp import isps_of
 from store.db import open_database
 from store.peers import find_peer
 from store.references import ExternalRef, ProtocolId, find, parse_address
@@ -241,7 +243,10 @@ def test_simulated_agr_prognoses_offers_on_the_flex_request_and_takes_the_order(
         "1",
     )
     assert code == 0, out
-    assert f"-> D-Prognosis rev 2 for {tomorrow} at {UFTP_POINT}" in out
+    count = isps_of(tomorrow, AMSTERDAM)
+    line = rf"-> D-Prognosis rev (\d+) for {tomorrow} at {UFTP_POINT}: {count} ISPs"
+    sent = re.findall(line, out)
+    assert len(sent) == 2 and int(sent[1]) == int(sent[0]) + 1
     assert out.count("<- D-PrognosisResponse Accepted") == 2
     assert out.count("<- MeteringResponse Accepted") == 2
     assert f"<- FlexRequest rev 1 for {tomorrow}: 12 ISPs requested" in out
@@ -277,7 +282,7 @@ def test_simulated_agr_prognoses_offers_on_the_flex_request_and_takes_the_order(
         return revisions, offers, orders, values
 
     revisions, offers, orders, values = _uftp(flexbridge, stored)
-    assert revisions == [(2,)]
+    assert revisions == [(int(sent[1]),)]
     [(status, options)] = offers
     assert status == "ordered"
     assert {i["power_w"] for i in options[0]["isps"]} == {-20_000}
