@@ -264,9 +264,10 @@ class Runner:
         self.peer.statuses[uftp.RECEIVER_PATH] = 200  # what a UFTP receiver answers
         self.variables.update(uftp.calendar(agr.time_zone, self.clock.started))
         # Per run, so that a second run's overload differs and the DSO asks again, and its
-        # revisions are higher than the last run's (the seconds of the run's start).
+        # revisions are higher than any earlier run's or `simulate agr`'s (both count from
+        # their start in milliseconds).
         self.variables["uftp_overload_w"] = 1000 + secrets.randbelow(9000)
-        self.variables["uftp_revision"] = int(self.clock.started.timestamp())
+        self.variables["uftp_revision"] = int(self.clock.started.timestamp() * 1000)
         return agr
 
     # ------------------------------------------------------------------ selection
