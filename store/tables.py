@@ -363,6 +363,55 @@ uftp_flex_orders = _uftp_trade(
     Column("currency", String(3), nullable=False),
     Column("order_reference", String(200), nullable=False),
     Column("isps", JSON, nullable=False),  # [{start, duration, power_w}], copied from the offer
+    # The AGR's D-Prognosis when the order was placed, {ISP number: W} for the order's ISPs
+    # (later revisions replace it in the series), and its MessageID; null before 0011.
+    Column("baseline", JSON, nullable=True),
+    Column("d_prognosis_message_id", String(200), nullable=True),
+)
+
+# A FlexSettlement we sent an AGR for a month (store/uftp_settlements.py): sent, then
+# accepted or rejected by its FlexSettlementResponse.
+uftp_settlements = Table(
+    "uftp_settlements",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant_fk(),
+    Column("peer_id", Integer, ForeignKey("peers.id", ondelete="CASCADE"), nullable=False),
+    Column("month", String(7), nullable=False),  # YYYY-MM, in the market's zone
+    Column("message_id", String(200), nullable=False),
+    Column("conversation_id", String(200), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("rejection_reason", Text, nullable=True),
+    Column("created_at", Micros, nullable=False),
+    Column("answered_at", Micros, nullable=True),
+    UniqueConstraint("peer_id", "message_id"),
+    Index(None, "tenant_id", "month"),
+)
+# One FlexOrder's settlement in a FlexSettlement; unique per order, so that no order is
+# settled twice whatever runs at once. Amounts are decimal text, as on the wire.
+uftp_order_settlements = Table(
+    "uftp_order_settlements",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "settlement_id",
+        Integer,
+        ForeignKey("uftp_settlements.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column(
+        "order_id", Integer, ForeignKey("uftp_flex_orders.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("order_reference", String(200), nullable=False),
+    Column("price", String(40), nullable=False),
+    Column("penalty", String(40), nullable=False),
+    Column("net_settlement", String(40), nullable=False),
+    # [{start, baseline_w, ordered_w, actual_w, delivered_w, deficiency_w}]
+    Column("isps", JSON, nullable=False),
+    Column("disposition", String(20), nullable=True),  # Accepted | Disputed, once answered
+    Column("dispute_reason", Text, nullable=True),
+    UniqueConstraint("order_id"),
 )
 
 # A bilateral contract between the DSO and an AGR (store/uftp_contracts.py): flex the AGR

@@ -92,6 +92,20 @@ async def prognosis_revision(
     return await _kept_revision(tx, uftp_prognoses, peer, point, period)
 
 
+async def prognosis_message(
+    tx: AsyncConnection, peer: Peer, point: Entity, period: date
+) -> str | None:
+    """The MessageID of the peer's D-Prognosis for the congestion point and Period accepted
+    last (None: none)."""
+    query = select(uftp_prognoses.c.message_id).where(
+        uftp_prognoses.c.peer_id == peer.id,
+        uftp_prognoses.c.entity_id == point.id,
+        uftp_prognoses.c.period == period.isoformat(),
+    )
+    message_id: str | None = (await tx.execute(query)).scalar_one_or_none()
+    return message_id
+
+
 async def keep_prognosis(
     tx: AsyncConnection,
     tenant: Tenant,
@@ -166,6 +180,7 @@ class TradeStatus(StrEnum):
     REVOKED = "revoked"
     EXPIRED = "expired"
     SUPERSEDED = "superseded"  # a request replaced by a newer revision
+    SETTLED = "settled"  # an order settled in a FlexSettlement (store/uftp_settlements.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +304,33 @@ async def trades_at(
     )
     if statuses is not None:
         query = query.where(table.c.status.in_([str(s) for s in statuses]))
+    return [_trade(row) for row in await tx.execute(query)]
+
+
+async def orders_between(
+    tx: AsyncConnection,
+    tenant: Tenant,
+    first: date,
+    last: date,
+    statuses: Sequence[TradeStatus],
+    *,
+    for_update: bool = False,
+) -> list[Trade]:
+    """The tenant's orders of these statuses for Periods first..last, at every congestion
+    point, oldest first."""
+    table = uftp_flex_orders
+    query = (
+        select(table)
+        .where(
+            table.c.tenant_id == tenant.id,
+            table.c.period >= first.isoformat(),
+            table.c.period <= last.isoformat(),
+            table.c.status.in_([str(s) for s in statuses]),
+        )
+        .order_by(table.c.id)
+    )
+    if for_update:
+        query = query.with_for_update()
     return [_trade(row) for row in await tx.execute(query)]
 
 

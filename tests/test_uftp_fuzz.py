@@ -704,3 +704,64 @@ async def test_a_time_the_schema_allows_but_python_cannot_hold_is_no_500(dso, ki
     reply = await reply_to(dso, inner) if status == 200 else None
     if reply is None or reply.get("Result") != "Accepted":
         assert await fingerprint(dso) == before
+
+
+# --- FlexSettlementResponse: a surface of its own since settlements are recorded ----------
+
+SETTLEMENT_CASES = int(os.environ.get("FLEXBRIDGE_UFTP_FUZZ_SETTLEMENT_CASES", "150"))
+
+
+def _settlement_response(rng: random.Random, settlement: str, orders: list[str]) -> El:
+    statuses = [
+        El(
+            "FlexOrderSettlementStatus",
+            {
+                "OrderReference": order,
+                "Disposition": rng.choice(["Accepted", "Disputed"]),
+                "DisputeReason": "metered otherwise",
+            },
+        )
+        for order in orders
+    ]
+    attrs = {
+        "Version": "3.1.0",
+        "SenderDomain": "agr.example.com",
+        "RecipientDomain": "dso.example.com",
+        "TimeStamp": timestamp(datetime.now(UTC)),
+        "MessageID": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        "ConversationID": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        "Result": rng.choice(["Accepted", "Rejected"]),
+        "FlexSettlementMessageID": settlement,
+    }
+    return El("FlexSettlementResponse", attrs, statuses)
+
+
+async def test_hostile_settlement_responses_never_get_a_5xx_nor_write_beyond_their_answer(dso):
+    """A FlexSettlementResponse, broken as the fuzz above breaks messages, answers only with
+    the spec table's statuses; whatever it says, it writes nothing but the settlement's
+    answer (its Result, and a Disposition of Accepted or Disputed per order of ours)."""
+    from test_uftp_settlement import settle, two_orders
+
+    from store.tables import uftp_order_settlements, uftp_settlements
+
+    month, a, b, _, _ = await two_orders(dso)
+    await settle(dso, month)
+    settlement = (await dso.agr.next("FlexSettlement")).attributes["MessageID"]
+    rng = random.Random(SEED)
+    before = await fingerprint(dso)
+    failures: list[str] = []
+    for n in range(SETTLEMENT_CASES):
+        message = _settlement_response(rng, settlement, [a.reference, b.reference])
+        shot = random_shot(dso, rng, message) if n else _signed(dso, "valid", document(message))
+        status = await post(dso, shot)
+        if status not in ALLOWED:
+            failures.append(f"HTTP {status}, case {n} (seed {SEED}): {shot.label}")
+    async with dso.app[DB].read() as tx:
+        answer = (await tx.execute(select(uftp_settlements.c.status))).scalar()
+        dispositions = set(
+            (await tx.execute(select(uftp_order_settlements.c.disposition))).scalars()
+        )
+    assert not failures, "\n".join(failures[:20])
+    assert await fingerprint(dso) == before
+    assert answer in ("accepted", "rejected")  # the first, valid, was recorded
+    assert dispositions <= {"Accepted", "Disputed"}

@@ -23,6 +23,7 @@ with 400 as its schema says, so such a test offer must carry whole watts.
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -37,6 +38,7 @@ import pytest_asyncio
 from conftest import TEST_KEY
 from live_server import LiveServer, free_port
 from sqlalchemy import select
+from test_uftp_settlement import FLEXBRIDGE, last_month, record_order
 from uftp_peer import AGR_HARNESS, UftpPeer, node, requires_uftp_peer, wait_until
 
 from adapter import peer_admin
@@ -45,11 +47,17 @@ from protocols.uftp.v3_1.congestion_points import NewCongestionPoint, add_conges
 from protocols.uftp.v3_1.identity import identity_of
 from store.db import Database, open_database
 from store.migrate import upgrade
+from store.references import find, parse_address
 from store.secret_box import SecretBox
 from store.series import ensure_series
 from store.series_types import SeriesType
-from store.tables import uftp_flex_orders, uftp_reservation_updates
-from store.tenants import add_tenant
+from store.tables import (
+    uftp_flex_orders,
+    uftp_order_settlements,
+    uftp_reservation_updates,
+    uftp_settlements,
+)
+from store.tenants import add_tenant, get_tenant
 from store.values import Point, write_values
 
 pytestmark = [requires_uftp_peer, pytest.mark.asyncio(loop_scope="module")]
@@ -489,6 +497,83 @@ async def test_metering_of_a_connection_is_accepted(market: Market) -> None:
     sent = (await send(market.agr, "Metering", attributes, [profile]))["attributes"]
     answer = await reply(market.agr, "MeteringResponse", MeteringMessageID=sent["MessageID"])
     assert answer["attributes"]["Result"] == "Accepted", answer
+
+
+async def test_a_flex_settlement_is_taken_by_the_library_and_its_response_recorded(
+    market: Market,
+) -> None:
+    """FlexSettlement (monthly, DSO -> AGR) made by `flexbridge uftp settle` as a real
+    process beside the server, delivered by the server's outbox: the library parses it
+    (it needs at least one FlexOrderSettlement and one ContractSettlement) and hands it to
+    process_flex_settlement; its FlexSettlementResponse, one order Disputed with a reason,
+    is recorded by flexbridge."""
+    month, first, _ = last_month()
+    db = open_database(market.database_url, secrets=SecretBox([TEST_KEY]))
+    try:
+        async with db.read() as tx:
+            tenant = await get_tenant(tx, TENANT)
+            point = await find(tx, tenant, parse_address(TRADE_CP))
+        ordered = await record_order(
+            db, tenant, AGR_DOMAIN, point, first,
+            power_w=-20_000, factor="1.00", price="10.0000", baseline_w=PEAK_W,
+        )  # fmt: skip
+    finally:
+        await db.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEXBRIDGE_")}
+    env.update(
+        FLEXBRIDGE_DATABASE_URL=market.database_url,
+        FLEXBRIDGE_SECRET_KEYS=TEST_KEY,
+        FLEXBRIDGE_UFTP_DOMAIN=DSO_DOMAIN,
+    )
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [FLEXBRIDGE, "uftp", "settle", "--tenant", TENANT, "--month", month],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    message_id = done.stdout.splitlines()[1].split()[2]
+    taken = await reply(market.agr, "FlexSettlement", MessageID=message_id)
+    (settled,) = [c for c in taken["children"] if c["type"] == "FlexOrderSettlement"]
+    assert settled["attributes"]["OrderReference"] == ordered.reference
+    assert [c["type"] for c in taken["children"]][-1] == "ContractSettlement"
+
+    status = node(
+        "FlexOrderSettlementStatus",
+        OrderReference=ordered.reference,
+        Disposition="Disputed",
+        DisputeReason="our metering differs",
+    )
+    await send(
+        market.agr,
+        "FlexSettlementResponse",
+        {
+            "ConversationID": taken["attributes"]["ConversationID"],
+            "FlexSettlementMessageID": message_id,
+            "Result": "Accepted",
+        },
+        [status],
+    )
+
+    async def recorded() -> tuple[str, str | None, str | None] | None:
+        db = open_database(market.database_url, secrets=SecretBox([TEST_KEY]))
+        try:
+            async with db.read() as tx:
+                query = select(
+                    uftp_settlements.c.status,
+                    uftp_order_settlements.c.disposition,
+                    uftp_order_settlements.c.dispute_reason,
+                ).join(
+                    uftp_order_settlements,
+                    uftp_order_settlements.c.settlement_id == uftp_settlements.c.id,
+                )
+                row = (await tx.execute(query)).one()
+        finally:
+            await db.close()
+        answered = (row.status, row.disposition, row.dispute_reason)
+        return answered if answered != ("sent", None, None) else None
+
+    answered = await wait_until(recorded, "flexbridge recording the FlexSettlementResponse")
+    assert answered == ("accepted", "Disputed", "our metering differs")
 
 
 async def test_every_message_either_side_sent_was_answered_200(market: Market) -> None:

@@ -14,7 +14,8 @@ option, and continues the offer's conversation; its Price is the option's Price 
 ("Price mismatch" otherwise: the order must match its offer; the Java library checks
 equality), and a partial activation is said by the ActivationFactor alone. What the order
 costs the DSO, Price x ActivationFactor, is what the optimizer minimises. The offer is then
-ordered (it can no longer be revoked).
+ordered (it can no longer be revoked). The order keeps its baseline, the AGR's D-Prognosis
+of its ISPs then (baselines.py), for the settlement.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import numpy as np
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from optimizer import FlexOrderOffer, FlexOrderOption, FlexOrderProblem, solve_flex_orders
+from protocols.uftp.v3_1.baselines import baseline_now
 from protocols.uftp.v3_1.codec import Node
 from protocols.uftp.v3_1.flex_requests import OPEN_REQUEST
 from protocols.uftp.v3_1.identity import Identity
@@ -190,6 +192,7 @@ async def _order_for(
             currency=offer.parts["currency"],
             order_reference=message.attributes["OrderReference"],
             isps=option["isps"],
+            **await baseline_now(tx, tenant, peer, point, day, option["isps"]),
         )
         await set_trade_status(tx, "offer", offer.id, TradeStatus.ORDERED)
         placed += 1

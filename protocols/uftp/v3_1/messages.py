@@ -35,6 +35,7 @@ from protocols.uftp.v3_1.market import MARKET
 from protocols.uftp.v3_1.metering import metering
 from protocols.uftp.v3_1.replies import respond
 from protocols.uftp.v3_1.sealing import SIGNATURE_BYTES
+from protocols.uftp.v3_1.settlement import settlement_answered
 from protocols.uftp.v3_1.transport import PROTOCOL, SIGNED, Signed
 from store.messages import claimed_payload
 
@@ -56,7 +57,7 @@ HANDLERS: dict[str, Handler] = {
     "FlexRequestResponse": trade_answered,
     "FlexOrderResponse": trade_answered,
     "FlexReservationUpdateResponse": trade_answered,
-    "FlexSettlementResponse": _noted,
+    "FlexSettlementResponse": settlement_answered,
     "DSOPortfolioUpdateResponse": _noted,
     "DSOPortfolioQueryResponse": _noted,
 }
