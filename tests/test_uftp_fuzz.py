@@ -25,10 +25,10 @@ Six costly cases run once each (20,000 ISPs, 100,000 levels of nesting, an entit
 body over max_body_bytes, a 1 MiB Body, no Content-Length), then 400 random ones on SQLite
 and the first 100 of them on PostgreSQL (what differs there is how the database takes what
 passed every check, NULs and long strings, which every mutation kind reaches well within
-100): about 35 s on SQLite, 10 s on PostgreSQL; the seed makes a failure reproducible (FLEXBRIDGE_FUZZ_SEED;
-FLEXBRIDGE_UFTP_FUZZ_CASES to go further). `pytest -s` prints the count of each outcome.
-The 500s it found (times the schema allows and datetime cannot hold) are fixed; a test at
-the end keeps each answered.
+100): about 35 s on SQLite, 10 s on PostgreSQL; the seed makes a failure reproducible
+(FLEXBRIDGE_FUZZ_SEED; FLEXBRIDGE_UFTP_FUZZ_CASES to go further). `pytest -s` prints the
+count of each outcome. The 500s it found (times the schema allows and datetime cannot
+hold) are fixed; a test at the end keeps each answered.
 """
 
 from __future__ import annotations
