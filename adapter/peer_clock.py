@@ -1,7 +1,11 @@
 """The peer clock: runs every mounted surface's `clock` (heartbeats that are due, peers gone
 offline, optimal forecasts to re-send) about once per `peer_clock_seconds`, and keeps the
 online-peers gauge. One failing clock is logged and retried next time; it never stops the
-others or the server."""
+others or the server.
+
+Stopping lets the tick in hand finish, like the other workers: a tick cancelled inside a
+write transaction would fail the commit it shares with other writers (store/group_commit.py)
+and leave them, and the shutdown, with its CancelledError."""
 
 from __future__ import annotations
 
@@ -36,16 +40,17 @@ class PeerClock:
         self.clocks = [(s.name, s.clock) for s in surfaces if s.clock is not None]
         self.protocols = tuple(protocols)
         self.period = period
+        self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="peer clock")
 
     async def stop(self) -> None:
+        """Finish the tick in hand, then stop."""
+        self._stopping.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task
 
     async def tick(self) -> None:
         now = datetime.now(UTC)
@@ -60,9 +65,10 @@ class PeerClock:
             log.warning("peer clock could not count online peers", exc_info=True)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             await self.tick()
-            await asyncio.sleep(self.period)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.period)
 
     async def _count_online(self) -> None:
         async with self.db.read() as tx:
