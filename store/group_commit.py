@@ -12,6 +12,8 @@ finds nobody queued behind it (or the batch at `max_members`) commits for all.
   its own work only and raises at once (nothing of it will commit, so it need not wait).
   The first member of a batch needs none: when it fails there is nothing else to keep.
 - Blocks still run one at a time (the turn): they share one connection.
+- A member cancelled while it waits for the commit stops waiting, and only it: its rows
+  are in the batch and commit with the others'.
 - Whoever ends a batch does so shielded, holding the turn until the connection is back, so
   a cancelled member (a client gone) never leaves a half-ended batch behind; a member
   cancelled while queued, when it was the one the batch waited for, commits it as it goes.
@@ -83,7 +85,9 @@ class GroupCommit:
             await self._after_failure(batch, savepoint, raised)
             raise
         await self._after_success(batch, savepoint)
-        await batch.committed
+        # Shielded: cancelling a task that awaits a future cancels the future, and this one
+        # is every member's. The cancelled member stops waiting; its rows commit anyway.
+        await asyncio.shield(batch.committed)
 
     async def _take_turn(self) -> None:
         self._queued += 1

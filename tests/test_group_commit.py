@@ -271,3 +271,28 @@ async def test_serve_takes_group_commit_max_from_its_settings(aiohttp_client, da
         assert db.writer is not None and db.writer.max_members == 3
     else:
         assert db.writer is None
+
+
+async def test_a_writer_cancelled_while_it_waits_for_the_commit_fails_nobody_else(db):
+    """A member whose block has returned waits for the batch's commit; cancelling it (a
+    worker stopping, a client gone) cancels that wait, not the commit the others wait for:
+    they are answered, its rows commit with theirs, and the turn is free."""
+    if db.writer is None:
+        pytest.skip("PostgreSQL has no shared commit to wait for")
+    holding = asyncio.Event()
+
+    async def body(n: int, tx: AsyncConnection) -> None:
+        await _insert(tx, f"w{n}")
+        if n == 5:
+            holding.set()
+            await asyncio.sleep(0)  # member 2 is cancelled while this one holds the batch
+
+    release, tasks = await _start_queued(db, body, 8)
+    release.set()
+    await asyncio.wait_for(holding.wait(), DEADLINE)
+    tasks[2].cancel()
+    outcomes = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), DEADLINE)
+    assert isinstance(outcomes[2], asyncio.CancelledError)
+    assert [o for n, o in enumerate(outcomes) if n != 2] == [None] * 7
+    assert await _stored(db) == {f"w{n}" for n in range(8)}
+    assert not db.writer.locked() and db.writer.waiting() == 0
