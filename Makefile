@@ -32,7 +32,7 @@ run: $(VENV)/.installed-run
 	$(BIN)/flexbridge serve
 
 test: $(VENV)/.installed-test $(PEERS)/.installed typecheck lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
