@@ -376,15 +376,16 @@ async def prognosis_senders(
     return [peer_id for (peer_id,) in await tx.execute(query)]
 
 
-async def lock_forecast(tx: AsyncConnection, forecast: Forecast) -> bool:
+async def lock_forecast(tx: AsyncConnection, forecast: Forecast, *, wait: bool = False) -> bool:
     """Lock the prognosis rows of a congestion point and Period for this transaction; False
-    when another transaction holds them (PostgreSQL; SQLite has one writer anyway)."""
+    when there are none or, unless `wait`, another transaction holds them (PostgreSQL;
+    SQLite has one writer anyway)."""
     query = (
         select(uftp_prognoses.c.id)
         .where(
             uftp_prognoses.c.entity_id == forecast.entity_id,
             uftp_prognoses.c.period == forecast.period.isoformat(),
         )
-        .with_for_update(skip_locked=True)
+        .with_for_update(skip_locked=not wait)
     )
     return bool((await tx.execute(query)).first())

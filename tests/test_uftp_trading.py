@@ -5,6 +5,7 @@ uftp-3.1-notes.md section 6."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -16,10 +17,11 @@ from uftp_agr import isps_of as _isps
 from uftp_agr import tomorrow as _tomorrow
 from uftp_agr import valid_outbound as _valid_outbound
 
-from adapter.keys import DB
+from adapter.keys import BACKGROUND, DB
 from protocols.common.context import HUB
 from protocols.uftp.v3_1 import MARKET, clock
 from protocols.uftp.v3_1.codec import Node, timestamp
+from store.outbox import list_outbox
 from store.series import ensure_series
 from store.series_types import SeriesType
 from store.tables import uftp_flex_offers, uftp_flex_orders
@@ -111,6 +113,41 @@ async def test_an_offer_covering_the_request_is_ordered_at_once_in_its_conversat
     assert [
         (e.attrib["Power"], e.attrib["Start"], e.attrib["Duration"]) for e in order.children
     ] == [("-40000", "41", "4")]
+
+
+async def test_the_offer_completing_the_cover_queues_its_order_right_after_its_response(dso):
+    """The FlexOrder is placed in the transaction that accepts the offer completing the
+    cover, not at a later clock tick (issue 14: FlexOffer in -> FlexOrder delivered within
+    1 s): with the clock stopped, the order is queued when the offer's 200 comes back, and
+    behind the FlexOfferResponse, so the AGR hears the offer accepted before it is ordered."""
+    period, request = await _overloaded(dso)
+    await dso.app[BACKGROUND].clock.stop()
+    offer = _offer(dso, period, request, [("A", "40.0000", "1.00", 20_000)])
+    assert (await dso.post(offer))[0] == 200
+    async with dso.app[DB].read() as tx:
+        queued = [r.message_type for r in reversed(await list_outbox(tx, dso.tenant))]
+    assert queued[-2:] == ["FlexOfferResponse", "FlexOrder"]
+    assert (await dso.agr.next("FlexOfferResponse")).attributes["Result"] == "Accepted"
+    assert (await dso.agr.next("FlexOrder")).attributes["OptionReference"] == "A"
+
+
+async def test_competing_offers_arriving_together_are_ordered_once(dso):
+    """Ten offers, each covering the need alone, posted at once: their transactions place
+    orders one after the other (on PostgreSQL they wait for the congestion point's lock), so
+    exactly one is ordered."""
+    period, request = await _overloaded(dso)
+    offers = [
+        _offer(dso, period, request, [(f"o{n}", f"{50 - n}.0000", "1.00", 20_000)])
+        for n in range(10)
+    ]
+    statuses = await asyncio.gather(*(dso.post(offer) for offer in offers))
+    assert [status for status, _ in statuses] == [200] * 10
+    arrived = [await dso.agr.next() for _ in range(len(offers) + 1)]
+    assert sorted(m.kind for m in arrived) == ["FlexOfferResponse"] * 10 + ["FlexOrder"]
+    assert {m.attributes.get("Result") for m in arrived if m.kind != "FlexOrder"} == {"Accepted"}
+    await clock.tick(dso.app[DB], dso.app[HUB], datetime.now(UTC), dso.app[MARKET])
+    async with dso.app[DB].read() as tx:
+        assert (await tx.execute(select(func.count()).select_from(uftp_flex_orders))).scalar() == 1
 
 
 async def test_of_mutually_exclusive_options_the_cheapest_cover_is_ordered(dso):

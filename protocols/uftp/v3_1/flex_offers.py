@@ -10,8 +10,9 @@ is required unless Unsolicited="true" ("Invalid Message"), must name our request
 mismatch"), neither expired nor superseded ("Reference message expired"), and at least one
 option must cover one of its Requested ISPs ("Request mismatch"); a ContractID, when given,
 must name the AGR's contract at the congestion point running on the Period ("Invalid
-Message: ..."). Accepting an offer does not order it (flex_orders.py decides). Options are
-mutually exclusive.
+Message: ..."). Options are mutually exclusive. Once its response is queued, the offer's
+transaction asks flex_orders.py whether the offers now cover the need, and places the orders
+when they do.
 
 A FlexOfferRevocation names an offer of the same AGR ("Unknown FlexOfferMessageID
 reference"); an offer already ordered cannot be revoked ("Flexibility procured").
@@ -21,11 +22,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from protocols.uftp.v3_1.codec import moment, spans_of
 from protocols.uftp.v3_1.d_prognosis import congestion_point, day_of
 from protocols.uftp.v3_1.errors import Rejected
+from protocols.uftp.v3_1.flex_orders import order_on_arrival
 from protocols.uftp.v3_1.handling import Accepted, Received
 from protocols.uftp.v3_1.isp import Day, check_spans
 from store.entities import Entity
@@ -155,7 +158,13 @@ async def flex_offer(received: Received) -> Accepted:
         options=options,
         contract_id=contract_id,
     )
-    return Accepted()
+    address = flex.attr("CongestionPoint") or ""
+    r = received
+    return Accepted(
+        then=partial(
+            order_on_arrival, r.tx, r.tenant, point, address, day.period, r.market, r.identity
+        )
+    )
 
 
 async def flex_offer_revocation(received: Received) -> Accepted:

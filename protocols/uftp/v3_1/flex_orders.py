@@ -6,8 +6,9 @@ is its Requested reduction (-MinPower) less what orders placed for it already co
 optimizer (optimizer.flex_orders) picks the cheapest options of the request's open offers,
 each with an activation factor of at least its MinActivationFactor and at most one option
 per offer (options are mutually exclusive), that cover the need. The orders go out as soon
-as the offers cover the need in full, else `Market.order_lead` before the earliest of those
-offers expires, with the best cover there is.
+as the offers cover the need in full (the offer that completes the cover places them, in the
+transaction that accepts it), else `Market.order_lead` before the earliest of those offers
+expires (the clock's tick), with the best cover there is.
 
 An order copies its option's ISPs exactly, names the offer (FlexOfferMessageID) and the
 option, and continues the offer's conversation; its Price is the option's Price as offered
@@ -40,7 +41,16 @@ from protocols.uftp.v3_1.replies import metadata, send_signed
 from store.entities import Entity
 from store.peers import get_peer
 from store.tenants import Tenant
-from store.uftp import Trade, TradeStatus, add_trade, set_trade_status, trades_at
+from store.timeutil import utcnow
+from store.uftp import (
+    Forecast,
+    Trade,
+    TradeStatus,
+    add_trade,
+    lock_forecast,
+    set_trade_status,
+    trades_at,
+)
 
 _CENT = Decimal("0.0001")
 
@@ -225,3 +235,21 @@ async def place_orders(
             tx, tenant, point, address, day, identity, request, offers, orders, market, now
         )
     return placed
+
+
+async def order_on_arrival(
+    tx: AsyncConnection,
+    tenant: Tenant,
+    point: Entity,
+    address: str,
+    period: date,
+    market: Market,
+    identity: Identity,
+) -> int:
+    """Right after an offer is accepted, in its transaction: the orders it completes, placed
+    at once rather than at the clock's next tick. It waits for the lock a concurrent offer
+    or tick of the same congestion point and Period holds, and so sees their orders: the
+    need is never ordered twice."""
+    if not await lock_forecast(tx, Forecast(tenant.id, point.id, period), wait=True):
+        return 0  # no prognosis, no request: nothing to order
+    return await place_orders(tx, tenant, point, address, period, market, identity, utcnow())

@@ -30,6 +30,9 @@ class Accepted:
 
     extra: Mapping[str, str] = field(default_factory=dict)
     children: Sequence[Node] = ()
+    # Run in the same transaction once the response is queued, so that what it sends (a
+    # FlexOrder an accepted offer completes) follows the response on the wire.
+    then: Callable[[], Awaitable[object]] | None = None
 
 
 # A handler applies the message (raising Rejected to refuse it, with nothing written).

@@ -169,6 +169,8 @@ async def receive_message(request: web.Request) -> web.Response:
                 extra=accepted.extra,
                 children=accepted.children,
             )
+        if accepted.then is not None:
+            await accepted.then()
     hub_of(request).wake_outbox()
     return web.Response(status=200)
 
