@@ -15,6 +15,10 @@ Deviations from a literal reading of Table 2, on purpose:
   "Charging Power OnOff Regulation"; the second has no Table 2 row, yet Table 8 says the
   optimization sends it, so it is a type of its own named after the Table 2 pattern
   (DischargingPowerOnOffRegulation). Both Table 8 spellings are accepted as aliases.
+Beyond the CP-API: what a DSO asks for and buys over UFTP at a congestion point
+(docs/protocols/uftp-3.1.md, "Flex as series"), RequestedFlexibility and
+OrderedFlexibility, kW per ISP, signed as USEF signs power: negative is less consumption (or
+more production).
 """
 
 from __future__ import annotations
@@ -72,6 +76,9 @@ class SeriesType(StrEnum):
     FORECASTED_CLOUDINESS = "ForecastedCloudiness"
     SPOT_PRICE = "SpotPrice"
     FORECASTED_SPOT_PRICE = "ForecastedSpotPrice"
+    # Not in Table 2: UFTP flex at a congestion point (see the module docstring).
+    REQUESTED_FLEXIBILITY = "RequestedFlexibility"
+    ORDERED_FLEXIBILITY = "OrderedFlexibility"
 
 
 class Quantity(StrEnum):
@@ -235,6 +242,8 @@ _INFO: MappingProxyType[SeriesType, SeriesTypeInfo] = MappingProxyType(
             _weather(_T.FORECASTED_CLOUDINESS, Quantity.CLOUDINESS),
             _price(_T.SPOT_PRICE),
             _price(_T.FORECASTED_SPOT_PRICE),
+            _power(_T.REQUESTED_FLEXIBILITY, Sign.SIGNED),
+            _power(_T.ORDERED_FLEXIBILITY, Sign.SIGNED),
         )
     }
 )

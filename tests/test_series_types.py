@@ -90,10 +90,15 @@ def test_every_table_2_name_parses(name: str, expected: SeriesType) -> None:
 
 
 def test_table_2_and_table_8_cover_every_series_type() -> None:
-    """Every type is a Table 2 row, but one: Table 8's DischargingOnOffPowerRegulation."""
-    beyond_table_2 = {SeriesType.DISCHARGING_POWER_ON_OFF_REGULATION}
+    """Every type is a Table 2 row, but Table 8's DischargingOnOffPowerRegulation and the
+    flex a DSO requests and orders over UFTP."""
+    beyond_table_2 = {
+        SeriesType.DISCHARGING_POWER_ON_OFF_REGULATION,
+        SeriesType.REQUESTED_FLEXIBILITY,
+        SeriesType.ORDERED_FLEXIBILITY,
+    }
     assert set(TABLE_2_NAMES.values()) == set(SeriesType) - beyond_table_2
-    assert len(SeriesType) == 39
+    assert len(SeriesType) == 41
 
 
 @pytest.mark.parametrize(

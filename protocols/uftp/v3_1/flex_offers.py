@@ -29,11 +29,12 @@ from protocols.uftp.v3_1.codec import moment, spans_of
 from protocols.uftp.v3_1.d_prognosis import congestion_point, day_of
 from protocols.uftp.v3_1.errors import Rejected
 from protocols.uftp.v3_1.flex_orders import order_on_arrival
+from protocols.uftp.v3_1.flex_series import write_ordered
 from protocols.uftp.v3_1.handling import Accepted, Received
 from protocols.uftp.v3_1.isp import Day, check_spans
-from store.entities import Entity
+from store.entities import Entity, get_entity_by_id
 from store.timeutil import utcnow
-from store.uftp import TradeStatus, add_trade, find_trade, set_trade_status
+from store.uftp import Trade, TradeStatus, add_trade, find_trade, set_trade_status
 from store.uftp_contracts import MAX_ID, find_contract
 
 _REASON = 2000  # characters of a RejectionReason kept (its column)
@@ -178,6 +179,13 @@ async def flex_offer_revocation(received: Received) -> Accepted:
     return Accepted()
 
 
+async def _ordered_flex(received: Received, order: Trade) -> None:
+    """The order's congestion point gets its OrderedFlexibility anew (flex_series.py)."""
+    point = await get_entity_by_id(received.tx, received.tenant, order.entity_id)
+    day = Day(order.period, received.market.time_zone, received.market.isp)
+    await write_ordered(received.tx, received.tenant, point, day, received.identity)
+
+
 def answer_of(kind: str) -> tuple[str, str]:
     """Of a response to one of our trade messages: the trade kind and its reference attribute."""
     sent = kind.removesuffix("Response")
@@ -187,8 +195,9 @@ def answer_of(kind: str) -> tuple[str, str]:
 
 async def trade_answered(received: Received) -> Accepted:
     """A FlexRequestResponse, FlexOrderResponse or FlexReservationUpdateResponse: our message
-    is accepted or rejected, a rejected FlexReservationUpdate with the AGR's reason (an
-    unknown reference is logged only: a response is never answered)."""
+    is accepted or rejected, a rejected FlexReservationUpdate with the AGR's reason, an
+    accepted FlexOrder counted in the OrderedFlexibility of its congestion point (an unknown
+    reference is logged only: a response is never answered)."""
     kind, attribute = answer_of(received.inner.header.kind)
     reference = received.inner.attr(attribute) or ""
     trade = await find_trade(received.tx, kind, received.peer, reference, for_update=True)
@@ -196,6 +205,8 @@ async def trade_answered(received: Received) -> Accepted:
         return Accepted()
     if received.inner.attr("Result") == "Accepted":
         await set_trade_status(received.tx, kind, trade.id, TradeStatus.ACCEPTED)
+        if kind == "order":
+            await _ordered_flex(received, trade)
         return Accepted()
     reason = {}
     if kind == "reservation":

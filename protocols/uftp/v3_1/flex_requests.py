@@ -13,7 +13,8 @@ whether a prognosis raised the load or a lowered MaxCapacity cut the room. A req
 sent again (Revision + 1, the previous one superseded) only when the requested ISPs change;
 it goes to every AGR that sent a D-Prognosis for the Period, in a new conversation that its
 offers and our orders continue, with the ContractID of the AGR's contract at the congestion
-point when one runs on the Period.
+point when one runs on the Period. What is requested is also the congestion point's
+RequestedFlexibility series (flex_series.py), written with the requests' state.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hub.peer_state import state_of
 from protocols.uftp.v3_1.codec import Node, timestamp
 from protocols.uftp.v3_1.d_prognosis import source_of
+from protocols.uftp.v3_1.flex_series import write_requested
 from protocols.uftp.v3_1.identity import Identity
 from protocols.uftp.v3_1.isp import Day
 from protocols.uftp.v3_1.market import Market
@@ -181,6 +183,7 @@ async def check_congestion(
         return 0
     for old in open_requests:
         await set_trade_status(tx, "request", old.id, TradeStatus.SUPERSEDED)
+    await write_requested(tx, tenant, point, day, isps, identity)
     if not isps:
         return 0
     every = await trades_at(tx, "request", tenant, point, period)
