@@ -1,7 +1,7 @@
 """`flexbridge uftp key|congestion-point add|settle`: the CLI's words around UFTP's
 identity, congestion points and the monthly settlement (protocols/uftp/v3_1); contracts and
-reservation updates are in uftp_contracts_admin.py. The command names are fixed: checks
-outside the repository call them."""
+reservation updates are in uftp_contracts_admin.py, `uftp list` in uftp_list_admin.py. The
+command names are fixed: checks outside the repository call them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from adapter import uftp_contracts_admin
+from adapter import uftp_contracts_admin, uftp_list_admin
 from adapter.settings import Settings
 from protocols.uftp.v3_1.congestion_points import NewCongestionPoint, add_congestion_point
 from protocols.uftp.v3_1.identity import default_domain, identity_of, kept_domain
@@ -50,6 +50,7 @@ def add_commands(
     add.add_argument("--agr", action="append", default=[], help="the domain of an AGR active there")
     settings_flags(add)
     uftp_contracts_admin.add_commands(uftp, settings_flags)
+    uftp_list_admin.add_commands(uftp, settings_flags)
     settle = uftp.add_parser(
         "settle", help="send each AGR the FlexSettlement of a month's accepted FlexOrders"
     )
@@ -66,6 +67,8 @@ def add_commands(
 def command(args: argparse.Namespace, settings: Settings) -> Command:
     if args.action in uftp_contracts_admin.ACTIONS:
         return uftp_contracts_admin.command(args, settings)
+    if args.action in uftp_list_admin.ACTIONS:
+        return uftp_list_admin.command(args)
     if args.action == "key":
         return _key(args, settings)
     if args.action == "settle":

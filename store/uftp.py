@@ -7,7 +7,7 @@ kept as the message gave them, as JSON."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -199,7 +199,7 @@ class Trade:
     parts: dict[str, Any]
 
 
-_TRADES = {
+TRADE_TABLES = {
     "request": uftp_flex_requests,
     "offer": uftp_flex_offers,
     "order": uftp_flex_orders,
@@ -218,8 +218,9 @@ _COMMON = (
 )
 
 
-def _trade(row: Any) -> Trade:
-    data = dict(row._mapping)
+def trade_of(columns: Mapping[Any, Any]) -> Trade:
+    """The Trade of a row of one of TRADE_TABLES (every column of its table)."""
+    data = dict(columns)
     common = {name: data.pop(name) for name in _COMMON}
     for name in ("expires_at",):
         if name in data:
@@ -252,7 +253,7 @@ async def add_trade(
     **parts: Any,
 ) -> Trade:
     """Record a flex request, offer or order (`kind`); expires_at is a datetime."""
-    table = _TRADES[kind]
+    table = TRADE_TABLES[kind]
     values = {k: to_micros(v) if isinstance(v, datetime) else v for k, v in parts.items()}
     result = await tx.execute(
         table.insert().values(
@@ -268,19 +269,19 @@ async def add_trade(
         )
     )
     row = (await tx.execute(select(table).where(table.c.id == inserted_id(result)))).one()
-    return _trade(row)
+    return trade_of(row._mapping)
 
 
 async def find_trade(
     tx: AsyncConnection, kind: str, peer: Peer, message_id: str, *, for_update: bool = False
 ) -> Trade | None:
     """The peer's flex request, offer or order with this MessageID."""
-    table = _TRADES[kind]
+    table = TRADE_TABLES[kind]
     query = select(table).where(table.c.peer_id == peer.id, table.c.message_id == message_id)
     if for_update:
         query = query.with_for_update()
     row = (await tx.execute(query)).first()
-    return None if row is None else _trade(row)
+    return None if row is None else trade_of(row._mapping)
 
 
 async def trades_at(
@@ -292,7 +293,7 @@ async def trades_at(
     statuses: Sequence[TradeStatus] | None = None,
 ) -> list[Trade]:
     """The trades of a kind at a congestion point for a Period, oldest first."""
-    table = _TRADES[kind]
+    table = TRADE_TABLES[kind]
     query = (
         select(table)
         .where(
@@ -304,7 +305,7 @@ async def trades_at(
     )
     if statuses is not None:
         query = query.where(table.c.status.in_([str(s) for s in statuses]))
-    return [_trade(row) for row in await tx.execute(query)]
+    return [trade_of(row._mapping) for row in await tx.execute(query)]
 
 
 async def orders_between(
@@ -331,14 +332,14 @@ async def orders_between(
     )
     if for_update:
         query = query.with_for_update()
-    return [_trade(row) for row in await tx.execute(query)]
+    return [trade_of(row._mapping) for row in await tx.execute(query)]
 
 
 async def set_trade_status(
     tx: AsyncConnection, kind: str, trade_id: int, status: TradeStatus, **parts: Any
 ) -> None:
     """Set a trade's status, and with it any of its kind's own columns."""
-    table = _TRADES[kind]
+    table = TRADE_TABLES[kind]
     await tx.execute(
         update(table).where(table.c.id == trade_id).values(status=str(status), **parts)
     )
