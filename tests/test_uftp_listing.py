@@ -235,6 +235,8 @@ async def _cli(dso: Any, argv: list[str]) -> tuple[int, str]:
     ("more", "option"),
     [
         (["--tenant", "nobody"], "--tenant"),
+        (["--tenant", "grid\udcff"], "--tenant"),  # argv bytes that are not UTF-8
+        (["--tenant", "grid", "--agr", "agr\udcff"], "--agr"),
         (["--tenant", "grid", "--state", "lost"], "--state"),
         (["--tenant", "grid", "--congestion-point", "cp-1"], "--congestion-point"),
         (

@@ -162,7 +162,17 @@ def check(query: Query) -> None:
         raise ValidationError("--limit", f"must be 1..{MAX_LIMIT}, got {query.limit}")
 
 
+def _text(text: str, flag: str) -> str:
+    """A name as the database can compare it (argv may carry bytes that are not UTF-8)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(flag, f"{text!r} is not UTF-8 text") from None
+    return text
+
+
 async def _tenant(tx: AsyncConnection, name: str) -> Tenant:
+    _text(name, "--tenant")
     try:
         return await get_tenant(tx, name)
     except NotFound:
@@ -172,7 +182,7 @@ async def _tenant(tx: AsyncConnection, name: str) -> Tenant:
 async def _peer(tx: AsyncConnection, tenant: Tenant, domain: str | None) -> Peer | None:
     if domain is None:
         return None
-    peer = await find_peer(tx, tenant, PROTOCOL, domain)
+    peer = await find_peer(tx, tenant, PROTOCOL, _text(domain, "--agr"))
     if peer is None:
         raise ValidationError("--agr", f"no uftp peer {domain!r}")
     return peer
