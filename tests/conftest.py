@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -101,10 +103,31 @@ def postgres_url() -> Iterator[str | None]:
     asyncio.run(_drop_scratch(admin_url, url))
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file the migrations have made, once per run: each test's database starts as
+    a copy of it (migrating a new file costs 170-370 ms; a copy well under one, and the
+    migrations a copy then meets have nothing to do)."""
+    path = tmp_path_factory.mktemp("template") / "flexbridge.db"
+
+    async def migrate() -> None:
+        db = open_database(f"sqlite+aiosqlite:///{path}")
+        try:
+            await upgrade(db)
+        finally:
+            await db.close()
+
+    asyncio.run(migrate())
+    assert not path.with_name(path.name + "-wal").exists(), "the template is not checkpointed"
+    return path
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
     if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'flexbridge.db'}"
+        path = tmp_path / "flexbridge.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite+aiosqlite:///{path}"
     url = request.getfixturevalue("postgres_url")
     if url is None:
         pytest.skip(_pg_state["skip"])
