@@ -5,6 +5,9 @@ BIN    := $(VENV)/bin
 # PostgreSQL leg of the store tests; skipped (and said so) when it does not answer.
 export FLEXBRIDGE_TEST_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 
+# Test processes (pytest-xdist); each test module runs whole in one of them.
+TEST_WORKERS ?= 2
+
 .PHONY: run test lint typecheck bench soak clean
 
 $(BIN)/python:
@@ -32,7 +35,7 @@ run: $(VENV)/.installed-run
 	$(BIN)/flexbridge serve
 
 test: $(VENV)/.installed-test $(PEERS)/.installed typecheck lint
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q --durations=15 -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -152,6 +152,23 @@ async def db(database_url: str) -> AsyncIterator[Database]:
         await database.close()
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Under pytest-xdist each worker has its own PostgreSQL state: hand it to the
+    controller, which prints the summary."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["pg_state"] = dict(_pg_state)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:  # type: ignore[no-untyped-def]
+    state = getattr(node, "workeroutput", {}).get("pg_state", {})
+    if "used" in state:
+        _pg_state["used"] = state["used"]
+    elif "skip" in state and "used" not in _pg_state:
+        _pg_state["skip"] = state["skip"]
+
+
 def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
     if "used" in _pg_state:
         terminalreporter.write_line("PostgreSQL: store tests ran on SQLite and on PostgreSQL.")
