@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from adapter import uftp_contracts_admin, uftp_list_admin
+from adapter import uftp_contracts_admin, uftp_list_admin, uftp_portfolio_admin
 from adapter.settings import Settings
 from protocols.uftp.v3_1.congestion_points import NewCongestionPoint, add_congestion_point
 from protocols.uftp.v3_1.identity import default_domain, identity_of, kept_domain
@@ -51,6 +51,7 @@ def add_commands(
     settings_flags(add)
     uftp_contracts_admin.add_commands(uftp, settings_flags)
     uftp_list_admin.add_commands(uftp, settings_flags)
+    uftp_portfolio_admin.add_commands(uftp, settings_flags)
     settle = uftp.add_parser(
         "settle", help="send each AGR the FlexSettlement of a month's accepted FlexOrders"
     )
@@ -69,11 +70,13 @@ def command(args: argparse.Namespace, settings: Settings) -> Command:
         return uftp_contracts_admin.command(args, settings)
     if args.action in uftp_list_admin.ACTIONS:
         return uftp_list_admin.command(args)
+    if args.action in uftp_portfolio_admin.ACTIONS:
+        return uftp_portfolio_admin.command(args, settings)
     if args.action == "key":
         return _key(args, settings)
     if args.action == "settle":
         return _settle(args, settings)
-    return _congestion_point(args)
+    return _congestion_point(args, settings)
 
 
 def _key(args: argparse.Namespace, settings: Settings) -> Command:
@@ -91,10 +94,12 @@ def _key(args: argparse.Namespace, settings: Settings) -> Command:
     return run
 
 
-def _congestion_point(args: argparse.Namespace) -> Command:
+def _congestion_point(args: argparse.Namespace, settings: Settings) -> Command:
     async def run(db: Database) -> str:
+        from adapter.app import uftp_market
+
         new = NewCongestionPoint(args.tenant, args.ea, tuple(args.connection), tuple(args.agr))
-        point = await add_congestion_point(db, new)
+        point = await add_congestion_point(db, new, uftp_market(settings))
         return str(point.key)
 
     return run

@@ -68,7 +68,7 @@ def command(args: argparse.Namespace, settings: Settings) -> Command:
     return {"add": _add, "list": _list, "remove": _remove}[args.what](args)
 
 
-def _period(text: str, flag: str) -> date:
+def period_named(text: str, flag: str) -> date:
     try:
         period = date.fromisoformat(text)
     except ValueError as exc:
@@ -103,8 +103,8 @@ def _new(args: argparse.Namespace) -> NewContract:
         raise ValidationError("--reserved-w", "give --reserved-w or --isp, not both")
     return NewContract(
         args.contract,
-        _period(args.valid_from, "--from"),
-        _period(args.valid_to, "--to"),
+        period_named(args.valid_from, "--from"),
+        period_named(args.valid_to, "--to"),
         None if args.reserved_w is None else _watts(args.reserved_w, "--reserved-w"),
         _spans(args.isp),
     )
@@ -163,7 +163,7 @@ def _reservation_update(args: argparse.Namespace, settings: Settings) -> Command
     from adapter.app import uftp_market
 
     async def run(db: Database) -> str:
-        period = _period(args.period, "--period")
+        period = period_named(args.period, "--period")
         update = await contracts.reservation_update(
             db, args.tenant, args.contract, period, uftp_market(settings)
         )

@@ -450,3 +450,23 @@ uftp_reservation_updates = _uftp_trade(
     Column("rejection_reason", String(2000), nullable=True),  # the AGR's, when Rejected
     Index(None, "uftp_contract_id", "period"),
 )
+# What we send a peer outside a trade and the answer it gave (store/uftp_exchanges.py):
+# DSOPortfolioUpdate and DSOPortfolioQuery to a CRO, TestMessage to any UFTP peer.
+uftp_exchanges = Table(
+    "uftp_exchanges",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant_fk(),
+    Column("peer_id", Integer, ForeignKey("peers.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(40), nullable=False),  # the message type we sent
+    Column("message_id", String(200), nullable=False),
+    Column("conversation_id", String(200), nullable=False),
+    Column("status", String(20), nullable=False),  # sent | accepted | rejected | answered
+    Column("request", JSON, nullable=False),  # what we asked (congestion points, Period)
+    Column("answer", JSON, nullable=True),  # what the answer said
+    Column("rejection_reason", String(2000), nullable=True),
+    Column("created_at", Micros, nullable=False),
+    Column("answered_at", Micros, nullable=True),
+    UniqueConstraint("peer_id", "message_id"),
+    Index(None, "peer_id", "conversation_id"),
+)

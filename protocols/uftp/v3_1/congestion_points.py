@@ -4,7 +4,9 @@ A congestion point is a FlexibilityArea entity named by its EA1 entity address, 
 every protocol can set and read its series (its MaxCapacity through the CP-API, say, by the
 platform key printed here). Its connections (EAN addresses) are Meter resources connected
 to it; the AGRs active at it carry its address in their peer state, and a flex message of an
-AGR not active at its congestion point is Rejected "Invalid CongestionPoint".
+AGR not active at its congestion point is Rejected "Invalid CongestionPoint". A new
+congestion point, or a new connection of one, is registered with the tenant's CRO, if it
+has one, in the same transaction (portfolio.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.peer_state import edit
+from protocols.uftp.v3_1.identity import identity_of
+from protocols.uftp.v3_1.market import Market
+from protocols.uftp.v3_1.point_address import address_of
+from protocols.uftp.v3_1.portfolio import cro_peers, send_portfolio_update
 from protocols.uftp.v3_1.transport import PROTOCOL
 from store.addresses import EA1Address
 from store.catalogue import AssetSubType, AssetType, ConnectorType
@@ -22,8 +28,11 @@ from store.db import Database
 from store.entities import Entity, add_connector, create_entity
 from store.errors import NotFound, ValidationError
 from store.peers import find_peer
-from store.references import USEF_SYSTEM, add_reference, find, parse_address, references_of
+from store.references import add_reference, find, parse_address
 from store.tenants import Tenant, get_tenant
+from store.timeutil import utcnow
+
+__all__ = ["NewCongestionPoint", "add_congestion_point", "address_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +43,13 @@ class NewCongestionPoint:
     agrs: Sequence[str] = ()  # domains of uftp peers of role AGR
 
 
-async def add_congestion_point(db: Database, new: NewCongestionPoint) -> Entity:
+async def add_congestion_point(
+    db: Database, new: NewCongestionPoint, market: Market | None = None
+) -> Entity:
     """The congestion point, made (or found, when its address names one already) with its
-    connections and AGRs added."""
+    connections and AGRs added; when it or a connection is new, a DSOPortfolioUpdate of it
+    is queued for each CRO of the tenant (`market` names our identity and zone for it: a
+    caller without one may not add to a tenant with a CRO)."""
     address = parse_address(new.address, "--ea")
     if not isinstance(address, EA1Address):
         raise ValidationError("--ea", "a congestion point is named by an EA1 address")
@@ -44,6 +57,7 @@ async def add_congestion_point(db: Database, new: NewCongestionPoint) -> Entity:
     async with db.transaction() as tx:
         tenant = await get_tenant(tx, new.tenant)
         point = await find(tx, tenant, address)
+        changed = point is None
         if point is None:
             point = await create_entity(
                 tx, tenant, AssetType.AREA, AssetSubType.FLEXIBILITY_AREA, {"Name": str(address)}
@@ -56,6 +70,7 @@ async def add_congestion_point(db: Database, new: NewCongestionPoint) -> Entity:
                 )
                 await add_reference(tx, tenant, meter, ean)
                 await add_connector(tx, tenant, point, meter, ConnectorType.FLEXIBILITY)
+                changed = True
         for domain in new.agrs:
             peer = await find_peer(tx, tenant, PROTOCOL, domain)
             if peer is None:
@@ -65,12 +80,17 @@ async def add_congestion_point(db: Database, new: NewCongestionPoint) -> Entity:
                     raise ValidationError("--agr", f"{domain} is a {state.role}, not an AGR")
                 if str(address) not in state.congestion_points:
                     state.congestion_points.append(str(address))
+        if changed:
+            await _register(tx, tenant, point, str(address), market)
         return point
 
 
-async def address_of(tx: AsyncConnection, tenant: Tenant, point: Entity) -> str:
-    """The congestion point's EA1 entity address, as messages name it."""
-    for reference in await references_of(tx, tenant, point, USEF_SYSTEM):
-        if reference.reference_type == "ea1":
-            return reference.external_key
-    raise NotFound("EA1 address of congestion point", str(point.key))
+async def _register(
+    tx: AsyncConnection, tenant: Tenant, point: Entity, address: str, market: Market | None
+) -> None:
+    if not await cro_peers(tx, tenant):
+        return
+    if market is None:
+        raise ValueError("a tenant with a CRO: the DSOPortfolioUpdate needs the market")
+    identity = await identity_of(tx, tenant, market.domain)
+    await send_portfolio_update(tx, tenant, market, identity, [(point, address)], utcnow())

@@ -33,6 +33,11 @@ from protocols.uftp.v3_1.handling import Accepted, Handler, Received
 from protocols.uftp.v3_1.identity import identity_of
 from protocols.uftp.v3_1.market import MARKET
 from protocols.uftp.v3_1.metering import metering
+from protocols.uftp.v3_1.portfolio_answers import (
+    portfolio_query_answered,
+    portfolio_update_answered,
+)
+from protocols.uftp.v3_1.reachability import answered_test_message
 from protocols.uftp.v3_1.replies import respond
 from protocols.uftp.v3_1.sealing import SIGNATURE_BYTES
 from protocols.uftp.v3_1.settlement import settlement_answered
@@ -43,7 +48,7 @@ VERSIONS = frozenset({"3.0.0", "3.1.0"})
 
 
 async def _noted(received: Received) -> Accepted:
-    """A response, or a test message: taken in, nothing to apply."""
+    """A TestMessage: taken in, nothing to apply (its response says it arrived)."""
     return Accepted()
 
 
@@ -53,13 +58,13 @@ HANDLERS: dict[str, Handler] = {
     "FlexOffer": flex_offer,
     "FlexOfferRevocation": flex_offer_revocation,
     "TestMessage": _noted,
-    "TestMessageResponse": _noted,
+    "TestMessageResponse": answered_test_message,
     "FlexRequestResponse": trade_answered,
     "FlexOrderResponse": trade_answered,
     "FlexReservationUpdateResponse": trade_answered,
     "FlexSettlementResponse": settlement_answered,
-    "DSOPortfolioUpdateResponse": _noted,
-    "DSOPortfolioQueryResponse": _noted,
+    "DSOPortfolioUpdateResponse": portfolio_update_answered,
+    "DSOPortfolioQueryResponse": portfolio_query_answered,
 }
 
 # What each role may send a DSO (the DSO's acceptable messages, by sender).
