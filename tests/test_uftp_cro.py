@@ -20,7 +20,7 @@ from test_uftp_fuzz import document as fuzz_document
 from test_uftp_fuzz import post as fuzz_post
 from test_uftp_schemas import reference_xsd_dir
 from uftp_agr import AMSTERDAM, CP, Agr, Dso, valid_outbound
-from uftp_cro import CRO_DOMAIN, WithCro, cro  # noqa: F401  (the fixture)
+from uftp_cro import CRO_DOMAIN, WithCro, with_cro
 
 from adapter import peer_admin
 from adapter.keys import DB
@@ -36,7 +36,13 @@ from store.tables import messages, outbox, peers, uftp_exchanges
 CP2 = "ea1.2026-12.nl.example.dso:cp-2"
 EAN_A, EAN_B = "ean.871685900012345601", "ean.871685900012345602"
 OTHER_AGR = "agr2.example.com"
+FIXTURE_EAN = "ean.871685900012345678"  # the connection of the `dso` fixture's point
 FUZZ_CASES = 120
+
+
+@pytest.fixture
+async def cro(dso: Dso, aiohttp_server: Any) -> WithCro:
+    return await with_cro(dso, aiohttp_server)
 
 
 @cache
@@ -115,9 +121,9 @@ async def active_at(w: WithCro, domain: str) -> list[str]:
 
 
 async def test_a_new_congestion_point_is_registered_with_the_cro(cro: WithCro):
-    """ "The DSOPortfolioUpdate is used by the DSO to indicate on which congestion points it
-    wants to engage in flexibility trading": a congestion point added is sent to the CRO
-    with its connections, from today, signed, valid against the reference XSD."""
+    """The catalog: "The DSOPortfolioUpdate is used by the DSO to indicate on which
+    congestion points it wants to engage in flexibility trading": a congestion point added
+    is sent to the CRO with its connections, from today, signed, valid by the reference."""
     await add_point(cro, CP2, EAN_A, EAN_B)
     update = await cro.cro.next("DSOPortfolioUpdate")
     valid_both_ways(update.inner)
@@ -217,9 +223,10 @@ async def test_a_query_names_the_congestion_point_and_period(cro: WithCro):
 
 
 async def test_the_query_response_links_the_agrs_it_names_that_are_known_peers(cro: WithCro):
-    """ "DSOPortfolioQuery is used by DSOs to discover which AGRs represent connections on its
-    registered congestion point(s)": an AGR peer named on our connection becomes active at
-    the congestion point; an unknown domain, and a connection not ours, link nobody."""
+    """The catalog: "DSOPortfolioQuery is used by DSOs to discover which AGRs represent
+    connections on its registered congestion point(s)": an AGR peer named on our connection
+    becomes active at the congestion point; an unknown domain, a connection not ours, link
+    nobody."""
     await add_agr(cro, OTHER_AGR)
     await add_point(cro, CP, EAN_A)  # a second connection of the fixture's point
     sent = await query(cro)
@@ -227,7 +234,7 @@ async def test_the_query_response_links_the_agrs_it_names_that_are_known_peers(c
         cro,
         sent,
         Node("Connection", {"EntityAddress": EAN_A, "AGR-Domain": OTHER_AGR}),
-        Node("Connection", {"EntityAddress": "ean.871685900012345678", "AGR-Domain": "x.example"}),
+        Node("Connection", {"EntityAddress": FIXTURE_EAN, "AGR-Domain": "x.example"}),
         Node("Connection", {"EntityAddress": EAN_B, "AGR-Domain": OTHER_AGR}),
         Node("Connection", {"EntityAddress": "ean.871685900012345699"}),
     )
@@ -237,7 +244,7 @@ async def test_the_query_response_links_the_agrs_it_names_that_are_known_peers(c
     assert row.status == "accepted"
     assert row.answer["connections"] == [
         {"ean": EAN_A, "agr": OTHER_AGR, "linked": True},
-        {"ean": "ean.871685900012345678", "agr": "x.example", "linked": False},
+        {"ean": FIXTURE_EAN, "agr": "x.example", "linked": False},
         {"ean": EAN_B, "agr": OTHER_AGR, "linked": False},
         {"ean": "ean.871685900012345699", "agr": None, "linked": False},
     ]

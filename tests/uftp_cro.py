@@ -1,13 +1,13 @@
 """A CRO for UFTP tests in this process, made as tests/uftp_agr.py makes its AGR: it signs
 as role CRO with its own key, and its endpoint records every SignedMessage flexbridge sends
-it. And the `cro` fixture: the `dso` fixture with this CRO as a uftp peer of the tenant."""
+it. And `with_cro`, for a test module's fixture: the `dso` fixture with this CRO as a uftp
+peer of the tenant."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
 from uftp_agr import Agr, Dso
 
 from adapter import peer_admin
@@ -37,8 +37,7 @@ class WithCro:
         self.as_cro = Dso(dso.client, dso.app, dso.tenant, cro, dso.point)
 
 
-@pytest.fixture
-async def cro(dso: Dso, aiohttp_server: Any) -> WithCro:
+async def with_cro(dso: Dso, aiohttp_server: Any) -> WithCro:
     party = Cro(dso_key=dso.agr.dso_key)
     server = await aiohttp_server(party.app())
     await peer_admin.add(
