@@ -26,6 +26,7 @@ from pyoscp_peer import wait_until
 
 __all__ = [
     "AGR_HARNESS",
+    "CRO_HARNESS",
     "DSO_STANDIN",
     "UftpPeer",
     "inner_test_message",
@@ -41,9 +42,10 @@ PEERS_VENV = ROOT / ".venv-peers"
 PEERS_PYTHON = PEERS_VENV / "bin" / "python"
 AGR_HARNESS = ROOT / "tests" / "peers" / "uftp_agr.py"
 DSO_STANDIN = ROOT / "tests" / "peers" / "uftp_dso_standin.py"
+CRO_HARNESS = ROOT / "tests" / "peers" / "uftp_cro.py"
 
 READY = re.compile(
-    r"uftp (?P<role>AGR|DSO) ready on (?P<url>http://127\.0\.0\.1:\d+)"
+    r"uftp (?P<role>AGR|DSO|CRO) ready on (?P<url>http://127\.0\.0\.1:\d+)"
     r" message_url=(?P<message_url>\S+) domain=(?P<domain>\S+)"
     r" public_key=(?P<public_key>\S+) private_key=(?P<private_key>\S+)"
 )
@@ -69,7 +71,7 @@ requires_uftp_peer = pytest.mark.skipif(
 
 @dataclass
 class UftpPeer:
-    """A harness process (the library's AGR or DSO service) and an HTTP client for it."""
+    """A harness process (the library's AGR, DSO or CRO service) and an HTTP client for it."""
 
     proc: asyncio.subprocess.Process
     role: str
@@ -83,7 +85,7 @@ class UftpPeer:
 
     @classmethod
     async def start(cls, script: Path, tmp_path: Path, *args: str) -> UftpPeer:
-        """Start ``script`` (AGR_HARNESS or DSO_STANDIN) on a free port; wait for its ready line."""
+        """Start ``script`` (a harness of this module) on a free port; wait for its ready line."""
         stderr = tmp_path / f"{script.stem}.stderr"
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
         with stderr.open("ab") as err:

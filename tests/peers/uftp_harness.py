@@ -1,9 +1,10 @@
-"""What the shapeshifter-uftp harness processes share (uftp_agr.py, uftp_dso_standin.py).
+"""What the shapeshifter-uftp harness processes share (uftp_agr.py, uftp_dso_standin.py,
+uftp_cro.py).
 
 Runs ONLY under the peers venv (.venv-peers, with tests/peers/requirements-uftp.txt). Each
-process runs one of the library's own services (ShapeshifterAgrService or
-ShapeshifterDsoService, subclassed only to record) for one peer of the other role, and adds
-test-only routes beside the library's message route:
+process runs one of the library's own services (ShapeshifterAgrService, ShapeshifterDsoService
+or ShapeshifterCroService, subclassed only to record) for one peer of the other role (a
+CRO's is a DSO), and adds test-only routes beside the library's message route:
 
     GET  /_received[?type=T]   every message the service handed to a process_* callback:
                                {"seq", "type", "attributes", "children"} (wire names; children
@@ -62,7 +63,7 @@ log = logging.getLogger("uftp_harness")
 
 MESSAGE_PATH = "/shapeshifter/api/v3/message"
 SIGNATURE_BYTES = 64  # libsodium combined form: signature, then the signed bytes
-PEER_ROLE = {"AGR": "DSO", "DSO": "AGR"}
+PEER_ROLE = {"AGR": "DSO", "DSO": "AGR", "CRO": "DSO"}
 START_TIMEOUT = 20.0  # seconds uvicorn may take to listen before the harness gives up
 
 
