@@ -111,6 +111,7 @@ def uftp_market(settings: Settings) -> Market:
         ZoneInfo(settings.uftp_time_zone),
         order_lead=timedelta(seconds=settings.uftp_order_lead_seconds),
         reservation_lead=timedelta(seconds=settings.uftp_reservation_lead_seconds),
+        congestion_check=timedelta(seconds=settings.uftp_congestion_check_seconds),
     )
 
 

@@ -133,6 +133,10 @@ class Settings:
     # A contract's FlexReservationUpdate for a Period goes out this long before the Period
     # begins (10 h: 14:00 the day before, local time), saying what is still reserved.
     uftp_reservation_lead_seconds: float = 36000.0
+    # How often the UFTP clock checks every congestion point and Period for congestion and
+    # due orders (a D-Prognosis is checked as it arrives): a MaxCapacity lowered through
+    # any protocol makes its FlexRequest within this time.
+    uftp_congestion_check_seconds: float = 5.0
     # The heartbeat interval flexbridge asks of peers in its handshakes (section 7: 15 min).
     heartbeat_seconds: float = 900.0
     # Optimal forecasts are re-sent when a group's inputs change, at most this often.
@@ -259,6 +263,7 @@ def load_settings(
 _LOWER_BOUNDS: tuple[tuple[str, float, bool], ...] = (
     ("uftp_order_lead_seconds", 0, True),
     ("uftp_reservation_lead_seconds", 0, False),
+    ("uftp_congestion_check_seconds", 0, False),
     ("max_body_bytes", 0, False),
     ("max_blocks_per_request", 1, True),
     ("max_derived_blocks_per_request", 1, True),

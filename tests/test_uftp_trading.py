@@ -21,6 +21,8 @@ from adapter.keys import BACKGROUND, DB
 from protocols.common.context import HUB
 from protocols.uftp.v3_1 import MARKET, clock
 from protocols.uftp.v3_1.codec import Node, timestamp
+from protocols.uftp.v3_1.market import Market
+from protocols.uftp.v3_1.surface import surface as uftp_surface
 from store.outbox import list_outbox
 from store.series import ensure_series
 from store.series_types import SeriesType
@@ -92,6 +94,43 @@ async def test_an_overload_asks_for_exactly_the_overload_in_a_flex_request(dso):
     assert sorted(requested) == [41, 42, 43, 44]
     assert {(a["MinPower"], a["MaxPower"]) for a in requested.values()} == {("-20000", "0")}
     assert isps[1]["Disposition"] == "Available" and isps[1]["MaxPower"] == "20000"
+
+
+async def test_the_prognosis_making_an_overload_queues_its_request_right_after_its_response(dso):
+    """The FlexRequest is made in the transaction that accepts the D-Prognosis causing the
+    overload, not at a later sweep of the clock: with the clock stopped, it is queued when
+    the prognosis's 200 comes back, behind the D-PrognosisResponse."""
+    await dso.app[BACKGROUND].clock.stop()
+    period = _tomorrow()
+    count = _isps(period)
+    await _capacity(dso, period, [100.0] * count)
+    powers = [80_000] * count
+    powers[40] = 130_000
+    status, _ = await dso.send("D-Prognosis", isp_nodes(powers), **_flex(period, Revision="1"))
+    assert status == 200
+    async with dso.app[DB].read() as tx:
+        queued = [r.message_type for r in reversed(await list_outbox(tx, dso.tenant))]
+    assert queued == ["D-PrognosisResponse", "FlexRequest"]
+    request = await dso.agr.next("FlexRequest")
+    requested = [e.attrib for e in request.children if e.attrib["Disposition"] == "Requested"]
+    assert [(a["Start"], a["MinPower"]) for a in requested] == [("41", "-30000")]
+
+
+def test_the_clock_sweeps_congestion_points_once_per_congestion_check(monkeypatch):
+    """`uftp_congestion_check_seconds`: the peer clock ticks about every second, the UFTP
+    sweep of every congestion point and Period runs only once per interval."""
+    sweeps: list[datetime] = []
+
+    async def sweep(db: Any, hub: Any, now: datetime, market: Any) -> None:
+        sweeps.append(now)
+
+    monkeypatch.setattr(clock, "tick", sweep)
+    tick = uftp_surface(Market("dso.example.com", congestion_check=timedelta(seconds=5))).clock
+    assert tick is not None
+    start = datetime(2026, 12, 7, 12, tzinfo=UTC)
+    for second in (0, 1, 4.9, 5, 6, 10.5):
+        asyncio.run(tick(None, None, start + timedelta(seconds=second)))  # type: ignore[arg-type]
+    assert [(s - start).total_seconds() for s in sweeps] == [0, 5, 10.5]
 
 
 async def test_an_offer_covering_the_request_is_ordered_at_once_in_its_conversation(dso):

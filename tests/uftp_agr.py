@@ -136,6 +136,7 @@ async def dso(db, database_url, aiohttp_client, aiohttp_server):  # type: ignore
         outbox_poll_seconds=0.05,
         peer_clock_seconds=0.05,
         uftp_domain="dso.example.com",
+        uftp_congestion_check_seconds=0.05,
     )
     app = create_app(settings)
     client = await aiohttp_client(app)

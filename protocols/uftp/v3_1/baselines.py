@@ -17,8 +17,8 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from protocols.uftp.v3_1.d_prognosis import source_of
 from protocols.uftp.v3_1.isp import Day
+from protocols.uftp.v3_1.sources import source_of
 from store.entities import Entity
 from store.peers import Peer
 from store.series import find_series

@@ -1,4 +1,6 @@
-"""The UFTP clock, run by the adapter's peer clock about once a second: for every
+"""The UFTP clock, run by the adapter's peer clock every `Market.congestion_check` (5 s;
+a D-Prognosis and a FlexOffer are acted on as they arrive, so this sweep is what catches a
+MaxCapacity changed through another protocol, and the orders due by time): for every
 congestion point with a D-Prognosis for today or later, send the FlexRequests its overload
 asks for (flex_requests.py) and place the FlexOrders its offers allow (flex_orders.py); and
 for every contract whose Period is due, its FlexReservationUpdate (reservations.py).

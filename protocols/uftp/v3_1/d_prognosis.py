@@ -17,13 +17,16 @@ the others and every protocol can read the sum.
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
 from hub.peer_state import state_of
 from protocols.uftp.v3_1.codec import spans_of
 from protocols.uftp.v3_1.days import day_of
 from protocols.uftp.v3_1.errors import Rejected
+from protocols.uftp.v3_1.flex_requests import request_on_arrival
 from protocols.uftp.v3_1.handling import Accepted, Received
 from protocols.uftp.v3_1.isp import check_spans
+from protocols.uftp.v3_1.sources import source_of
 from store.entities import Entity
 from store.errors import StoreError
 from store.references import find, parse_address
@@ -34,10 +37,6 @@ from store.uftp import keep_prognosis, prognosis_revision
 from store.values import Point, write_values
 
 _HOUR = timedelta(hours=1)
-
-
-def source_of(domain: str) -> str:
-    return f"uftp:{domain}"
 
 
 async def congestion_point(received: Received, address: str) -> Entity:
@@ -92,4 +91,10 @@ async def d_prognosis(received: Received) -> Accepted:
         message_id=received.inner.header.message_id,
         replaces=kept is not None,
     )
-    return Accepted()
+    r = received
+    address = r.inner.attr("CongestionPoint") or ""
+    return Accepted(
+        then=partial(
+            request_on_arrival, r.tx, r.tenant, point, address, day.period, r.market, r.identity
+        )
+    )

@@ -7,9 +7,10 @@ W), MaxPower = 0, a reduction of consumption of up to the overload (the spec's d
 rule: never MinPower < 0 < MaxPower); every other ISP of the Period is Available with
 MinPower = 0 and MaxPower = the headroom (W), what the AGR may add there.
 
-The peer clock checks every congestion point with a D-Prognosis for today or later on each
-tick (about a second), so a request goes out within seconds of the overload becoming known,
-whether a prognosis raised the load or a lowered MaxCapacity cut the room. A request is
+A D-Prognosis is checked in the transaction that accepts it (request_on_arrival), so the
+request it makes necessary follows its response at once; and the UFTP clock checks every
+congestion point with a D-Prognosis for today or later every `Market.congestion_check` (5 s),
+which catches a MaxCapacity lowered through any protocol within that time. A request is
 sent again (Revision + 1, the previous one superseded) only when the requested ISPs change;
 it goes to every AGR that sent a D-Prognosis for the Period, in a new conversation that its
 offers and our orders continue, with the ContractID of the AGR's contract at the congestion
@@ -29,18 +30,27 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.peer_state import state_of
 from protocols.uftp.v3_1.codec import Node, timestamp
-from protocols.uftp.v3_1.d_prognosis import source_of
 from protocols.uftp.v3_1.flex_series import write_requested
 from protocols.uftp.v3_1.identity import Identity
 from protocols.uftp.v3_1.isp import Day
 from protocols.uftp.v3_1.market import Market
 from protocols.uftp.v3_1.replies import VERSION, metadata, send_signed
+from protocols.uftp.v3_1.sources import source_of
 from store.entities import Entity
 from store.peers import Peer, get_peer
 from store.series import find_series
 from store.series_types import SeriesType
 from store.tenants import Tenant
-from store.uftp import TradeStatus, add_trade, prognosis_senders, set_trade_status, trades_at
+from store.timeutil import utcnow
+from store.uftp import (
+    Forecast,
+    TradeStatus,
+    add_trade,
+    lock_forecast,
+    prognosis_senders,
+    set_trade_status,
+    trades_at,
+)
 from store.uftp_contracts import contracts_of
 from store.values import read_values
 
@@ -213,3 +223,20 @@ async def check_congestion(
             contract_id=contract_id,
         )
     return len(agrs)
+
+
+async def request_on_arrival(
+    tx: AsyncConnection,
+    tenant: Tenant,
+    point: Entity,
+    address: str,
+    period: date,
+    market: Market,
+    identity: Identity,
+) -> int:
+    """Right after a D-Prognosis is accepted, in its transaction: the FlexRequests the new
+    load calls for, sent at once rather than at the clock's next sweep. It waits for the
+    lock a concurrent prognosis or sweep of the same congestion point and Period holds."""
+    if not await lock_forecast(tx, Forecast(tenant.id, point.id, period), wait=True):
+        return 0
+    return await check_congestion(tx, tenant, point, address, period, market, identity, utcnow())

@@ -19,9 +19,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from protocols.uftp.v3_1.d_prognosis import source_of
 from protocols.uftp.v3_1.identity import Identity
 from protocols.uftp.v3_1.isp import Day
+from protocols.uftp.v3_1.sources import source_of
 from store.entities import Entity
 from store.series import ensure_series
 from store.series_types import SeriesType

@@ -23,6 +23,9 @@ class Market:
     # A contract's FlexReservationUpdate for a Period goes out this long before the Period
     # begins (reservations.py).
     reservation_lead: timedelta = timedelta(hours=10)
+    # How often the clock checks every congestion point and Period for congestion (a
+    # D-Prognosis is checked as it arrives; this catches a MaxCapacity changed elsewhere).
+    congestion_check: timedelta = timedelta(seconds=5)
 
 
 MARKET = web.AppKey("uftp_market", Market)

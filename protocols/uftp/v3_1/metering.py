@@ -41,11 +41,11 @@ from xml.etree.ElementTree import Element
 
 from hub import derivations, replan
 from hub.peer_state import state_of
-from protocols.uftp.v3_1.d_prognosis import source_of
 from protocols.uftp.v3_1.days import day_of
 from protocols.uftp.v3_1.errors import Rejected
 from protocols.uftp.v3_1.handling import Accepted, Received
 from protocols.uftp.v3_1.isp import Day, Span, check_spans
+from protocols.uftp.v3_1.sources import source_of
 from store.addresses import EANAddress
 from store.catalogue import ConnectorType
 from store.entities import Entity, connectors_of

@@ -42,13 +42,13 @@ from protocols.uftp.v3_1.contract_settlement import (
     contract_settlement_node,
     contract_settlements,
 )
-from protocols.uftp.v3_1.d_prognosis import source_of
 from protocols.uftp.v3_1.handling import Accepted, Received
 from protocols.uftp.v3_1.identity import Identity, identity_of
 from protocols.uftp.v3_1.isp import Day
 from protocols.uftp.v3_1.market import Market
 from protocols.uftp.v3_1.replies import VERSION, metadata, send_signed
 from protocols.uftp.v3_1.settlement_rules import IspFigures, amounts, ordered_w, settle_isp
+from protocols.uftp.v3_1.sources import source_of
 from store.catalogue import ConnectorType
 from store.db import Database
 from store.entities import Entity, connectors_of, get_entity_by_id

@@ -36,7 +36,13 @@ def render_error(refusal: Refusal) -> web.Response:
 def surface(market: Market) -> Surface:
     """The surface for a market (its clock checks congestion in the market's time zone)."""
 
+    swept: datetime | None = None  # when this process last swept
+
     async def tick(db: Database, hub: Hub, now: datetime) -> None:
+        nonlocal swept
+        if swept is not None and now - swept < market.congestion_check:
+            return
+        swept = now
         await clock.tick(db, hub, now, market)
 
     return Surface(
