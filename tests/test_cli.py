@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from ports import free_port
 
 from store.migrate import head_revision
 
@@ -124,7 +124,7 @@ def test_an_unreachable_database_is_one_line_and_exit_2(command, env):
 
 
 def test_serve_with_an_unreachable_database_is_one_line_and_exit_2(env):
-    env = {**env, "FLEXBRIDGE_PORT": str(_free_port())}
+    env = {**env, "FLEXBRIDGE_PORT": str(free_port())}
     line = _one_error_line(_run("serve", "--database-url", UNREACHABLE, env=env))
     assert "Connect call failed" in line or "refused" in line.lower()
 
@@ -172,14 +172,8 @@ def test_a_token_with_a_lifetime_is_issued(env):
     assert issued.returncode == 0 and len(issued.stdout.strip()) >= 40
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_serve_answers_health_and_stops_on_sigterm(env, tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {**env, "FLEXBRIDGE_PORT": str(port), "FLEXBRIDGE_ADMIN_PASSWORD": "pw"}
     process = subprocess.Popen(
         [FLEXBRIDGE, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

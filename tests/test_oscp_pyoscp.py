@@ -19,7 +19,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -29,6 +28,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from ports import free_port
 from pyoscp_peer import (
     ASSET_MEASUREMENTS,
     CAPACITIES,
@@ -54,12 +54,6 @@ def header(received: dict[str, Any], name: str) -> str | None:
     """A header of a request pyoscp received (Werkzeug spells names its own way)."""
     found = {k.lower(): v for k, v in received["headers"].items()}
     return found.get(name.lower())
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 async def _ready_line(proc: asyncio.subprocess.Process, pattern: re.Pattern[str]) -> str | None:
@@ -94,7 +88,7 @@ class Flexbridge:
     """A `flexbridge serve` process on a free port with its own SQLite file."""
 
     def __init__(self, tmp_path: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.co_url = f"{self.url}/oscp/co/2.0"
         self.stderr = tmp_path / "flexbridge.stderr"

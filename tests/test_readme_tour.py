@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 from pathlib import Path
 
 import pytest
+from ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -22,12 +22,6 @@ def tour_blocks() -> list[str]:
     text = README.read_text(encoding="utf-8")
     section = text.split("\n## Tour", 1)[1].split("\n## ", 1)[0]
     return re.findall(r"```sh\n(.*?)```", section, re.S)
-
-
-def _free_port() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return str(probe.getsockname()[1])
 
 
 def test_the_readme_has_a_tour_of_every_surface():
@@ -41,7 +35,7 @@ def test_the_readme_has_a_tour_of_every_surface():
 def test_the_readme_tour_runs_as_written(tmp_path: Path):
     script = "\n".join(tour_blocks())
     for port in PORTS:
-        script = script.replace(port, _free_port())
+        script = script.replace(port, str(free_port()))
     (tmp_path / ".venv").symlink_to(ROOT / ".venv")
     (tmp_path / "examples").symlink_to(ROOT / "examples")
     # The tour leaves nothing running, even when it fails half-way.
