@@ -20,6 +20,7 @@ from store.db import inserted_id
 from store.entities import Entity
 from store.peers import Peer
 from store.tables import (
+    entities,
     uftp_flex_offers,
     uftp_flex_orders,
     uftp_flex_requests,
@@ -378,15 +379,15 @@ async def prognosis_senders(
 
 
 async def lock_forecast(tx: AsyncConnection, forecast: Forecast, *, wait: bool = False) -> bool:
-    """Lock the prognosis rows of a congestion point and Period for this transaction; False
-    when there are none or, unless `wait`, another transaction holds them (PostgreSQL;
-    SQLite has one writer anyway)."""
+    """Take the UFTP turn of a forecast's congestion point for this transaction: whoever
+    makes its FlexRequests or FlexOrders holds it (the clock's sweep, the prognosis or offer
+    that calls for them). False when, unless `wait`, another transaction holds it
+    (PostgreSQL; SQLite has one writer anyway). The lock is the congestion point's entity
+    row, which no message writes: locking the prognosis rows instead let two prognoses,
+    each holding its own row, wait for each other's."""
     query = (
-        select(uftp_prognoses.c.id)
-        .where(
-            uftp_prognoses.c.entity_id == forecast.entity_id,
-            uftp_prognoses.c.period == forecast.period.isoformat(),
-        )
+        select(entities.c.id)
+        .where(entities.c.id == forecast.entity_id, entities.c.tenant_id == forecast.tenant_id)
         .with_for_update(skip_locked=not wait)
     )
     return bool((await tx.execute(query)).first())

@@ -5,9 +5,9 @@ congestion point with a D-Prognosis for today or later, send the FlexRequests it
 asks for (flex_requests.py) and place the FlexOrders its offers allow (flex_orders.py); and
 for every contract whose Period is due, its FlexReservationUpdate (reservations.py).
 
-Each congestion point and Period is handled in its own transaction, with its prognosis
-rows locked (skipped when another process holds them), so processes sharing a database do
-not both send.
+Each congestion point and Period is handled in its own transaction, holding the congestion
+point's lock (store.uftp.lock_forecast; skipped when another transaction holds it), so
+processes sharing a database, and the messages acting as they arrive, do not both send.
 """
 
 from __future__ import annotations

@@ -247,8 +247,8 @@ async def order_on_arrival(
     identity: Identity,
 ) -> int:
     """Right after an offer is accepted, in its transaction: the orders it completes, placed
-    at once rather than at the clock's next tick. It waits for the lock a concurrent offer
-    or tick of the same congestion point and Period holds, and so sees their orders: the
+    at once rather than at the clock's next tick. It waits for the lock a concurrent offer,
+    prognosis or sweep of the same congestion point holds, and so sees their orders: the
     need is never ordered twice."""
     if not await lock_forecast(tx, Forecast(tenant.id, point.id, period), wait=True):
         return 0  # no prognosis, no request: nothing to order

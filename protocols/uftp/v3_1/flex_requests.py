@@ -236,7 +236,7 @@ async def request_on_arrival(
 ) -> int:
     """Right after a D-Prognosis is accepted, in its transaction: the FlexRequests the new
     load calls for, sent at once rather than at the clock's next sweep. It waits for the
-    lock a concurrent prognosis or sweep of the same congestion point and Period holds."""
+    lock a concurrent prognosis, offer or sweep of the same congestion point holds."""
     if not await lock_forecast(tx, Forecast(tenant.id, point.id, period), wait=True):
         return 0
     return await check_congestion(tx, tenant, point, address, period, market, identity, utcnow())
