@@ -12,19 +12,48 @@ processes sharing a database, and the messages acting as they arrive, do not bot
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.runtime import Hub
 from protocols.uftp.v3_1.flex_orders import place_orders
 from protocols.uftp.v3_1.flex_requests import check_congestion
-from protocols.uftp.v3_1.identity import identity_of
+from protocols.uftp.v3_1.identity import Identity, identity_of
 from protocols.uftp.v3_1.market import Market
 from protocols.uftp.v3_1.reservations import release_due
 from store.db import Database
-from store.entities import get_entity_by_id
+from store.entities import Entity, get_entity_by_id
 from store.references import USEF_SYSTEM, references_of
 from store.tenants import Tenant, list_tenants
+from store.timeutil import utcnow
 from store.uftp import Forecast, lock_forecast, periods_ahead
+
+# A step of the clock for one congestion point and Period (check_congestion, place_orders):
+# (tx, tenant, point, address, period, market, identity, now) -> messages sent.
+Step = Callable[
+    [AsyncConnection, Tenant, Entity, str, date, Market, Identity, datetime], Awaitable[int]
+]
+
+
+async def at_once(
+    step: Step,
+    tx: AsyncConnection,
+    tenant: Tenant,
+    point: Entity,
+    address: str,
+    period: date,
+    market: Market,
+    identity: Identity,
+) -> int:
+    """A step run now, in the transaction of the message that calls for it (a D-Prognosis
+    making an overload, an offer completing a cover), rather than at the next sweep. It
+    waits for the congestion point's turn a concurrent message or sweep holds, and so sees
+    what that one sent: nothing is requested or ordered twice."""
+    if not await lock_forecast(tx, Forecast(tenant.id, point.id, period), wait=True):
+        return 0  # the congestion point is gone
+    return await step(tx, tenant, point, address, period, market, identity, utcnow())
 
 
 async def tick(db: Database, hub: Hub, now: datetime, market: Market) -> None:

@@ -20,10 +20,11 @@ from datetime import timedelta
 from functools import partial
 
 from hub.peer_state import state_of
+from protocols.uftp.v3_1.clock import at_once
 from protocols.uftp.v3_1.codec import spans_of
 from protocols.uftp.v3_1.days import day_of
 from protocols.uftp.v3_1.errors import Rejected
-from protocols.uftp.v3_1.flex_requests import request_on_arrival
+from protocols.uftp.v3_1.flex_requests import check_congestion
 from protocols.uftp.v3_1.handling import Accepted, Received
 from protocols.uftp.v3_1.isp import check_spans
 from protocols.uftp.v3_1.sources import source_of
@@ -95,6 +96,14 @@ async def d_prognosis(received: Received) -> Accepted:
     address = r.inner.attr("CongestionPoint") or ""
     return Accepted(
         then=partial(
-            request_on_arrival, r.tx, r.tenant, point, address, day.period, r.market, r.identity
+            at_once,
+            check_congestion,
+            r.tx,
+            r.tenant,
+            point,
+            address,
+            day.period,
+            r.market,
+            r.identity,
         )
     )

@@ -25,10 +25,11 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
+from protocols.uftp.v3_1.clock import at_once
 from protocols.uftp.v3_1.codec import moment, spans_of
 from protocols.uftp.v3_1.d_prognosis import congestion_point, day_of
 from protocols.uftp.v3_1.errors import Rejected
-from protocols.uftp.v3_1.flex_orders import order_on_arrival
+from protocols.uftp.v3_1.flex_orders import place_orders
 from protocols.uftp.v3_1.flex_series import write_ordered
 from protocols.uftp.v3_1.handling import Accepted, Received
 from protocols.uftp.v3_1.isp import Day, check_spans
@@ -163,7 +164,15 @@ async def flex_offer(received: Received) -> Accepted:
     r = received
     return Accepted(
         then=partial(
-            order_on_arrival, r.tx, r.tenant, point, address, day.period, r.market, r.identity
+            at_once,
+            place_orders,
+            r.tx,
+            r.tenant,
+            point,
+            address,
+            day.period,
+            r.market,
+            r.identity,
         )
     )
 

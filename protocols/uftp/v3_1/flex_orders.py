@@ -41,13 +41,10 @@ from protocols.uftp.v3_1.replies import metadata, send_signed
 from store.entities import Entity
 from store.peers import get_peer
 from store.tenants import Tenant
-from store.timeutil import utcnow
 from store.uftp import (
-    Forecast,
     Trade,
     TradeStatus,
     add_trade,
-    lock_forecast,
     set_trade_status,
     trades_at,
 )
@@ -235,21 +232,3 @@ async def place_orders(
             tx, tenant, point, address, day, identity, request, offers, orders, market, now
         )
     return placed
-
-
-async def order_on_arrival(
-    tx: AsyncConnection,
-    tenant: Tenant,
-    point: Entity,
-    address: str,
-    period: date,
-    market: Market,
-    identity: Identity,
-) -> int:
-    """Right after an offer is accepted, in its transaction: the orders it completes, placed
-    at once rather than at the clock's next tick. It waits for the lock a concurrent offer,
-    prognosis or sweep of the same congestion point holds, and so sees their orders: the
-    need is never ordered twice."""
-    if not await lock_forecast(tx, Forecast(tenant.id, point.id, period), wait=True):
-        return 0  # no prognosis, no request: nothing to order
-    return await place_orders(tx, tenant, point, address, period, market, identity, utcnow())

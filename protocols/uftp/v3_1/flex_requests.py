@@ -7,7 +7,7 @@ W), MaxPower = 0, a reduction of consumption of up to the overload (the spec's d
 rule: never MinPower < 0 < MaxPower); every other ISP of the Period is Available with
 MinPower = 0 and MaxPower = the headroom (W), what the AGR may add there.
 
-A D-Prognosis is checked in the transaction that accepts it (request_on_arrival), so the
+A D-Prognosis is checked in the transaction that accepts it (clock.at_once), so the
 request it makes necessary follows its response at once; and the UFTP clock checks every
 congestion point with a D-Prognosis for today or later every `Market.congestion_check` (5 s),
 which catches a MaxCapacity lowered through any protocol within that time. A request is
@@ -41,12 +41,9 @@ from store.peers import Peer, get_peer
 from store.series import find_series
 from store.series_types import SeriesType
 from store.tenants import Tenant
-from store.timeutil import utcnow
 from store.uftp import (
-    Forecast,
     TradeStatus,
     add_trade,
-    lock_forecast,
     prognosis_senders,
     set_trade_status,
     trades_at,
@@ -223,20 +220,3 @@ async def check_congestion(
             contract_id=contract_id,
         )
     return len(agrs)
-
-
-async def request_on_arrival(
-    tx: AsyncConnection,
-    tenant: Tenant,
-    point: Entity,
-    address: str,
-    period: date,
-    market: Market,
-    identity: Identity,
-) -> int:
-    """Right after a D-Prognosis is accepted, in its transaction: the FlexRequests the new
-    load calls for, sent at once rather than at the clock's next sweep. It waits for the
-    lock a concurrent prognosis, offer or sweep of the same congestion point holds."""
-    if not await lock_forecast(tx, Forecast(tenant.id, point.id, period), wait=True):
-        return 0
-    return await check_congestion(tx, tenant, point, address, period, market, identity, utcnow())
