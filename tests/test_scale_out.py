@@ -459,14 +459,11 @@ def _newest_limits_held_last(everyone: list[Peer]) -> None:
 def _heartbeats_not_doubled(peer: Peer) -> None:
     """Each heartbeat was beaten at least one interval after the one before: its
     offline_mode_at, three intervals past the moment it was beaten, moves on by at least one
-    interval (exact; two processes beating at once differ by milliseconds). And at the
-    peer no more arrived than one per interval over the time they took, give or take one
-    interval of delivery jitter (a heartbeat may wait up to its interval, its deadline)."""
+    interval (exact; two processes beating at once differ by milliseconds, and a heartbeat
+    delivered twice by nothing). Arrival times are no measure of this: a heartbeat queued
+    behind a burst of optima may arrive more than an interval late, next to the one after."""
     beats = peer.endpoint.accepted("heartbeat")
     vouched = [datetime.fromisoformat(b.body["offline_mode_at"]) for b in beats]
     interval = timedelta(seconds=HEARTBEAT_SECONDS)
     steps = [later - earlier for earlier, later in itertools.pairwise(vouched)]
     assert all(step >= interval for step in steps), (peer.name, steps)
-    span = beats[-1].at - beats[0].at
-    allowed = 1 + (span + HEARTBEAT_SECONDS) / HEARTBEAT_SECONDS
-    assert len(beats) <= allowed, (peer.name, len(beats), span, [b.at for b in beats])
