@@ -77,7 +77,8 @@ class Meter:
         self.statements: dict[str, int] = defaultdict(int)
         self._stack = ["outside"]
         self._since = time.process_time()
-        event.listen(db.engine.sync_engine, "before_cursor_execute", self._count)
+        for engine in db.engines:
+            event.listen(engine.sync_engine, "before_cursor_execute", self._count)
 
     def _count(self, *_args: Any) -> None:
         self.statements[self._stack[-1]] += 1

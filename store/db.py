@@ -14,11 +14,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import ColumnElement, String, event, text
-from sqlalchemy.engine import Connection, CursorResult, make_url
+from sqlalchemy.engine import URL, Connection, CursorResult, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from store import sqlite_inline
 from store.group_commit import GroupCommit
 from store.secret_box import SecretBox
 
@@ -26,6 +27,7 @@ _WRITE_OPTION = "flexbridge_write"
 _WRITE_OPTIONS = {_WRITE_OPTION: True}
 _SECRETS_INFO = "flexbridge_secrets"
 _STARTUP_LOCK = 0x666C6578  # "flex": the advisory lock id of startup work
+_BUSY_TIMEOUT_MS = int(sqlite_inline.BUSY_TIMEOUT_SECONDS * 1000)
 GROUP_COMMIT_MAX = 32  # writers per shared commit unless told (setting group_commit_max)
 
 
@@ -35,12 +37,18 @@ class Database:
     # SQLite has one writer at a time. Writers of this process queue here, first come first
     # served, instead of in SQLite's busy handler, which retries by sleeping and lets an
     # unlucky writer starve past its timeout ("database is locked") under load; the writers
-    # queued share one transaction and commit (store/group_commit.py).
+    # queued share one transaction and commit (store/group_commit.py). Its connection runs
+    # sqlite3 on the loop's thread (store/sqlite_inline.py); `engine` serves the readers.
     writer: GroupCommit | None = None
     # The keys that seal the secrets flexbridge presents to peers (store/secret_box.py); the
     # adapter gives them from its configuration. Every connection carries them too
     # (`secrets_of`), so that the store functions, which take a connection, reach them.
     secrets: SecretBox | None = None
+
+    @property
+    def engines(self) -> tuple[AsyncEngine, ...]:
+        """Every engine of this database: the readers' and, on SQLite, the writer's."""
+        return (self.engine,) if self.writer is None else (self.engine, self.writer.engine)
 
     @property
     def dialect(self) -> str:
@@ -67,7 +75,8 @@ class Database:
         write transaction commits alone); PostgreSQL commits each on its own regardless."""
         if self.writer is None:
             return self
-        return replace(self, writer=GroupCommit(self.engine, max_members, _WRITE_OPTIONS))
+        writer = GroupCommit(self.writer.engine, max_members, _WRITE_OPTIONS)
+        return replace(self, writer=writer)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -93,10 +102,12 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     async def close(self) -> None:
+        if self.writer is not None:
+            await self.writer.engine.dispose()
         await self.engine.dispose()
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "connect")
@@ -107,7 +118,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.close()
 
     @event.listens_for(sync_engine, "begin")
@@ -156,21 +167,29 @@ def open_database(
     parsed = make_url(url)
     server = parsed.get_backend_name() != "sqlite"
     pool = {"pool_size": pool_size, "max_overflow": max_overflow} if server else {}
+    engine = _engine(parsed, echo, secrets, pool_pre_ping=server, **pool)
+    if not server:
+        writer = _engine(parsed, echo, secrets, module=sqlite_inline.DBAPI)
+        return Database(engine, GroupCommit(writer, GROUP_COMMIT_MAX, _WRITE_OPTIONS), secrets)
+    return Database(engine, secrets=secrets)
+
+
+def _engine(url: URL, echo: bool, secrets: SecretBox | None, **options: Any) -> AsyncEngine:
     engine = create_async_engine(
-        parsed,
+        url,
         echo=echo,
-        pool_pre_ping=server,
         # Every connection is used inside transaction() or read(), which always commit or
         # roll back; a reset on return would be one more driver round trip for nothing.
         pool_reset_on_return=None,
-        **pool,
+        **options,
     )
     if secrets is not None:
         _carry_secrets(engine, secrets)
     if engine.dialect.name == "sqlite":
-        _configure_sqlite(engine)
-        return Database(engine, GroupCommit(engine, GROUP_COMMIT_MAX, _WRITE_OPTIONS), secrets)
-    return Database(engine, secrets=secrets)
+        # The writer waits for a busy database on the loop, in its driver (sqlite_inline).
+        waits_in_driver = options.get("module") is sqlite_inline.DBAPI
+        _configure_sqlite(engine, 0 if waits_in_driver else _BUSY_TIMEOUT_MS)
+    return engine
 
 
 def text_limit(column: ColumnElement[Any]) -> int:

@@ -56,6 +56,11 @@ class GroupCommit:
         self._queued = 0  # writers waiting for the turn
         self._batch: _Batch | None = None
 
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine whose connection the batches use."""
+        return self._engine
+
     def locked(self) -> bool:
         """Whether a writer holds the turn."""
         return self._turn.locked()

@@ -40,7 +40,8 @@ def _count_commits(db: Database) -> list[int]:
         if conn.get_execution_options().get("flexbridge_write"):
             commits.append(1)
 
-    event.listen(db.engine.sync_engine, "commit", committed)
+    for engine in db.engines:
+        event.listen(engine.sync_engine, "commit", committed)
     return commits
 
 
