@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import xmlschema
 from conftest import TEST_KEY
-from sqlalchemy import select
+from sqlalchemy import select, update
 from test_uftp_fuzz import (
     ALLOWED,
     ODD_VALUES,
@@ -67,8 +67,9 @@ from store.peers import find_peer
 from store.secret_box import SecretBox
 from store.series import ensure_series
 from store.series_types import SeriesType
-from store.tables import uftp_contracts, uftp_reservation_updates
+from store.tables import uftp_contracts, uftp_flex_orders, uftp_reservation_updates
 from store.tenants import add_tenant
+from store.uftp import TradeStatus
 from store.uftp_contracts import NewContract, ReservedSpan
 from store.values import Point, write_values
 
@@ -423,6 +424,31 @@ async def test_contract_settlements_give_reserved_requested_offered_and_ordered_
     _valid_outbound(settlement)
     _reference_valid(settlement)
     assert parse(settlement).find("ContractSettlement/Period/ISP").attrib["Duration"] == "40"
+
+
+async def test_ordered_power_counts_the_orders_an_earlier_flex_settlement_settled(dso):
+    """OrderedPower: the orders "not rejected" placed under the contract, those a first
+    FlexSettlement of the month settled (settle --force, then again) among them, so that the
+    second says of the contract what the first did."""
+    period = _period()
+    await _contract(dso)
+    await _prognose(dso, period)
+    request = await dso.agr.next("FlexRequest")
+    assert (await dso.post(_offer(dso, period, request, 25_000, ContractID="C-1")))[0] == 200
+    await dso.agr.next("FlexOrder")
+    market = dso.app[MARKET]
+
+    async def ordered_at_peak() -> int | None:
+        async with dso.app[DB].read() as tx:
+            agr = await find_peer(tx, dso.tenant, "uftp", dso.agr.domain)
+            (settled,) = await contract_settlements(tx, dso.tenant, agr, period, market)
+        return settled.periods[0].isps[PEAK[0] - 1].ordered_w
+
+    assert await ordered_at_peak() == -25_000
+    async with dso.app[DB].transaction() as tx:  # what a first FlexSettlement does to them
+        marked = await tx.execute(update(uftp_flex_orders).values(status=str(TradeStatus.SETTLED)))
+    assert marked.rowcount == 1
+    assert await ordered_at_peak() == -25_000
 
 
 def _flex_settlement(dso: Any, period: date, contract: Node) -> bytes:

@@ -109,6 +109,11 @@ def _ordered(orders: list[Trade], count: int) -> list[int]:
     return [int(w.to_integral_value()) for w in total]
 
 
+# Not rejected: settled ones too, or a second FlexSettlement of a month (one run with
+# --force, then another) would say less was ordered under the contract than the first did.
+_ORDERS_COUNTED = (*STANDING, TradeStatus.SETTLED)
+
+
 async def _period(
     tx: AsyncConnection,
     tenant: Tenant,
@@ -142,7 +147,7 @@ async def _period(
     named_ids = {o.message_id for o in named}
     orders = [
         o
-        for o in await trades_at(tx, "order", tenant, point, day.period, STANDING)
+        for o in await trades_at(tx, "order", tenant, point, day.period, _ORDERS_COUNTED)
         if o.peer_id == agr.id and o.parts["flex_offer_message_id"] in named_ids
     ]
     requested = _requested(requests[-1], reserved) if requests else None

@@ -296,7 +296,6 @@ async def _send_for(
     orders: list[Trade],
 ) -> Sent:
     settled = [await settle_order(tx, tenant, peer, order, market) for order in orders]
-    # Before the orders are marked settled: the contracts count the orders placed under them.
     contracts = await contract_settlements(tx, tenant, peer, month.first, market)
     nodes = [contract_settlement_node(c) for c in contracts]
     message = settlement_message(identity, peer, month, currency, settled, nodes)
