@@ -378,17 +378,24 @@ async def test_an_order_of_an_offer_under_contract_carries_the_contract_id(dso):
 # --- ContractSettlement --------------------------------------------------------------------
 
 
+async def _ordered_under_contract(dso: Any, offered_w: int) -> date:
+    """Contract C-1, a prognosis over it, and an offer of `offered_w` under it, ordered:
+    the Period."""
+    period = _period()
+    await _contract(dso)
+    await _prognose(dso, period)
+    request = await dso.agr.next("FlexRequest")
+    assert (await dso.post(_offer(dso, period, request, offered_w, ContractID="C-1")))[0] == 200
+    await dso.agr.next("FlexOrder")
+    return period
+
+
 async def test_contract_settlements_give_reserved_requested_offered_and_ordered_power(dso):
     """ContractSettlement ISP: ReservedPower "reserved (and not released using a
     FlexReservationUpdate)", RequestedPower "both reserved and requested (i.e. the lowest
     amount)", OfferedPower covered in an offer, OrderedPower ordered under the contract;
     the element, inside a FlexSettlement, is valid against our schema and the reference."""
-    period = _period()
-    await _contract(dso)
-    await _prognose(dso, period)
-    request = await dso.agr.next("FlexRequest")
-    assert (await dso.post(_offer(dso, period, request, 25_000, ContractID="C-1")))[0] == 200
-    await dso.agr.next("FlexOrder")
+    period = await _ordered_under_contract(dso, 25_000)
     market = dso.app[MARKET]
     await contracts.reservation_update(dso.app[DB], "grid", "C-1", period, market)
     following = period + timedelta(days=1)
@@ -430,12 +437,7 @@ async def test_ordered_power_counts_the_orders_an_earlier_flex_settlement_settle
     """OrderedPower: the orders "not rejected" placed under the contract, those a first
     FlexSettlement of the month settled (settle --force, then again) among them, so that the
     second says of the contract what the first did."""
-    period = _period()
-    await _contract(dso)
-    await _prognose(dso, period)
-    request = await dso.agr.next("FlexRequest")
-    assert (await dso.post(_offer(dso, period, request, 25_000, ContractID="C-1")))[0] == 200
-    await dso.agr.next("FlexOrder")
+    period = await _ordered_under_contract(dso, 25_000)
     market = dso.app[MARKET]
 
     async def ordered_at_peak() -> int | None:

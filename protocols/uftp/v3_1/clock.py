@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hub.runtime import Hub
 from protocols.uftp.v3_1.flex_orders import place_orders
 from protocols.uftp.v3_1.flex_requests import check_congestion
+from protocols.uftp.v3_1.handling import Received
 from protocols.uftp.v3_1.identity import Identity, identity_of
 from protocols.uftp.v3_1.market import Market
 from protocols.uftp.v3_1.reservations import release_due
@@ -37,23 +38,15 @@ Step = Callable[
 ]
 
 
-async def at_once(
-    step: Step,
-    tx: AsyncConnection,
-    tenant: Tenant,
-    point: Entity,
-    address: str,
-    period: date,
-    market: Market,
-    identity: Identity,
-) -> int:
+async def at_once(step: Step, received: Received, point: Entity, address: str, period: date) -> int:
     """A step run now, in the transaction of the message that calls for it (a D-Prognosis
     making an overload, an offer completing a cover), rather than at the next sweep. It
     waits for the congestion point's turn a concurrent message or sweep holds, and so sees
     what that one sent: nothing is requested or ordered twice."""
-    if not await lock_forecast(tx, Forecast(tenant.id, point.id, period), wait=True):
+    r = received
+    if not await lock_forecast(r.tx, Forecast(r.tenant.id, point.id, period), wait=True):
         return 0  # the congestion point is gone
-    return await step(tx, tenant, point, address, period, market, identity, utcnow())
+    return await step(r.tx, r.tenant, point, address, period, r.market, r.identity, utcnow())
 
 
 async def tick(db: Database, hub: Hub, now: datetime, market: Market) -> None:

@@ -92,18 +92,5 @@ async def d_prognosis(received: Received) -> Accepted:
         message_id=received.inner.header.message_id,
         replaces=kept is not None,
     )
-    r = received
-    address = r.inner.attr("CongestionPoint") or ""
-    return Accepted(
-        then=partial(
-            at_once,
-            check_congestion,
-            r.tx,
-            r.tenant,
-            point,
-            address,
-            day.period,
-            r.market,
-            r.identity,
-        )
-    )
+    address = received.inner.attr("CongestionPoint") or ""
+    return Accepted(then=partial(at_once, check_congestion, received, point, address, day.period))

@@ -161,20 +161,7 @@ async def flex_offer(received: Received) -> Accepted:
         contract_id=contract_id,
     )
     address = flex.attr("CongestionPoint") or ""
-    r = received
-    return Accepted(
-        then=partial(
-            at_once,
-            place_orders,
-            r.tx,
-            r.tenant,
-            point,
-            address,
-            day.period,
-            r.market,
-            r.identity,
-        )
-    )
+    return Accepted(then=partial(at_once, place_orders, received, point, address, day.period))
 
 
 async def flex_offer_revocation(received: Received) -> Accepted:
