@@ -29,6 +29,7 @@ _BATCH = 500  # entity ids per IN list
 @dataclass(frozen=True, slots=True)
 class Series:
     id: int
+    tenant_id: int  # whose: read_values refuses another tenant's series without a query
     entity_id: int
     series_type: SeriesType
     phase: int | None  # CP-API Table 2 "Phase n" variants, n = 1..3
@@ -36,10 +37,19 @@ class Series:
     resolution: timedelta | None  # None: irregular instants ("Frequent")
 
 
+def require_own_series(tenant: Tenant, *owned: Series) -> None:
+    """Refuse a series of another tenant as if it did not exist, as require_own does an
+    entity: a Series is only ever made from its row, so the check needs no query."""
+    for series in owned:
+        if series.tenant_id != tenant.id:
+            raise NotFound("series", f"#{series.id}")
+
+
 def _series(row: Any) -> Series:
     resolution = timedelta(seconds=row.resolution_s) if row.resolution_s else None
     return Series(
         row.id,
+        row.tenant_id,
         row.entity_id,
         SeriesType(row.series_type),
         row.phase or None,
@@ -106,6 +116,7 @@ async def ensure_series(
             continue  # created concurrently: the second look finds it
         return Series(
             inserted_id(result),
+            tenant.id,
             entity.id,
             series_type,
             phase,

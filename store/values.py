@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from store.errors import FieldIssue, NotFound, ValidationError
 from store.resample import Regular, interpolate_readings, over_periods, resample, values_at
-from store.series import Series, get_series, source_id
+from store.series import Series, require_own_series, source_id
 from store.series_types import Quantity, SeriesTypeInfo, Sign, info, value_issue
 from store.tables import series as series_table
 from store.tables import sources as sources_table
@@ -583,7 +583,7 @@ async def read_values(
     end = require_utc(end, "end")
     if end <= start:
         raise ValidationError("end", "must be after start")
-    await get_series(tx, tenant, series.id)  # tenant check
+    require_own_series(tenant, series)
     beliefs = _BeliefFilter(prior, horizon, sources)
     if resolution is None or resolution == series.resolution:
         return _as_points(
@@ -619,17 +619,6 @@ class Window(NamedTuple):
     end: datetime
 
 
-async def _check_own(tx: AsyncConnection, tenant: Tenant, series_ids: set[int]) -> None:
-    """NotFound unless every one of `series_ids` is this tenant's (read_values' check, once
-    for many series)."""
-    query = select(series_table.c.id).where(
-        series_table.c.tenant_id == tenant.id, series_table.c.id.in_(sorted(series_ids))
-    )
-    missing = series_ids - set((await tx.execute(query)).scalars())
-    if missing:
-        raise NotFound("series", f"#{min(missing)}")
-
-
 def _windows_clause(windows: Sequence[tuple[int, int, int]]) -> ColumnElement[bool]:
     """series_id IN (...) AND start in [lo, hi), one term per distinct window."""
     column = values_table.c
@@ -660,12 +649,12 @@ async def read_windows(
     tx: AsyncConnection, tenant: Tenant, windows: Sequence[Window]
 ) -> list[list[Point]]:
     """`read_values(tx, tenant, w.series, w.start, w.end)` for each window, in its order, in
-    two statements for all (a plan reads a dozen series: one round trip each was most of its
+    one statement for all (a plan reads a dozen series: one round trip each was most of its
     cost). As stored: no resampling, the latest belief per start."""
     spans = _spans(windows)
     if not spans:
         return []
-    await _check_own(tx, tenant, {series_id for series_id, _, _ in spans})
+    require_own_series(tenant, *(window.series for window in windows))
     column = values_table.c
     query = (
         select(column.series_id, column.start, column.end, column.value, column.status)
@@ -710,7 +699,7 @@ async def count_starts(
 ) -> int:
     """How many values `read_values` gives for [start, end) as stored (one per start),
     counted in the database: for a caller that bounds a read before making it."""
-    await get_series(tx, tenant, series.id)  # tenant check
+    require_own_series(tenant, series)
     column = values_table.c
     query = select(func.count(distinct(column.start))).where(
         column.series_id == series.id,
@@ -741,7 +730,7 @@ async def read_periods(
     if len(edges) < 2:
         return []
     times = [require_utc(moment, "edges") for moment in edges]
-    await get_series(tx, tenant, series.id)  # tenant check
+    require_own_series(tenant, series)
     beliefs = _BeliefFilter(prior, horizon, sources)
     if info(series.series_type).quantity in (Quantity.READING, Quantity.LEVEL):
         readings = await _readings_around(tx, tenant, series, times[0], times[-1], beliefs)

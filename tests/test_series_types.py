@@ -26,7 +26,7 @@ Q = timedelta(minutes=15)
 
 def _refused(series_type: SeriesType, numbers: list[object]) -> list[str]:
     """Fields the store's write path refuses for these values (one 15-minute block each)."""
-    series = Series(1, 1, series_type, None, info(series_type).unit, Q)
+    series = Series(1, 1, 1, series_type, None, info(series_type).unit, Q)
     points = [Point(T0 + i * Q, T0 + (i + 1) * Q, v) for i, v in enumerate(numbers)]  # type: ignore[arg-type]
     try:
         _rows(series, points, 1, 0)

@@ -299,7 +299,7 @@ async def test_another_tenants_entity_or_series_is_not_found(db, meter):
 _EARLIEST_US = to_micros(EARLIEST)
 _LATEST_US = to_micros(LATEST)
 _Q_US = 15 * 60 * 1_000_000
-_SERIES = Series(7, 3, SeriesType.CONSUMPTION, None, Unit.KWH, Q)
+_SERIES = Series(7, 1, 3, SeriesType.CONSUMPTION, None, Unit.KWH, Q)
 
 _block_starts = st.one_of(
     st.integers(0, 4 * 96).map(lambda k: to_micros(T0) + k * _Q_US),  # on the grid
@@ -346,7 +346,7 @@ def test_blocks_without_statuses_and_with_ragged_columns() -> None:
     ]
     with pytest.raises(ValidationError, match="different lengths"):
         prepare_rows(_SERIES, Blocks(starts, [1.0]), source_id=1, belief=T0)
-    irregular = Series(8, 3, SeriesType.CONSUMPTION, None, Unit.KWH, None)
+    irregular = Series(8, 1, 3, SeriesType.CONSUMPTION, None, Unit.KWH, None)
     with pytest.raises(ValidationError, match="resolution"):
         prepare_rows(irregular, Blocks(starts, [1.0, 2.0]), source_id=1, belief=T0)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.peer_state import state_of
 from protocols.common.context import database_of
@@ -71,13 +72,12 @@ def _recipient(inner: bytes) -> str | None:
         return None
 
 
-async def _signer(request: web.Request, envelope: Envelope) -> Signed:
-    async with database_of(request).read() as tx:
-        candidates = [
-            peer
-            for peer in await peers_named(tx, PROTOCOL, envelope.sender_domain)
-            if state_of(peer).role == envelope.sender_role
-        ]
+async def _signer(tx: AsyncConnection, envelope: Envelope) -> Signed:
+    candidates = [
+        peer
+        for peer in await peers_named(tx, PROTOCOL, envelope.sender_domain)
+        if state_of(peer).role == envelope.sender_role
+    ]
     if not candidates:
         raise TransportError(419, "Unknown SenderDomain (SignedMessage)")
     verified = [
@@ -88,31 +88,31 @@ async def _signer(request: web.Request, envelope: Envelope) -> Signed:
     if not verified:
         raise AuthError("Invalid signature")
     if len(verified) > 1:
-        return await _addressed(request, verified)
+        return await _addressed(tx, verified)
     return verified[0]
 
 
-async def _addressed(request: web.Request, verified: list[Signed]) -> Signed:
+async def _addressed(tx: AsyncConnection, verified: list[Signed]) -> Signed:
     """Of a sender known to several tenants, the one whose DSO domain the message names."""
     wanted = _recipient(verified[0].inner)
-    async with database_of(request).read() as tx:
-        for signed in verified:
-            if await kept_domain(tx, signed.peer.tenant) == wanted:
-                return signed
+    for signed in verified:
+        if await kept_domain(tx, signed.peer.tenant) == wanted:
+            return signed
     return verified[0]
 
 
 async def authenticate(request: web.Request) -> Account:
     """The account of the peer that signed the request's SignedMessage (its envelope and
-    inner bytes kept in request[SIGNED])."""
+    inner bytes kept in request[SIGNED]), found in one read."""
     _check_headers(request)
     try:
         envelope = read_envelope(await request.read())
     except XmlInvalid as exc:
         raise TransportError(400, f"Invalid SignedMessage: {exc.reason}") from exc
-    signed = await _signer(request, envelope)
-    if signed.peer.account_id is None:
-        raise TransportError(419, "Unknown SenderDomain (SignedMessage)")
-    request[SIGNED] = signed
     async with database_of(request).read() as tx:
-        return await account_by_id(tx, signed.peer.account_id)
+        signed = await _signer(tx, envelope)
+        if signed.peer.account_id is None:
+            raise TransportError(419, "Unknown SenderDomain (SignedMessage)")
+        account = await account_by_id(tx, signed.peer.account_id)
+    request[SIGNED] = signed
+    return account
