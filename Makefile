@@ -23,6 +23,14 @@ $(PEERS)/.installed: tests/peers/requirements-pyoscp.txt tests/peers/requirement
 		-r tests/peers/requirements-uftp.txt
 	touch $@
 
+# flexmeasures-client needs packaging>=23.1, which pyoscp forbids: a venv of its own.
+USEF_PEER := .venv-usef
+
+$(USEF_PEER)/.installed: tests/peers/requirements-usef.txt
+	$(PYTHON) -m venv $(USEF_PEER)
+	$(USEF_PEER)/bin/pip install --quiet -r tests/peers/requirements-usef.txt
+	touch $@
+
 $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
@@ -34,7 +42,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-run
 	$(BIN)/flexbridge serve
 
-test: $(VENV)/.installed-test $(PEERS)/.installed typecheck lint
+test: $(VENV)/.installed-test $(PEERS)/.installed $(USEF_PEER)/.installed typecheck lint
 	$(BIN)/python -m pytest -q --durations=15 -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(VENV)/.installed-test
@@ -58,4 +66,4 @@ soak: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/soak.py --minutes $(SOAK_MINUTES)
 
 clean:
-	rm -rf $(VENV) $(PEERS) *.egg-info flexbridge.db flexbridge.db-*
+	rm -rf $(VENV) $(PEERS) $(USEF_PEER) *.egg-info flexbridge.db flexbridge.db-*

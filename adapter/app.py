@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -13,7 +14,7 @@ from aiohttp import web
 from adapter.auth import RateLimiter
 from adapter.background import Background
 from adapter.bootstrap import first_start
-from adapter.guards import CredentialCache, LoginCache
+from adapter.guards import CredentialCache, LoginCache, password_account
 from adapter.health import routes as health_routes
 from adapter.keys import (
     BACKGROUND,
@@ -31,7 +32,7 @@ from adapter.middlewares import ROOT_MIDDLEWARES
 from adapter.settings import Settings
 from adapter.surfaces import mount
 from adapter.throttle import Brake
-from protocols.common.context import HUB, LIMITS
+from protocols.common.context import HUB, LIMITS, PASSWORD_LOGIN
 from protocols.common.surface import Surface
 from protocols.cpapi import v1 as cpapi_v1
 from protocols.ocmp import v1_0 as ocmp_v1_0
@@ -39,6 +40,7 @@ from protocols.oscp import v2_0 as oscp_v2_0
 from protocols.uftp import v3_1 as uftp_v3_1
 from protocols.uftp.v3_1.identity import default_domain
 from protocols.uftp.v3_1.market import Market
+from protocols.usef import v1_v2_0 as usef_api
 from store.app_secrets import get_or_create_secret
 from store.db import open_database
 from store.key_file import secret_box
@@ -133,13 +135,23 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_background(None))
     app.add_routes(health_routes)
-    mount(app, settings.cpapi_prefix, cpapi_v1.SURFACE)
-    mount(app, f"/{settings.event_hub_path.strip('/')}", cpapi_v1.EVENT_HUB)
-    mount(app, settings.ocmp_prefix, ocmp_v1_0.SURFACE)
-    mount(app, settings.oscp_co_prefix, oscp_v2_0.CO_SURFACE)
-    mount(app, settings.oscp_cp_prefix, oscp_v2_0.CP_SURFACE)
     app[uftp_v3_1.MARKET] = uftp_market(settings)
-    mount(app, settings.uftp_prefix, uftp_v3_1.surface(app[uftp_v3_1.MARKET]))
+    app[usef_api.TOKEN_TTL] = timedelta(seconds=settings.usef_token_ttl_seconds)
+    host = urlsplit(settings.base_url).hostname or "localhost"
+    app[usef_api.NAMING] = usef_api.Naming(settings.usef_naming_authority, host)
+    app[PASSWORD_LOGIN] = password_account
+    mount(
+        app,
+        [
+            (settings.cpapi_prefix, cpapi_v1.SURFACE),
+            (f"/{settings.event_hub_path.strip('/')}", cpapi_v1.EVENT_HUB),
+            (settings.ocmp_prefix, ocmp_v1_0.SURFACE),
+            (settings.oscp_co_prefix, oscp_v2_0.CO_SURFACE),
+            (settings.oscp_cp_prefix, oscp_v2_0.CP_SURFACE),
+            (settings.uftp_prefix, uftp_v3_1.surface(app[uftp_v3_1.MARKET])),
+            (settings.usef_prefix, usef_api.SURFACE),
+        ],
+    )
     return app
 
 

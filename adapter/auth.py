@@ -79,7 +79,7 @@ def _split_scheme(header: str | None) -> tuple[str, str] | None:
     return parts[0].lower(), parts[1].strip() if len(parts) == 2 else ""
 
 
-def _has_control_char(text: str) -> bool:
+def has_control_char(text: str) -> bool:
     return any(ord(c) < 0x20 or ord(c) == 0x7F for c in text)
 
 
@@ -115,7 +115,7 @@ def parse_basic_auth(header: str | None, *, realm: str = DEFAULT_REALM) -> tuple
         raise AuthError(
             "malformed basic credentials: no ':' after the user id", www_authenticate=challenge
         )
-    if _has_control_char(decoded):
+    if has_control_char(decoded):
         raise AuthError(
             "malformed basic credentials: control character", www_authenticate=challenge
         )

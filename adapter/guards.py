@@ -21,6 +21,8 @@ from aiohttp import web
 from adapter.auth import (
     Claims,
     basic_challenge,
+    has_control_char,
+    parse_bare_token,
     parse_basic_auth,
     parse_token_auth,
     retry_after,
@@ -46,8 +48,10 @@ from store.accounts import (
     edit_login_failures,
     password_hash_of,
 )
+from store.db import text_limit
 from store.errors import NotFound
 from store.secrets import hash_token, verify_password
+from store.tables import accounts
 from store.tenants import Tenant
 
 
@@ -141,17 +145,62 @@ async def basic_login(request: web.Request, realm: str = "flexbridge") -> Login:
     if credentials is None:
         raise AuthError("basic authentication required", www_authenticate=basic_challenge(realm))
     username, password = credentials
+    return await _login(request, address, username, password, "basic", basic_challenge(realm))
+
+
+async def password_account(request: web.Request, username: str, password: str) -> Account:
+    """The account of a username and password sent in a login body (USEF requestAuthToken),
+    braked as basic credentials are: AuthError (401) when wrong, 429 when locked."""
+    brake = request.config_dict[BRAKE]
+    address = client_address(request)
+    brake.refuse_address(address, "password")
+    if not (_storable(username, _USERNAME_LIMIT) and _storable(password, None)):
+        brake.count("password", "malformed")  # no account can be named so: nothing to hash
+        raise AuthError("unknown user or wrong password")
+    login = await _login(request, address, username, password, "password", None)
+    return login.account
+
+
+_USERNAME_LIMIT = text_limit(accounts.c.username)
+
+
+def _storable(text: str, limit: int | None) -> bool:
+    """Text a login may hold: no control character or lone surrogate (PostgreSQL refuses
+    NUL), within the column's length."""
+    if (limit is not None and len(text) > limit) or has_control_char(text):
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+async def _login(
+    request: web.Request,
+    address: str,
+    username: str,
+    password: str,
+    scheme: str,
+    challenge: str | None,
+) -> Login:
+    brake = request.config_dict[BRAKE]
     known = request.config_dict[LOGIN_CACHE].get(username)
     if known is not None:
-        brake.refuse_account(known.failures, "basic")
+        brake.refuse_account(known.failures, scheme)
         if _verified_before(request, known, password):
             return known  # heartbeats at 200/s: no database read, no hash
     async with brake.checks.turn(username):
-        return await _check_password(request, address, username, password, realm)
+        return await _check_password(request, address, username, password, scheme, challenge)
 
 
 async def _check_password(
-    request: web.Request, address: str, username: str, password: str, realm: str
+    request: web.Request,
+    address: str,
+    username: str,
+    password: str,
+    scheme: str,
+    challenge: str | None,
 ) -> Login:
     """The slow path, one at a time per username: read the login afresh, refuse it when
     locked, else hash. The check before ours may have just verified or locked it."""
@@ -159,25 +208,25 @@ async def _check_password(
     logins = request.config_dict[LOGIN_CACHE]
     known = logins.get(username)
     if known is not None:
-        brake.refuse_account(known.failures, "basic")
+        brake.refuse_account(known.failures, scheme)
         if _verified_before(request, known, password):
             return known
     async with request.config_dict[DB].read() as tx:
         found = await password_hash_of(tx, username)
     loop = asyncio.get_running_loop()
-    refused = AuthError("unknown user or wrong password", www_authenticate=basic_challenge(realm))
+    refused = AuthError("unknown user or wrong password", www_authenticate=challenge)
     if found is None:
-        brake.refuse_username(username, "basic")
+        brake.refuse_username(username, scheme)
         # Pay the same scrypt cost as for a known user, so timing does not reveal usernames.
         await loop.run_in_executor(None, verify_password, password, None)
         brake.username_failed(username, address)
-        brake.failed(address, "basic", "unknown_user")
+        brake.failed(address, scheme, "unknown_user")
         raise refused
     logins.put(username, found)
-    brake.refuse_account(found.failures, "basic")
+    brake.refuse_account(found.failures, scheme)
     if not _verified_before(request, found, password):
         if not await loop.run_in_executor(None, verify_password, password, found.password_hash):
-            await _account_failed(request, found, address, "basic", "wrong_password")
+            await _account_failed(request, found, address, scheme, "wrong_password")
             raise refused
         cache = request.config_dict[CREDENTIAL_CACHE]
         cache.add(cache.key(username, password, found.password_hash))
@@ -210,8 +259,10 @@ async def token_account(
     realm: str = "flexbridge",
     *,
     unknown_is_forbidden: bool = False,
+    bare: bool = False,
 ) -> Account:
-    """The account owning an opaque token sent as `Authorization: <scheme> <token>`.
+    """The account owning an opaque token sent as `Authorization: <scheme> <token>`, or
+    with `bare` as the whole header value (the USEF API), `<scheme> <token>` tolerated.
 
     No token (or another scheme): 401. An unknown, expired or revoked token: 401 as RFC 6750
     has it, or 403 where the protocol says so (`unknown_is_forbidden`; OSCP 2.0). A token
@@ -221,7 +272,10 @@ async def token_account(
     address = client_address(request)
     brake.refuse_address(address, label)
     try:
-        token = parse_token_auth(request.headers.get("Authorization"), scheme, realm=realm)
+        header = request.headers.get("Authorization")
+        token = parse_token_auth(header, scheme, realm=realm)
+        if token is None and bare:
+            token = parse_bare_token(header, scheme=scheme, realm=realm)
     except AuthError:
         brake.count(label, "malformed")
         raise

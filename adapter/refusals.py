@@ -40,7 +40,11 @@ def _store_status(exc: StoreError) -> int:
 
 def refusal_of(exc: Exception, request: web.Request, subject: str) -> Refusal | None:
     refusal = _refusal(exc, request, subject)
-    return None if refusal is None else replace(refusal, request_id=request_id_of(request))
+    if refusal is None:
+        return None
+    return replace(
+        refusal, request_id=request_id_of(request), method=request.method, path=request.path
+    )
 
 
 def _refusal(exc: Exception, request: web.Request, subject: str) -> Refusal | None:

@@ -20,6 +20,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hub.limits import Limits
+from store.addresses import parse_entity_address
+from store.errors import ValidationError
 from store.key_file import SecretKeyError, parse_keys
 
 ENV_PREFIX = "FLEXBRIDGE_"
@@ -120,6 +122,16 @@ class Settings:
     # Where OSCP 2.0 is mounted: flexbridge as Capacity Optimizer and as Capacity Provider.
     oscp_co_prefix: str = "/oscp/co/2.0"
     oscp_cp_prefix: str = "/oscp/cp/2.0"
+    # Where the USEF API (FlexMeasures 0.3, v1 to v2_0) is mounted: <prefix>/,
+    # <prefix>/requestAuthToken, <prefix>/<version>/<endpoint>. It may share its prefix
+    # with the CP-API (both /api by default): their paths differ.
+    usef_prefix: str = "/api"
+    # How long a token from requestAuthToken is good for (FlexMeasures' 6 h).
+    usef_token_ttl_seconds: int = 21600
+    # The naming authority of the EA1 addresses flexbridge mints for its connections,
+    # `ea1.<YYYY-MM>.<reversed domain>`; when empty, that of the host of public_url with
+    # the month it was first needed, kept in the database.
+    usef_naming_authority: str | None = None
     # Where UFTP 3.1 is mounted (flexbridge as the DSO): <prefix>/message.
     uftp_prefix: str = "/shapeshifter/api/v3"
     # The DSO domain a tenant's UFTP identity is made with (`flexbridge uftp key`); the host
@@ -280,6 +292,7 @@ _LOWER_BOUNDS: tuple[tuple[str, float, bool], ...] = (
     ("group_commit_max", 1, True),
     ("plan_lease_seconds", 0, False),
     ("jwt_ttl_seconds", 0, False),
+    ("usef_token_ttl_seconds", 0, False),
     ("rate_limit_per_second", 0, False),
     ("rate_limit_burst", 1, True),
     ("login_cache_seconds", 0, True),
@@ -332,6 +345,24 @@ def _check_uftp(settings: Settings) -> None:
         )
 
 
+def _check_usef(settings: Settings) -> None:
+    authority = settings.usef_naming_authority
+    if authority is None:
+        return
+    try:
+        parse_entity_address(f"{authority}:-")
+    except ValidationError as exc:
+        raise SettingsError(
+            f"setting 'usef_naming_authority': {authority!r} is not an EA1 naming authority "
+            f"such as ea1.2026-12.io.example ({exc})"
+        ) from None
+    if not authority.startswith("ea1."):
+        raise SettingsError(
+            f"setting 'usef_naming_authority': {authority!r} is not an EA1 naming authority "
+            "such as ea1.2026-12.io.example"
+        )
+
+
 def _checked(settings: Settings) -> Settings:
     """Refuse settings that would only fail later, far from where they were given."""
     if settings.jwt_secret is not None and len(settings.jwt_secret.encode()) < 32:
@@ -344,6 +375,7 @@ def _checked(settings: Settings) -> Settings:
     if not 0 < settings.port < 65536:
         raise SettingsError(f"setting 'port': {settings.port} is not a TCP port")
     _check_uftp(settings)
+    _check_usef(settings)
     if settings.log_level.upper() not in logging.getLevelNamesMapping():
         known = ", ".join(sorted(logging.getLevelNamesMapping()))
         raise SettingsError(

@@ -3,9 +3,17 @@
 Each protocol version exports a `Surface`; `mount` puts its routes in a sub-application
 whose middleware authenticates the caller the way the surface asks, checks its role and
 rate budget, and turns whatever a handler raises into the protocol's own error answer.
+
+Surfaces mounted at one prefix (the CP-API and the USEF API both at /api by default) share
+one sub-application, as aiohttp lets only one claim a prefix: a request a route matches is
+that route's surface's; one no route matches (404, 405) is the surface's that has a route
+beginning with the request's first path segment under the prefix, else the first mounted
+there. A handler marked `public` is served without authentication.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -21,7 +29,7 @@ from adapter.guards import (
 from adapter.middlewares import refuse_declared_oversize, refuse_long_target
 from adapter.refusals import refusal_of
 from protocols.common.context import CALLER, Caller
-from protocols.common.surface import Auth, Forbidden, Surface
+from protocols.common.surface import Auth, Forbidden, Surface, is_public
 
 
 async def _authenticate(request: web.Request, surface: Surface) -> Caller:
@@ -37,6 +45,9 @@ async def _authenticate(request: web.Request, surface: Surface) -> Caller:
     elif surface.auth is Auth.TOKEN:
         account = await token_account(request, "Token", surface.realm, unknown_is_forbidden=True)
         tenant = account.tenant
+    elif surface.auth is Auth.BARE_TOKEN:
+        account = await token_account(request, "Bearer", surface.realm, bare=True)
+        tenant = account.tenant
     elif surface.auth is Auth.SIGNED_BODY and surface.authenticate is not None:
         account = await signed_account(request, surface.authenticate)
         tenant = account.tenant
@@ -48,9 +59,41 @@ async def _authenticate(request: web.Request, surface: Surface) -> Caller:
     return Caller(account, tenant)
 
 
-def surface_middleware(surface: Surface) -> Middleware:
+class _Dispatch:
+    """Which of the surfaces sharing a sub-application a request belongs to."""
+
+    def __init__(self, surfaces: Sequence[Surface], routes: dict[int, Surface]) -> None:
+        self.default = surfaces[0]
+        self.routes = routes  # id(route) -> its surface
+        self.first_segments = {
+            segment: surface
+            for surface in reversed(surfaces)
+            for segment in _first_segments(surface)
+        }
+
+    def surface_of(self, request: web.Request, prefix: str) -> Surface:
+        route = request.match_info.route
+        found = self.routes.get(id(route))
+        if found is not None:
+            return found
+        rest = request.path[len(prefix) :].lstrip("/")
+        return self.first_segments.get(rest.split("/", 1)[0].lower(), self.default)
+
+
+def _first_segments(surface: Surface) -> set[str]:
+    """The literal first path segments of a surface's routes, in lower case."""
+    segments = set()
+    for route in surface.routes:
+        path = getattr(route, "path", None)
+        if isinstance(path, str) and "{" not in (first := path.lstrip("/").split("/", 1)[0]):
+            segments.add(first.lower())
+    return segments
+
+
+def surface_middleware(prefix: str, dispatch: _Dispatch) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        surface = dispatch.surface_of(request, prefix)
         try:
             # What the request is refused for whoever sends it comes before authentication:
             # a path the surface does not have (404), a method its path does not take (405,
@@ -60,7 +103,8 @@ def surface_middleware(surface: Surface) -> Middleware:
             if (unroutable := request.match_info.http_exception) is not None:
                 raise unroutable
             refuse_declared_oversize(request)
-            request[CALLER] = await _authenticate(request, surface)
+            if not is_public(request.match_info.handler):
+                request[CALLER] = await _authenticate(request, surface)
             return await handler(request)
         except Exception as exc:
             refusal = refusal_of(exc, request, surface.name)
@@ -71,7 +115,16 @@ def surface_middleware(surface: Surface) -> Middleware:
     return middleware
 
 
-def mount(app: web.Application, prefix: str, surface: Surface) -> None:
-    sub = web.Application(middlewares=[surface_middleware(surface)])
-    sub.add_routes(surface.routes)
-    app.add_subapp(prefix, sub)
+def mount(app: web.Application, mounts: Sequence[tuple[str, Surface]]) -> None:
+    """Each (prefix, surface) onto `app`, surfaces of one prefix in one sub-application."""
+    by_prefix: dict[str, list[Surface]] = {}
+    for prefix, surface in mounts:
+        by_prefix.setdefault(prefix.rstrip("/") or "/", []).append(surface)
+    for prefix, surfaces in by_prefix.items():
+        routes: dict[int, Surface] = {}
+        sub = web.Application()
+        for surface in surfaces:
+            for route in sub.router.add_routes(surface.routes):
+                routes[id(route)] = surface
+        sub.middlewares.append(surface_middleware(prefix, _Dispatch(surfaces, routes)))
+        app.add_subapp(prefix, sub)

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from store.addresses import EA1Address, EANAddress, parse_entity_address
+from store.catalogue import AssetType
 from store.db import text_limit
 from store.entities import (
     Entity,
@@ -240,6 +241,62 @@ async def references_of(
         query = query.where(entity_references.c.system == system)
     rows = await tx.execute(query.order_by(entity_references.c.id))
     return [ExternalRef(r.system, r.reference_type, r.external_key) for r in rows]
+
+
+async def named_resources(
+    tx: AsyncConnection, tenant: Tenant, system: str, reference_type: str
+) -> list[tuple[str, str]]:
+    """(external key, entity name) of every resource (not area) of this tenant the system
+    names with `reference_type`, the newest entity first: e.g. the connections the USEF
+    API lists by their EA1 addresses."""
+    query = (
+        select(entity_references.c.external_key, entities.c.name)
+        .join(entities, entities.c.id == entity_references.c.entity_id)
+        .where(
+            entity_references.c.tenant_id == tenant.id,
+            entity_references.c.system == system,
+            entity_references.c.reference_type == reference_type,
+            entities.c.asset_type == str(AssetType.RESOURCE),
+        )
+        .order_by(entities.c.id.desc(), entity_references.c.id)
+    )
+    return [(row.external_key, row.name) for row in await tx.execute(query)]
+
+
+async def mint_ea1_addresses(tx: AsyncConnection, tenant: Tenant, authority: str) -> int:
+    """Give every resource of the tenant that no USEF `ea1` reference names yet the address
+    `<authority>:<tenant id>:<entity id>` (FlexMeasures' `<owner>:<asset>` shape), kept as
+    its reference from then on; how many were minted. A concurrent minting makes the same
+    addresses, so losing the race to it changes nothing."""
+    named = select(entity_references.c.entity_id).where(
+        entity_references.c.tenant_id == tenant.id,
+        entity_references.c.system == USEF_SYSTEM,
+        entity_references.c.reference_type == "ea1",
+    )
+    query = select(entities.c.id).where(
+        entities.c.tenant_id == tenant.id,
+        entities.c.asset_type == str(AssetType.RESOURCE),
+        entities.c.id.not_in(named),
+    )
+    ids = list((await tx.execute(query)).scalars())
+    if not ids:
+        return 0
+    rows = [
+        {
+            "tenant_id": tenant.id,
+            "entity_id": entity_id,
+            "system": USEF_SYSTEM,
+            "reference_type": "ea1",
+            "external_key": str(parse_entity_address(f"{authority}:{tenant.id}:{entity_id}")),
+        }
+        for entity_id in ids
+    ]
+    try:
+        async with tx.begin_nested():
+            await tx.execute(insert(entity_references), rows)
+    except IntegrityError:
+        return 0
+    return len(rows)
 
 
 def parse_address(text: str, field: str = "entity_address") -> EA1Address | EANAddress:

@@ -1,10 +1,10 @@
 """Hostile input on every surface, seeded: never a 5xx, and a refused request changes nothing.
 
 Each case starts from a valid request of one surface (CP-API assets and time series, the event
-hub, OCMP 1.0, OSCP 2.0 CO and CP) and mutates it: a field dropped or given another type, a
-huge number, a deep nesting, a long, NUL or lone-surrogate string, an odd calendar time (a
-leap second, year 1, 9999-12-31 at -14:00), a body that is not JSON or not UTF-8, a
-Content-Encoding the body does not have, an X-Request-ID that is not text. The seed makes a
+hub, OCMP 1.0, OSCP 2.0 CO and CP, the USEF API) and mutates it: a field dropped or given
+another type, a huge number, a deep nesting, a long, NUL or lone-surrogate string, an odd
+calendar time (a leap second, year 1, 9999-12-31 at -14:00), a body that is not JSON or not
+UTF-8, a Content-Encoding the body does not have, an X-Request-ID that is not text. The seed makes a
 failure reproducible (FLEXBRIDGE_FUZZ_SEED, FLEXBRIDGE_FUZZ_CASES to go further).
 
 After each answer >= 400 the domain tables must be exactly as before: nothing half-written.
@@ -32,7 +32,7 @@ from adapter.auth import encode_basic_auth
 from hub.peer_state import UnknownIds
 from hub.provisioning import NewPeer, provision_peer
 from protocols.cpapi.v1 import sas
-from store.accounts import Role, add_account, record_token
+from store.accounts import Role, add_account, issue_token, record_token
 from store.catalogue import AssetSubType, AssetType, ConnectorType
 from store.entities import add_connector, create_entity
 from store.references import ExternalRef, ProtocolId, add_reference
@@ -174,6 +174,10 @@ async def world(db, database_url, tmp_path):  # type: ignore[no-untyped-def]
     async with db.transaction() as tx:
         tenant, key = await add_tenant(tx, "fuzz")
         await add_account(tx, tenant, "pilot", Role.PARTICIPANT, "pilot-pw")
+        prosumer, _ = await add_account(
+            tx, tenant, "prosumer@example.com", Role.PARTICIPANT, "prosumer-pw"
+        )
+        usef_token = await issue_token(tx, prosumer)
         site = await create_entity(tx, tenant, AssetType.AREA, AssetSubType.SITE, {"Name": "S"})
         meter = await create_entity(
             tx, tenant, AssetType.RESOURCE, AssetSubType.METER, {"Name": "M", "DeviceId": "dev-1"}
@@ -183,6 +187,8 @@ async def world(db, database_url, tmp_path):  # type: ignore[no-untyped-def]
         )
         await add_connector(tx, tenant, site, charger, ConnectorType.SITE)
         await add_reference(tx, tenant, site, ExternalRef("scada", "Site", "S1"))
+        address = ExternalRef("usef", "ea1", "ea1.2026-12.test.fuzz:1")
+        await add_reference(tx, tenant, charger, address)
         for protocol, peer in (("ocmp", "cpo"), ("oscp", "fp")):
             await add_reference(tx, tenant, site, ProtocolId(protocol, peer, "group", "site-1"))
             await add_reference(tx, tenant, charger, ProtocolId(protocol, peer, "asset", "cp-1"))
@@ -207,6 +213,9 @@ async def world(db, database_url, tmp_path):  # type: ignore[no-untyped-def]
             # Plans are jobs (adapter/planner.py): one run beside the fuzz would write its
             # plan between a refused request's fingerprints.
             "FLEXBRIDGE_RUN_JOBS": "false",
+            # Mutated logins fail: the brake on guessing is not what this tests.
+            "FLEXBRIDGE_AUTH_MAX_FAILURES": "0",
+            "FLEXBRIDGE_AUTH_ADDRESS_MAX_FAILURES": "0",
         },
     )
     await server.start()
@@ -214,8 +223,9 @@ async def world(db, database_url, tmp_path):  # type: ignore[no-untyped-def]
     ocmp = {"Authorization": encode_basic_auth("cpo", "cpo-pw"), "X-Tenant-Key": key}
     oscp = {"Authorization": f"Token {TOKEN_A}", "X-Request-ID": "r"}
     hub = {"Authorization": sas_token}
+    usef = {"Authorization": usef_token}
     try:
-        yield server, _cases(basic, ocmp, oscp, hub)
+        yield server, _cases(basic, ocmp, oscp, hub, usef)
     finally:
         server.stop()
 
@@ -229,7 +239,7 @@ def peak_rss(pid: int) -> int:
     raise AssertionError(f"no VmHWM in /proc/{pid}/status")
 
 
-def _cases(basic: dict, ocmp: dict, oscp: dict, hub: dict) -> list[Case]:  # type: ignore[type-arg]
+def _cases(basic: dict, ocmp: dict, oscp: dict, hub: dict, usef: dict) -> list[Case]:  # type: ignore[type-arg]
     site_key = {
         "SystemIdentifier": "scada",
         "ExternalEntityReferenceType": "Site",
@@ -340,6 +350,15 @@ def _cases(basic: dict, ocmp: dict, oscp: dict, hub: dict) -> list[Case]:  # typ
             {"required_behaviour": {"heartbeat_interval": 60}},
             oscp,
         ),
+        Case(
+            "usef",
+            "POST",
+            "/api/requestAuthToken",
+            {"email": "prosumer@example.com", "password": "prosumer-pw"},
+        ),
+        Case("usef", "GET", "/api/v1_3/getService", {"access": "Prosumer"}),
+        Case("usef", "GET", "/api/v2_0/getConnection", {"type": "GetConnectionRequest"}, usef),
+        Case("usef", "GET", "/api/", {}),
     ]
 
 

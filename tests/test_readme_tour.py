@@ -26,7 +26,8 @@ def tour_blocks() -> list[str]:
 
 def test_the_readme_has_a_tour_of_every_surface():
     script = "\n".join(tour_blocks())
-    for surface in ("/api/Asset/", "/iotexternaleh/", "/ocmp/1.0/", "/oscp/co/2.0/", "optimize"):
+    surfaces = ("/api/Asset/", "/iotexternaleh/", "/ocmp/1.0/", "/oscp/co/2.0/", "/getConnection")
+    for surface in (*surfaces, "optimize"):
         assert surface in script, surface
     assert "conformance --target" in script
 
@@ -53,13 +54,18 @@ def test_the_readme_tour_runs_as_written(tmp_path: Path):
     transcript = done.stdout + done.stderr
     assert done.returncode == 0, transcript[-6000:]
     out = done.stdout
-    assert out.count('"Success":true') == 3, out[:3000]  # the site, the meter, the series
+    # the site, the meter, the series, the USEF connection
+    assert out.count('"Success":true') == 4, out[:3000]
     assert re.search(r'"Value":\s*50', out)  # the maximum capacity read back
     # event hub 201; OCMP handshake, forecast, bad forecast; OSCP register
     statuses = re.findall(r"^(?:.*\})?(\d{3})$", out, re.M)[:5]
     assert statuses == ["201", "204", "204", "400", "204"], out[:3000]
     assert re.search(r"^ocmp\s+greenflux\s+handshaken\s", out, re.M)
     assert '"type": "group_plan"' in out
+    # The tour's resources (the meter, the charger) by the addresses minted for them
+    minted = r'"connections": \["ea1\.\d{4}-\d{2}\.1\.0\.0\.127:\d+:\d+", "ea1[^"]+"\]'
+    assert re.search(minted + r', "names": \["CS 1", "Main meter"\]', out), out
+    assert '"services": [{"name": "getConnection"' in out
     assert re.search(r"^all\s+\d+\s+0\s+0\s+\d+$", out, re.M), out[-3000:]  # conformance
     for log in ("tour-serve.log", "conformance-serve.log"):
         text = (tmp_path / log).read_text()

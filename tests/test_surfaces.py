@@ -87,7 +87,7 @@ async def client(aiohttp_client, tmp_path):  # type: ignore[no-untyped-def]
             Settings(), database_url=f"sqlite+aiosqlite:///{tmp_path / 's.db'}", admin_password="pw"
         )
     )
-    mount(app, "/test", SURFACE)
+    mount(app, [("/test", SURFACE)])
     client = await aiohttp_client(app)
     async with app[DB].transaction() as tx:
         tenant, key = await add_tenant(tx, "pilot")

@@ -2,13 +2,13 @@
 
 The adapter owns the application and wires protocols onto it; protocols never import the
 adapter. These keys are the meeting point: the adapter stores the database, the hub's
-runtime (hub.runtime.Hub), the limits of work per request (hub.limits.Limits) and the caller
-here, handlers read them.
+runtime (hub.runtime.Hub), the limits of work per request (hub.limits.Limits), its password
+check and the caller here, handlers read them.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -34,6 +34,11 @@ DB = web.AppKey("db", Database)
 HUB = web.AppKey("hub", Hub)
 LIMITS = web.AppKey("limits", Limits)
 CALLER = web.RequestKey("caller", Caller)
+# The account of a username and password sent in a body (a surface's own login route, the
+# USEF API's requestAuthToken), checked by the adapter with its brake on guessing:
+# AuthError when wrong, 429 while the account or the client address is locked.
+PasswordLogin = Callable[[web.Request, str, str], Awaitable[Account]]
+PASSWORD_LOGIN: web.AppKey[PasswordLogin] = web.AppKey("password_login")
 REQUEST_ID = web.RequestKey("request_id", str)
 
 
@@ -43,6 +48,10 @@ def request_id_of(request: web.Request) -> str | None:
 
 def caller_of(request: web.Request) -> Caller:
     return request[CALLER]
+
+
+def login_with_password(request: web.Request, username: str, password: str) -> Awaitable[Account]:
+    return request.config_dict[PASSWORD_LOGIN](request, username, password)
 
 
 def database_of(request: web.Request) -> Database:

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -20,6 +21,8 @@ from hub.runtime import Hub, PlanHook
 from store.accounts import Account, Role
 from store.db import Database
 from store.errors import FieldIssue
+
+_H = TypeVar("_H", bound=Callable[..., Awaitable[web.StreamResponse]])
 
 
 class Auth(StrEnum):
@@ -34,6 +37,9 @@ class Auth(StrEnum):
     # UFTP: the body is signed; the surface's own `authenticate` verifies it and names the
     # signer's account (the adapter still brakes guessing and applies the rate budget).
     SIGNED_BODY = "signed-body"
+    # The USEF API (FlexMeasures 0.3): "Authorization: <token>", the token alone, from
+    # requestAuthToken; "Bearer <token>" tolerated.
+    BARE_TOKEN = "bare-token"
 
 
 class ProtocolError(Exception):
@@ -81,6 +87,22 @@ class Refusal:
     issues: Sequence[FieldIssue] = ()
     headers: Mapping[str, str] | None = None
     request_id: str | None = None  # the X-Request-ID answered
+    # The request's, for an envelope that names them (the USEF API's `type`, INVALID_METHOD).
+    method: str = ""
+    path: str = ""
+
+
+def public(handler: _H) -> _H:
+    """Mark a handler that is served without authentication (a version listing, a login)."""
+    setattr(handler, _PUBLIC, True)
+    return handler
+
+
+def is_public(handler: object) -> bool:
+    return getattr(handler, _PUBLIC, False) is True
+
+
+_PUBLIC = "__flexbridge_public__"
 
 
 # A refusal -> the protocol's error answer.
