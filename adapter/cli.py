@@ -39,6 +39,21 @@ def _ttl_days(text: str) -> float:
     return days
 
 
+def _usef_roles(text: str) -> tuple[str, ...]:
+    """USEF market roles, comma-separated, in any letter case: their canonical names."""
+    from protocols.usef.v1_v2_0.versions import MARKET_ROLES
+
+    known = {role.lower(): role for role in MARKET_ROLES}
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name.lower() not in known]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown USEF role {', '.join(unknown) or repr(text)}; expected some of "
+            f"{', '.join(MARKET_ROLES)}"
+        )
+    return tuple(dict.fromkeys(known[name.lower()] for name in names))
+
+
 def _one_line(exc: BaseException) -> str:
     """An exception as one line: a driver's own error rather than SQLAlchemy's wrapping of it
     (whose text spans lines and links to a help page)."""
@@ -123,6 +138,16 @@ def _parser() -> argparse.ArgumentParser:
         "--role", required=True, help="admin, participant, peer, gateway or reader"
     )
     account_add.add_argument("--password", help="generated when omitted")
+    account_add.add_argument(
+        "--email", help="an address the USEF API's requestAuthToken may name it by"
+    )
+    account_add.add_argument(
+        "--usef-roles",
+        type=_usef_roles,
+        default=(),
+        help="USEF market roles its USEF API services are for, comma-separated, e.g. "
+        "Prosumer,ESCo (docs/protocols/usef-api.md)",
+    )
     _settings_flags(account_add)
     account_unlock = account.add_parser(
         "unlock", help="lift the lock failed logins put on an account (docs/security.md)"
@@ -460,7 +485,15 @@ def _admin_command(
         role = parse_role(args.role)
         async with db.transaction() as tx:
             tenant = await get_tenant(tx, args.tenant)
-            _, password = await add_account(tx, tenant, args.username, role, args.password)
+            _, password = await add_account(
+                tx,
+                tenant,
+                args.username,
+                role,
+                args.password,
+                email=args.email,
+                usef_roles=args.usef_roles,
+            )
         return f"account {args.username} created" if args.password else password
 
     async def account_unlock(db: Database) -> str:

@@ -46,6 +46,7 @@ from store.accounts import (
     Login,
     account_for_token,
     edit_login_failures,
+    login_name,
     password_hash_of,
 )
 from store.db import text_limit
@@ -148,20 +149,23 @@ async def basic_login(request: web.Request, realm: str = "flexbridge") -> Login:
     return await _login(request, address, username, password, "basic", basic_challenge(realm))
 
 
-async def password_account(request: web.Request, username: str, password: str) -> Account:
-    """The account of a username and password sent in a login body (USEF requestAuthToken),
-    braked as basic credentials are: AuthError (401) when wrong, 429 when locked."""
+async def password_account(request: web.Request, name: str, password: str) -> Account:
+    """The account a login body names, by its username or its email, with its password
+    (USEF requestAuthToken), braked as basic credentials are: AuthError (401) when wrong,
+    429 when locked."""
     brake = request.config_dict[BRAKE]
     address = client_address(request)
     brake.refuse_address(address, "password")
-    if not (_storable(username, _USERNAME_LIMIT) and _storable(password, None)):
+    if not (_storable(name, _EMAIL_LIMIT) and _storable(password, None)):
         brake.count("password", "malformed")  # no account can be named so: nothing to hash
         raise AuthError("unknown user or wrong password")
+    async with request.config_dict[DB].read() as tx:
+        username = await login_name(tx, name)
     login = await _login(request, address, username, password, "password", None)
     return login.account
 
 
-_USERNAME_LIMIT = text_limit(accounts.c.username)
+_EMAIL_LIMIT = max(text_limit(accounts.c.username), text_limit(accounts.c.email))
 
 
 def _storable(text: str, limit: int | None) -> bool:

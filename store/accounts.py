@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -36,6 +37,10 @@ class Account:
     tenant: Tenant
     username: str
     role: Role
+    email: str | None = None
+    # USEF market roles (Aggregator, Supplier, MDC, DSO, Prosumer, ESCo): the USEF API's
+    # services are reserved for some of them. The store keeps them; the CLI checks names.
+    usef_roles: tuple[str, ...] = ()
 
 
 def parse_role(text: str) -> Role:
@@ -55,6 +60,8 @@ _ACCOUNT_COLUMNS = (
     accounts.c.failed_since,
     accounts.c.locked_until,
     accounts.c.lock_count,
+    accounts.c.email,
+    accounts.c.usef_roles,
     tenants.c.id.label("tenant_id"),
     tenants.c.name.label("tenant_name"),
     tenants.c.key_hash.label("tenant_key_hash"),
@@ -62,7 +69,14 @@ _ACCOUNT_COLUMNS = (
 
 
 def _account(row: Row[*tuple[Any, ...]]) -> Account:
-    return Account(row.id, Tenant(row.tenant_id, row.tenant_name), row.username, Role(row.role))
+    return Account(
+        row.id,
+        Tenant(row.tenant_id, row.tenant_name),
+        row.username,
+        Role(row.role),
+        row.email,
+        tuple(role for role in row.usef_roles.split(",") if role),
+    )
 
 
 def _account_query() -> Select[*tuple[Any, ...]]:
@@ -70,11 +84,21 @@ def _account_query() -> Select[*tuple[Any, ...]]:
 
 
 async def add_account(
-    tx: AsyncConnection, tenant: Tenant, username: str, role: Role, password: str | None = None
+    tx: AsyncConnection,
+    tenant: Tenant,
+    username: str,
+    role: Role,
+    password: str | None = None,
+    *,
+    email: str | None = None,
+    usef_roles: Sequence[str] = (),
 ) -> tuple[Account, str]:
     """Create an account; returns it and its password (the one given, or a generated one)."""
     if not username or len(username) > 200 or any(ch in username for ch in ":\r\n"):
         raise ValidationError("username", "1-200 characters, without ':' or line breaks")
+    _check_email(email)
+    if any(not r or "," in r for r in usef_roles) or len(",".join(usef_roles)) > 200:
+        raise ValidationError("usef_roles", "names without commas, 200 characters in all")
     password = password or new_password()
     try:
         result = await tx.execute(
@@ -84,11 +108,35 @@ async def add_account(
                 role=role.value,
                 password_hash=hash_password(password),
                 created_at=to_micros(utcnow()),
+                email=email,
+                usef_roles=",".join(usef_roles),
             )
         )
     except IntegrityError:
-        raise Conflict(f"account {username!r} already exists") from None
-    return Account(inserted_id(result), tenant, username, role), password
+        what = username if email is None else f"{username} or with email {email}"
+        raise Conflict(f"account {what!r} already exists") from None
+    account = Account(inserted_id(result), tenant, username, role, email, tuple(usef_roles))
+    return account, password
+
+
+def _check_email(email: str | None) -> None:
+    """An address as flexmeasures-client insists on (`.+@.+\\..+`), that its column holds."""
+    if email is None:
+        return
+    printable = all(ord(c) >= 0x21 and not 0xD800 <= ord(c) <= 0xDFFF for c in email)
+    if len(email) > 254 or not _EMAIL.fullmatch(email) or not printable:
+        raise ValidationError("email", f"{email[:60]!r} is not an email address (name@domain)")
+
+
+_EMAIL = re.compile(r"[^@]+@[^@]+\.[^@]+")
+
+
+async def login_name(tx: AsyncConnection, login: str) -> str:
+    """The username of the account whose email is `login`, else `login` itself: a login may
+    name an account either way (the USEF API's `email`)."""
+    query = select(accounts.c.username).where(accounts.c.email == login)
+    found: str | None = (await tx.execute(query)).scalar_one_or_none()
+    return login if found is None else found
 
 
 async def get_account(tx: AsyncConnection, tenant: Tenant, username: str) -> Account:
@@ -270,3 +318,9 @@ async def revoke_token(tx: AsyncConnection, account: Account, token: str) -> boo
         )
     )
     return result.rowcount == 1
+
+
+async def accounts_of(tx: AsyncConnection, tenant: Tenant) -> list[Account]:
+    """The tenant's accounts, oldest first."""
+    query = _account_query().where(accounts.c.tenant_id == tenant.id).order_by(accounts.c.id)
+    return [_account(row) for row in await tx.execute(query)]

@@ -240,3 +240,9 @@ async def source_id(tx: AsyncConnection, tenant: Tenant, name: str) -> int:
             raise
         return theirs
     return inserted_id(result)
+
+
+async def source_names(tx: AsyncConnection, tenant: Tenant) -> list[str]:
+    """Every source the tenant's values have come from, by name."""
+    query = select(sources_table.c.name).where(sources_table.c.tenant_id == tenant.id)
+    return sorted((await tx.execute(query.order_by(sources_table.c.name))).scalars())

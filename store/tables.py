@@ -74,6 +74,10 @@ accounts = Table(
     Column("failed_since", Micros, nullable=True),
     Column("locked_until", Micros, nullable=True),
     Column("lock_count", Integer, nullable=False, server_default="0"),
+    # The USEF API: an address its login may name the account by (besides the username),
+    # and the USEF market roles its services are reserved for, comma-separated.
+    Column("email", String(254), nullable=True, unique=True),
+    Column("usef_roles", String(200), nullable=False, server_default=""),
 )
 
 api_tokens = Table(

@@ -428,26 +428,47 @@ async def _checked_source(
     return found if found is not None else await source_id(tx, tenant, source)
 
 
+def _rows_believed(
+    series: Series, points: Sequence[Point] | Blocks, source: int, beliefs: Sequence[datetime]
+) -> list[tuple[Any, ...]]:
+    """`_rows` with each point's own belief time."""
+    count = len(points.values) if isinstance(points, Blocks) else len(points)
+    if len(beliefs) != count:
+        raise ValidationError("belief", f"{len(beliefs)} belief times for {count} values")
+    believed = [to_micros(require_utc(moment, "belief")) for moment in beliefs]
+    if isinstance(points, Blocks):
+        rows = _block_rows(series, points, source, 0)
+    else:
+        rows = _rows(series, points, source, 0)
+    return [(*row[:5], b, row[6]) for row, b in zip(rows, believed, strict=True)]
+
+
 def prepare_rows(
     series: Series,
     points: Sequence[Point] | Blocks,
     *,
     source_id: int,
-    belief: datetime | None = None,
+    belief: datetime | Sequence[datetime] | None = None,
     unit: AnyUnit | None = None,
 ) -> list[tuple[Any, ...]]:
     """Check `points` and make the driver-ready rows `write_rows` merges; ValidationError
     naming every bad point, and nothing made, if any is bad. The caller vouches that `series`
     and `source_id` are the tenant's (they came from a tenant-filtered lookup).
 
+    `belief`: when the values were known, for all (None: now) or one per point (the USEF
+    API's horizons give each interval its own).
+
     `unit`: the unit the values are given in, converted to the series' unit after they
     have been checked.
     """
-    belief_us = to_micros(require_utc(belief, "belief") if belief is not None else utcnow())
-    if isinstance(points, Blocks):
-        rows = _block_rows(series, points, source_id, belief_us)
+    if isinstance(belief, Sequence):
+        rows = _rows_believed(series, points, source_id, belief)
     else:
-        rows = _rows(series, points, source_id, belief_us)
+        belief_us = to_micros(require_utc(belief, "belief") if belief is not None else utcnow())
+        if isinstance(points, Blocks):
+            rows = _block_rows(series, points, source_id, belief_us)
+        else:
+            rows = _rows(series, points, source_id, belief_us)
     if unit is not None and str(unit) != str(series.unit):
         converted = convert([row[4] for row in rows], unit, series.unit)
         rows = [(*row[:4], value, *row[5:]) for row, value in zip(rows, converted, strict=True)]
@@ -461,10 +482,11 @@ async def write_values(
     points: Sequence[Point] | Blocks,
     *,
     source: str,
-    belief: datetime | None = None,
+    belief: datetime | Sequence[datetime] | None = None,
     unit: AnyUnit | None = None,
 ) -> int:
-    """Merge `points` into `series`; returns how many. Nothing is written if any is bad."""
+    """Merge `points` into `series`; returns how many. Nothing is written if any is bad.
+    `belief`: when they were known, for all or one per point (None: now)."""
     source_key = await _checked_source(tx, tenant, {series.id}, source)
     rows = prepare_rows(series, points, source_id=source_key, belief=belief, unit=unit)
     if rows:

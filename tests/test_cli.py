@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -241,3 +242,33 @@ def test_optimize_group_prints_the_plan_and_refuses_a_bad_field(env, tmp_path):
     refused = _run("optimize", "group", "--input", str(path), env=env)
     assert refused.returncode == 2 and refused.stdout == ""
     assert refused.stderr.strip().startswith("error: chargers[0].max_kw:")
+
+
+def test_account_add_takes_an_email_and_usef_roles(env, tmp_path):
+    """Fixed names (issue 15 item 7): `flexbridge account add ... --email E --usef-roles
+    Prosumer,ESCo`; role names in any case are kept canonical, unknown ones refused."""
+    assert _run("db", "upgrade", env=env).returncode == 0
+    assert _run("tenant", "add", "pilot", env=env).returncode == 0
+    base = ["account", "add", "--tenant", "pilot", "--role", "participant", "--password", "pw-1"]
+    made = _run(
+        *base,
+        "--username",
+        "prosumer",
+        "--email",
+        "prosumer@example.com",
+        "--usef-roles",
+        "prosumer, ESCo",
+        env=env,
+    )
+    assert made.returncode == 0, made.stderr
+    with sqlite3.connect(tmp_path / "cli.db") as db:
+        row = db.execute(
+            "SELECT email, usef_roles FROM accounts WHERE username = 'prosumer'"
+        ).fetchone()
+    assert row == ("prosumer@example.com", "Prosumer,ESCo")
+    unknown = _run(*base, "--username", "x", "--usef-roles", "Prosumer,Plumber", env=env)
+    assert unknown.returncode == 2 and "unknown USEF role Plumber" in unknown.stderr
+    for email in ("not-an-address", "two@@example.com", "prosumer@example.com"):
+        refused = _run(*base, "--username", f"u-{len(email)}", "--email", email, env=env)
+        assert refused.returncode != 0, email
+        assert "email" in refused.stderr + refused.stdout, refused

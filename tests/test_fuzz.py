@@ -175,7 +175,7 @@ async def world(db, database_url, tmp_path):  # type: ignore[no-untyped-def]
         tenant, key = await add_tenant(tx, "fuzz")
         await add_account(tx, tenant, "pilot", Role.PARTICIPANT, "pilot-pw")
         prosumer, _ = await add_account(
-            tx, tenant, "prosumer@example.com", Role.PARTICIPANT, "prosumer-pw"
+            tx, tenant, "prosumer@example.com", Role.PARTICIPANT, "prosumer-pw", usef_roles=["ESCo"]
         )
         usef_token = await issue_token(tx, prosumer)
         site = await create_entity(tx, tenant, AssetType.AREA, AssetSubType.SITE, {"Name": "S"})
@@ -264,6 +264,14 @@ def _cases(basic: dict, ocmp: dict, oscp: dict, hub: dict, usef: dict) -> list[C
         },
     }
     block = {"capacity": 16, "phase": "ALL", "unit": "A", "start_time": T, "end_time": T15}
+    usef_power = {
+        "type": "PostMeterDataRequest",
+        "groups": [{"connections": ["ea1.2026-12.test.fuzz:1"], "values": [0.01, -0.02]}],
+        "start": T,
+        "duration": "PT30M",
+        "unit": "MW",
+        "horizon": "-R/PT5M",
+    }
     oscp_block = {**block, "unit": "KW"}
     energy = {"value": 1.5, "phase": "ALL", "unit": "KWH", "direction": "IMPORT", "measure_time": T}
     return [
@@ -359,6 +367,22 @@ def _cases(basic: dict, ocmp: dict, oscp: dict, hub: dict, usef: dict) -> list[C
         Case("usef", "GET", "/api/v1_3/getService", {"access": "Prosumer"}),
         Case("usef", "GET", "/api/v2_0/getConnection", {"type": "GetConnectionRequest"}, usef),
         Case("usef", "GET", "/api/", {}),
+        Case("usef", "POST", "/api/v1_3/postMeterData", usef_power, usef),
+        Case(
+            "usef",
+            "POST",
+            "/api/v2_0/postPrognosis",
+            {**usef_power, "type": "PostPrognosisRequest", "horizon": "PT6H", "prior": T},
+            usef,
+        ),
+        Case(
+            "usef",
+            "GET",
+            "/api/v2_0/getMeterData",
+            {k: v for k, v in usef_power.items() if k not in ("values", "horizon")}
+            | {"type": "GetMeterDataRequest", "resolution": "PT30M", "source": "ESCo"},
+            usef,
+        ),
     ]
 
 

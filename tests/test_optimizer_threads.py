@@ -81,6 +81,4 @@ async def test_one_pool_worker_serves_a_two_thread_solve_then_a_default_one() ->
         second = await solve_in_pool(pool, solve_group, _problem(), deadline_s=60)
     finally:
         await pool.close()
-    assert (first.status, second.status) == (PlanStatus.OPTIMAL, PlanStatus.OPTIMAL), (
-        second.message
-    )
+    assert (first.status, second.status) == (PlanStatus.OPTIMAL, PlanStatus.OPTIMAL), second.message

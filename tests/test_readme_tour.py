@@ -65,7 +65,8 @@ def test_the_readme_tour_runs_as_written(tmp_path: Path):
     # The tour's resources (the meter, the charger) by the addresses minted for them
     minted = r'"connections": \["ea1\.\d{4}-\d{2}\.1\.0\.0\.127:\d+:\d+", "ea1[^"]+"\]'
     assert re.search(minted + r', "names": \["CS 1", "Main meter"\]', out), out
-    assert '"services": [{"name": "getConnection"' in out
+    assert '"services": [{"name": "getMeterData"' in out
+    assert '"values": [0.011, 0.011, 0.0075, 0.0075]' in out  # 15-minute values, in MW
     assert re.search(r"^all\s+\d+\s+0\s+0\s+\d+$", out, re.M), out[-3000:]  # conformance
     for log in ("tour-serve.log", "conformance-serve.log"):
         text = (tmp_path / log).read_text()

@@ -62,7 +62,10 @@ async def usef(db, database_url, aiohttp_client):  # type: ignore[no-untyped-def
     async with app[DB].transaction() as tx:
         grid, _ = await add_tenant(tx, "grid")
         other, _ = await add_tenant(tx, "other")
-        await add_account(tx, grid, EMAIL, Role.PARTICIPANT, PASSWORD)
+        await add_account(
+            tx, grid, "prosumer", Role.PARTICIPANT, PASSWORD, email=EMAIL, usef_roles=["Prosumer"]
+        )
+        await add_account(tx, grid, "norole@example.com", Role.PARTICIPANT, PASSWORD)
         await add_account(tx, other, "other@example.com", Role.PARTICIPANT, PASSWORD)
         await _resource(tx, grid, "CS 1", "ea1.2026-12.example.flexbridge:1:1")
         await _resource(tx, grid, "CS 2", "ea1.2026-12.example.flexbridge:1:2")
@@ -170,15 +173,17 @@ async def test_get_service_lists_what_the_version_serves_and_is_public(usef, ver
         version, {"v1_3": "1.3", "v2_0": "2.0"}.get(version)
     )
     names = [s["name"] for s in body["services"]]
-    assert names == ([] if version == "v1" else ["getConnection"])
+    later = ["getConnection", "getPrognosis", "postPrognosis"]
+    assert names == ["getMeterData", "postMeterData", *([] if version == "v1" else later)]
     for service in body["services"]:
         assert service["access"] and service["description"]
 
 
 async def test_get_service_access_keeps_one_roles_services_or_is_invalid_role(usef):
     """A.3 INVALID_ROLE: "No known services for specified role %s." """
-    status, body = await usef.call("GET", "/v1_1/getService", params={"access": "MDC"})
-    assert status == 200 and [s["name"] for s in body["services"]] == ["getConnection"]
+    status, body = await usef.call("GET", "/v1/getService", params={"access": "MDC"})
+    assert status == 200
+    assert [s["name"] for s in body["services"]] == ["getMeterData", "postMeterData"]
     status, body = await usef.call("GET", "/v1_1/getService", params={"access": "Plumber"})
     assert (status, body["status"]) == (400, "INVALID_ROLE")
     assert body["message"] == "No known services for specified role Plumber."
@@ -250,7 +255,7 @@ async def test_the_naming_authority_setting_names_the_minted_addresses(
     client = await aiohttp_client(app)
     async with app[DB].transaction() as tx:
         tenant, _ = await add_tenant(tx, "grid")
-        await add_account(tx, tenant, EMAIL, Role.PARTICIPANT, PASSWORD)
+        await add_account(tx, tenant, EMAIL, Role.PARTICIPANT, PASSWORD, usef_roles=["MDC"])
         charger = await _resource(tx, tenant, "CS", None)
     usef = Usef(client, app)
     status, body = await usef.call(
@@ -280,3 +285,37 @@ async def test_get_connection_type_may_be_left_out_but_not_wrong(usef):
     assert ok == 200
     assert (status, body["status"]) == (400, "INVALID_MESSAGE_TYPE")
     assert body["message"] == "Request message should specify type 'GetConnectionRequest'."
+
+
+async def test_a_login_names_the_account_by_its_email_or_its_username(usef):
+    """Issue item 7: "login by email (or username)"."""
+    by_email = await usef.token(EMAIL)
+    by_username = await usef.token("prosumer")
+    async with usef.app[DB].read() as tx:
+        first = await account_for_token(tx, by_email)
+        second = await account_for_token(tx, by_username)
+    assert first is not None and second is not None
+    assert first.id == second.id and first.username == "prosumer"
+
+
+async def test_a_service_is_for_the_usef_roles_it_names(usef):
+    """A.3 INVALID_SENDER (403): "You don't have the right role to access this service.
+    You are <a role> while this service is reserved for <Roles>."; A.4: getConnection is
+    for the six market roles."""
+    token = await usef.token("norole@example.com")
+    status, body = await usef.call("GET", "/v1_1/getConnection", headers={"Authorization": token})
+    assert (status, body["status"]) == (403, "INVALID_SENDER")
+    assert body["type"] == "GetConnectionResponse"
+    assert body["message"] == (
+        "You don't have the right role to access this service. You are in no USEF role "
+        "while this service is reserved for Aggregator, Supplier, MDC, DSO, Prosumer, ESCo."
+    )
+
+
+async def test_a_flexbridge_admin_may_call_every_service(usef):
+    status, body = await usef.call(
+        "GET",
+        "/v2_0/getConnection",
+        headers={"Authorization": await usef.token("admin", "admin-pw")},
+    )
+    assert status == 200, body

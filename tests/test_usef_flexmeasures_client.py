@@ -57,7 +57,7 @@ async def server(tmp_path):  # type: ignore[no-untyped-def]
     await upgrade(db)
     async with db.transaction() as tx:
         tenant, _ = await add_tenant(tx, "grid")
-        await add_account(tx, tenant, EMAIL, Role.PARTICIPANT, PASSWORD)
+        await add_account(tx, tenant, EMAIL, Role.PARTICIPANT, PASSWORD, usef_roles=["Prosumer"])
     await db.close()
     live = LiveServer(url, free_port(), tmp_path / "serve.log")
     await live.start()

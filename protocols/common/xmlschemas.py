@@ -74,4 +74,3 @@ def check(root: Element, package: str, name: str) -> None:
     if error is not None:
         where = error.path or "/"
         raise XmlInvalid(f"{where}: {error.reason or error.message}")
-

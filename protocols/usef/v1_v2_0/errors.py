@@ -35,6 +35,14 @@ MESSAGES = {
         "One or more connections in your request were not found in your account."
     ),
     "INVALID_REQUEST": "The request cannot be read.",
+    "INVALID_UNIT": "{detail}",
+    "INVALID_TIMEZONE": "",
+    "INVALID_RESOLUTION": "{detail}",
+    "INVALID_SOURCE": "The data source is not found:",
+    "PTUS_INCOMPLETE": "Missing values.",
+    "UNRECOGNIZED_ASSET": "Cannot identify asset.",
+    "POWER_VALUE_TOO_BIG": "One or more power values are too big.",
+    "POWER_VALUE_TOO_SMALL": "One or more power values are too small.",
 }
 _HTTP_STATUS = {"UNAUTHORIZED": 401, "INVALID_SENDER": 403, "INVALID_METHOD": 405}
 # A refusal the adapter decides -> its status here.
@@ -71,7 +79,7 @@ def _message(refusal: Refusal, status: str, version: str | None, endpoint: str) 
     if status == "UNAUTHORIZED":
         return f"{MESSAGES['UNAUTHORIZED']} ({refusal.message})"
     if status == "INVALID_SENDER":
-        return f"{MESSAGES['INVALID_SENDER']} {refusal.message}"
+        return f"{MESSAGES['INVALID_SENDER']} {refusal.message}".strip()
     if status == "INVALID_METHOD":
         text = MESSAGES["INVALID_METHOD"].format(method=refusal.method)
         allowed = (refusal.headers or {}).get("Allow", "")

@@ -7,7 +7,8 @@
                                             handler in ENDPOINTS, in the versions that have it
 
 Authentication: `Authorization: <token>` (the token alone; `Bearer <token>` tolerated);
-getService, the versions and requestAuthToken are public.
+getService, the versions and requestAuthToken are public; each endpoint is for the USEF
+roles its service names (access.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from protocols.common.surface import Auth, Surface
-from protocols.usef.v1_v2_0 import connections, root
+from protocols.usef.v1_v2_0 import connections, power, root
+from protocols.usef.v1_v2_0.access import reserved
 from protocols.usef.v1_v2_0.errors import render_error
 from protocols.usef.v1_v2_0.services import get_service
 from protocols.usef.v1_v2_0.versions import SERVICES, VERSIONS
@@ -25,6 +27,10 @@ from protocols.usef.v1_v2_0.versions import SERVICES, VERSIONS
 # The endpoints served, by name; the others of SERVICES answer 404 in every version.
 ENDPOINTS: dict[str, Callable[[web.Request], Awaitable[web.Response]]] = {
     "getConnection": connections.get_connection,
+    "postMeterData": power.post_handler(power.METER_DATA),
+    "getMeterData": power.get_handler(power.METER_DATA),
+    "postPrognosis": power.post_handler(power.PROGNOSIS),
+    "getPrognosis": power.get_handler(power.PROGNOSIS),
 }
 
 
@@ -34,6 +40,7 @@ def _routes() -> tuple[web.AbstractRouteDef, ...]:
         handler = ENDPOINTS.get(service.name)
         if handler is None:
             continue
+        handler = reserved(service, handler)
         for version in VERSIONS:
             if service.in_version(version):
                 for method in service.methods_of(version):

@@ -24,9 +24,7 @@ def upgrade() -> None:
         sa.Column(
             "tenant_id",
             sa.Integer(),
-            sa.ForeignKey(
-                "tenants.id", ondelete="CASCADE", name="fk_plan_jobs_tenant_id_tenants"
-            ),
+            sa.ForeignKey("tenants.id", ondelete="CASCADE", name="fk_plan_jobs_tenant_id_tenants"),
             nullable=False,
         ),
         sa.Column(

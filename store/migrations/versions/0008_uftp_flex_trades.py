@@ -37,9 +37,7 @@ def _common(table: str) -> list[sa.schema.SchemaItem]:
         sa.Column(
             "entity_id",
             sa.Integer(),
-            sa.ForeignKey(
-                "entities.id", ondelete="CASCADE", name=f"fk_{table}_entity_id_entities"
-            ),
+            sa.ForeignKey("entities.id", ondelete="CASCADE", name=f"fk_{table}_entity_id_entities"),
             nullable=False,
         ),
         sa.Column("period", sa.String(10), nullable=False),
