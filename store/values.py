@@ -428,19 +428,44 @@ async def _checked_source(
     return found if found is not None else await source_id(tx, tenant, source)
 
 
+def _believed(beliefs: Sequence[datetime]) -> list[int]:
+    return [to_micros(require_utc(moment, "belief")) for moment in beliefs]
+
+
 def _rows_believed(
-    series: Series, points: Sequence[Point] | Blocks, source: int, beliefs: Sequence[datetime]
+    series: Series, points: Sequence[Point] | Blocks, source: int, believed: Sequence[int]
 ) -> list[tuple[Any, ...]]:
-    """`_rows` with each point's own belief time."""
+    """`_rows` with each point's own belief time (epoch microseconds)."""
     count = len(points.values) if isinstance(points, Blocks) else len(points)
-    if len(beliefs) != count:
-        raise ValidationError("belief", f"{len(beliefs)} belief times for {count} values")
-    believed = [to_micros(require_utc(moment, "belief")) for moment in beliefs]
+    if len(believed) != count:
+        raise ValidationError("belief", f"{len(believed)} belief times for {count} values")
     if isinstance(points, Blocks):
         rows = _block_rows(series, points, source, 0)
     else:
         rows = _rows(series, points, source, 0)
     return [(*row[:5], b, row[6]) for row, b in zip(rows, believed, strict=True)]
+
+
+def _prepared(
+    series: Series,
+    points: Sequence[Point] | Blocks,
+    source: int,
+    known: datetime | list[int],
+    unit: AnyUnit | None,
+) -> list[tuple[Any, ...]]:
+    if isinstance(known, datetime):
+        return prepare_rows(series, points, source_id=source, belief=known, unit=unit)
+    rows = _rows_believed(series, points, source, known)
+    return _converted(rows, series, unit)
+
+
+def _converted(
+    rows: list[tuple[Any, ...]], series: Series, unit: AnyUnit | None
+) -> list[tuple[Any, ...]]:
+    if unit is None or str(unit) == str(series.unit):
+        return rows
+    values = convert([row[4] for row in rows], unit, series.unit)
+    return [(*row[:4], value, *row[5:]) for row, value in zip(rows, values, strict=True)]
 
 
 def prepare_rows(
@@ -462,17 +487,14 @@ def prepare_rows(
     have been checked.
     """
     if isinstance(belief, Sequence):
-        rows = _rows_believed(series, points, source_id, belief)
+        rows = _rows_believed(series, points, source_id, _believed(belief))
     else:
         belief_us = to_micros(require_utc(belief, "belief") if belief is not None else utcnow())
         if isinstance(points, Blocks):
             rows = _block_rows(series, points, source_id, belief_us)
         else:
             rows = _rows(series, points, source_id, belief_us)
-    if unit is not None and str(unit) != str(series.unit):
-        converted = convert([row[4] for row in rows], unit, series.unit)
-        rows = [(*row[:4], value, *row[5:]) for row, value in zip(rows, converted, strict=True)]
-    return rows
+    return _converted(rows, series, unit)
 
 
 async def write_values(
@@ -500,18 +522,26 @@ async def write_many(
     writes: Sequence[tuple[Series, Sequence[Point] | Blocks]],
     *,
     source: str,
+    belief: datetime | Sequence[datetime] | None = None,
+    unit: AnyUnit | None = None,
 ) -> int:
-    """`write_values(tx, tenant, series, points, source=source)` for each (series, points),
-    merged in one round trip for all (a plan writes a dozen series of 96 values: three
-    statements each were half of its write); returns how many values. Nothing is written
-    if any point is bad."""
+    """`write_values(tx, tenant, series, points, source=source, belief=belief, unit=unit)`
+    for each (series, points), merged in one round trip for all (a plan writes a dozen
+    series of 96 values: three statements each were half of its write; a USEF message a
+    hundred connections); returns how many values. Nothing is written if any point is bad.
+    A `belief` per point applies to each write's points alike."""
     if not writes:
         return 0
     source_key = await _checked_source(tx, tenant, {series.id for series, _ in writes}, source)
+    known: datetime | list[int] | None = None
+    if isinstance(belief, Sequence):
+        known = _believed(belief)
+    else:
+        known = require_utc(belief, "belief") if belief is not None else utcnow()
     rows = [
         row
         for series, points in writes
-        for row in prepare_rows(series, points, source_id=source_key)
+        for row in _prepared(series, points, source_key, known, unit)
     ]
     if rows:
         await write_rows(tx, rows)

@@ -379,3 +379,34 @@ async def test_a_write_larger_than_one_statement_is_stored_whole(db, meter):
     async with db.read() as tx:
         stored = await read_values(tx, tenant, energy, T0, T0 + count * Q)
     assert [p.value for p in stored] == [float(k) for k in range(count)]
+
+
+async def test_each_point_may_carry_its_own_belief_time(db, meter):
+    """Issue 15 item 4: "per-point belief times in one write" (the USEF API's rolling
+    horizons know each interval at its own time); the horizon filter then tells them apart."""
+    tenant, entity = meter
+    beliefs = [T0 - 6 * H + n * Q for n in range(4)]
+    async with db.transaction() as tx:
+        power = await ensure_series(tx, tenant, entity, SeriesType.NET_INSTANT_POWER, resolution=Q)
+        await write_values(
+            tx, tenant, power, _blocks(T0, Q, [1.0, 2.0, 3.0, 4.0]), source="usef", belief=beliefs
+        )
+        stored = (await tx.execute(select(values.c.belief).order_by(values.c.start))).scalars()
+        assert [from_micros(b) for b in stored] == beliefs
+        # Each known 6 h before its start: all pass a 6 h horizon, none a longer one.
+        early = await read_values(tx, tenant, power, T0, T0 + H, horizon=6 * H)
+        assert [p.value for p in early] == [1.0, 2.0, 3.0, 4.0]
+        assert await read_values(tx, tenant, power, T0, T0 + H, horizon=6 * H + Q) == []
+        with pytest.raises(ValidationError, match="3 belief times for 4 values"):
+            await write_values(
+                tx, tenant, power, _blocks(T0, Q, [1.0] * 4), source="usef", belief=beliefs[:3]
+            )
+        with pytest.raises(ValidationError, match="belief"):
+            await write_values(
+                tx,
+                tenant,
+                power,
+                _blocks(T0, Q, [1.0]),
+                source="usef",
+                belief=[datetime(2026, 3, 1)],
+            )

@@ -16,14 +16,15 @@ INVALID_RESOLUTION. A connection's resolution is its series', PT15M for a new on
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hub.limits import answer_budget, blocks_budget, check_items
+from hub.limits import Budget, answer_budget, blocks_budget, check_items
 from protocols.common.context import caller_of, database_of, limits_of
 from protocols.usef.v1_v2_0.addresses import resources_at
 from protocols.usef.v1_v2_0.envelope import processed
@@ -35,12 +36,17 @@ from protocols.usef.v1_v2_0.timing import beliefs, parse_horizon
 from store.accounts import accounts_of
 from store.catalogue import AssetSubType
 from store.entities import Entity
-from store.series import Series, ensure_series, find_series, source_names
+from store.series import (
+    Series,
+    ensure_series,
+    series_of_entities,
+    source_names,
+)
 from store.series_types import SeriesType
 from store.tenants import Tenant
 from store.timeutil import EPOCH, utcnow
 from store.units import Unit
-from store.values import Point, read_values, write_values
+from store.values import Point, read_values, write_many
 
 SERIES = SeriesType.NET_INSTANT_POWER
 
@@ -82,16 +88,28 @@ def iso(duration: timedelta) -> str:
     return f"P{body}" if body else "PT0M"
 
 
-async def resolution_of(tx: AsyncConnection, tenant: Tenant, entities: list[Entity]) -> timedelta:
+async def series_at(
+    tx: AsyncConnection, tenant: Tenant, entities: list[Entity]
+) -> dict[int, Series]:
+    """The connections' power series that exist, by entity id, in one query."""
+    found = await series_of_entities(tx, tenant, list({e.id: None for e in entities}))
+    return {
+        entity.id: series
+        for entity in entities
+        if (series := found.get((entity.id, SERIES, None))) is not None
+    }
+
+
+def resolution_of(entities: list[Entity], series: dict[int, Series]) -> timedelta:
     """The one resolution of the connections' series (PT15M where none exists yet)."""
     found = set()
     for entity in entities:
-        series = await find_series(tx, tenant, entity, SERIES)
-        if series is not None and series.resolution is None:
+        known = series.get(entity.id)
+        if known is not None and known.resolution is None:
             raise UsefError(
                 "INVALID_RESOLUTION", detail=f"{entity.name} holds power at irregular instants."
             )
-        found.add(QUARTER if series is None else series.resolution)
+        found.add(QUARTER if known is None else known.resolution)
     if len(found) > 1:
         raise UsefError(
             "INVALID_RESOLUTION", detail="Requested assets do not have matching resolutions."
@@ -129,6 +147,39 @@ def _points(period: Period, group: Group, resolution: timedelta, k: int) -> list
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """One group's values as its connections' intervals, and when each was known."""
+
+    entities: list[Entity]
+    resolution: timedelta
+    points: list[Point]
+    known: list[datetime]
+
+
+def _group_write(
+    fields: dict[str, Any],
+    version: str,
+    kind: Kind,
+    period: Period,
+    located: tuple[Group, list[Entity]],
+    series: dict[int, Series],
+    received: datetime,
+    budget: Budget,
+) -> _Write:
+    group, entities = located
+    resolution = resolution_of(entities, series)
+    k = repeats(period, len(group.values), resolution)
+    budget.take(len(group.values) * k * len(entities), "values", "intervals they become")
+    for entity in entities:
+        _sign_check(entity, group.values)
+    points = _points(period, group, resolution, k)
+    # Each interval is known when the value it repeats was: at that value's end.
+    ends = [period.start + (i // k + 1) * k * resolution for i in range(len(points))]
+    known = beliefs(fields, version, ends, received, observed=kind.observed)
+    return _Write(entities, resolution, points, known)
+
+
 def post_handler(kind: Kind) -> Any:
     async def handler(request: web.Request) -> web.Response:
         version = version_of(request)
@@ -139,52 +190,51 @@ def post_handler(kind: Kind) -> Any:
         groups = groups_of(fields, "connection", with_values=True)
         limits = limits_of(request)
         check_items(limits, sum(len(g.addresses) for g in groups), "connections", "connections")
+        budget = blocks_budget(limits)
         caller = caller_of(request)
         received = utcnow()
         async with database_of(request).transaction() as tx:
-            budget = blocks_budget(limits)
-            for group in groups:
-                entities = await resources_at(
-                    tx, caller.tenant, group.addresses, unknown="UNRECOGNIZED_ASSET"
-                )
-                resolution = await resolution_of(tx, caller.tenant, entities)
-                k = repeats(period, len(group.values), resolution)
-                budget.take(len(group.values) * k * len(entities), "values", "intervals")
-                points = _points(period, group, resolution, k)
-                ends = [period.start + (i + 1) * resolution for i in range(len(points))]
-                coarse_ends = [ends[(i // k) * k + k - 1] for i in range(len(points))]
-                known = beliefs(fields, version, coarse_ends, received, observed=kind.observed)
-                for entity in entities:
-                    _sign_check(entity, group.values)
-                    series = await ensure_series(
-                        tx, caller.tenant, entity, SERIES, resolution=resolution
-                    )
-                    await _write(
-                        tx, caller.tenant, series, points, caller.account.username, kind, known
-                    )
+            located = await _located(tx, caller.tenant, groups)
+            series = await series_at(tx, caller.tenant, [e for _, es in located for e in es])
+            writes = [
+                _group_write(fields, version, kind, period, one, series, received, budget)
+                for one in located
+            ]
+            source = source_name(caller.account.username, kind)
+            await _store(tx, caller.tenant, writes, series, source)
         return processed(kind.post)
 
     return handler
 
 
-async def _write(
+async def _located(
+    tx: AsyncConnection, tenant: Tenant, groups: list[Group]
+) -> list[tuple[Group, list[Entity]]]:
+    """Each group with the resources at its addresses, all found in one lookup."""
+    addresses = [a for g in groups for a in g.addresses]
+    found = iter(await resources_at(tx, tenant, addresses, unknown="UNRECOGNIZED_ASSET"))
+    return [(g, [next(found) for _ in g.addresses]) for g in groups]
+
+
+async def _store(
     tx: AsyncConnection,
     tenant: Tenant,
-    series: Series,
-    points: list[Point],
-    username: str,
-    kind: Kind,
-    known: list[Any],
+    writes: list[_Write],
+    series: dict[int, Series],
+    source: str,
 ) -> None:
-    await write_values(
-        tx,
-        tenant,
-        series,
-        points,
-        source=source_name(username, kind),
-        belief=known,
-        unit=Unit.MW,
-    )
+    """Every group's points into its connections' series (made at the group's resolution
+    where new), one statement for the groups that share their belief times."""
+    by_belief: dict[tuple[datetime, ...], list[tuple[Series, Sequence[Point]]]] = {}
+    for write in writes:
+        for entity in write.entities:
+            if entity.id not in series:
+                series[entity.id] = await ensure_series(
+                    tx, tenant, entity, SERIES, resolution=write.resolution
+                )
+            by_belief.setdefault(tuple(write.known), []).append((series[entity.id], write.points))
+    for known, batch in by_belief.items():
+        await write_many(tx, tenant, batch, source=source, belief=list(known), unit=Unit.MW)
 
 
 def _read_resolution(fields: dict[str, Any], stored: timedelta) -> timedelta:
@@ -259,6 +309,51 @@ def _answer(
     return processed(kind.get, groups=groups, **times)
 
 
+@dataclass(frozen=True, slots=True)
+class _Filters:
+    """Which beliefs a GET keeps (A.2): recorded by `prior`, at least `horizon` before the
+    interval start (the store's measure), from `sources` (None: all)."""
+
+    prior: datetime | None
+    horizon: timedelta | None
+    sources: list[str] | None
+
+
+async def _laid(
+    tx: AsyncConnection,
+    tenant: Tenant,
+    series: Series | None,
+    period: Period,
+    steps: tuple[timedelta, timedelta],
+    filters: _Filters,
+) -> list[float | None]:
+    """One connection's values over the period at `steps` (answered, stored)."""
+    step, stored = steps
+    if series is None:
+        return [None] * (period.duration // step)
+    points = await read_values(
+        tx,
+        tenant,
+        series,
+        period.start,
+        period.end,
+        resolution=None if step == stored else step,
+        prior=filters.prior,
+        horizon=filters.horizon,
+        sources=filters.sources,
+    )
+    return _laid_out(points, period, step)
+
+
+def _steps(
+    fields: dict[str, Any], period: Period, stored: timedelta
+) -> tuple[timedelta, timedelta]:
+    step = _read_resolution(fields, stored)
+    if period.duration % step or (period.start - EPOCH) % stored:
+        raise UsefError("INVALID_PERIOD", f"The period is not made of whole {iso(step)} intervals.")
+    return step, stored
+
+
 def get_handler(kind: Kind) -> Any:
     async def handler(request: web.Request) -> web.Response:
         version = version_of(request)
@@ -266,9 +361,8 @@ def get_handler(kind: Kind) -> Any:
         check_type(fields, kind.get)
         check_unit(fields)
         period = period_of(fields, version)
-        addresses = [
-            a for g in groups_of(fields, "connection", with_values=False) for a in g.addresses
-        ]
+        groups = groups_of(fields, "connection", with_values=False)
+        addresses = [a for g in groups for a in g.addresses]
         limits = limits_of(request)
         check_items(limits, len(addresses), "connections", "connections")
         horizon = (
@@ -276,39 +370,27 @@ def get_handler(kind: Kind) -> Any:
         )
         prior = None if fields.get("prior") is None else parse_time(fields["prior"], "prior")
         caller = caller_of(request)
-        laid = []
         async with database_of(request).read() as tx:
             entities = await resources_at(
                 tx, caller.tenant, addresses, unknown="UNRECOGNIZED_CONNECTION_GROUP"
             )
-            stored = await resolution_of(tx, caller.tenant, entities)
-            step = _read_resolution(fields, stored)
-            if period.duration % step or (period.start - EPOCH) % stored:
-                raise UsefError(
-                    "INVALID_PERIOD", f"The period is not made of whole {iso(step)} intervals."
-                )
+            series = await series_at(tx, caller.tenant, entities)
+            steps = _steps(fields, period, resolution_of(entities, series))
             answer_budget(limits).take(
-                period.duration // step * len(entities), "duration", "values"
+                period.duration // steps[0] * len(entities), "duration", "values"
             )
-            sources = await _sources(tx, caller, fields, kind)
-            for address, entity in zip(addresses, entities, strict=True):
-                series = await find_series(tx, caller.tenant, entity, SERIES)
-                points = (
-                    []
-                    if series is None
-                    else await read_values(
-                        tx,
-                        caller.tenant,
-                        series,
-                        period.start,
-                        period.end,
-                        resolution=None if step == stored else step,
-                        prior=prior,
-                        horizon=None if horizon is None else horizon.before - stored,
-                        sources=sources,
-                    )
+            filters = _Filters(
+                prior,
+                None if horizon is None else horizon.before - steps[1],
+                await _sources(tx, caller, fields, kind),
+            )
+            laid = [
+                (
+                    address,
+                    await _laid(tx, caller.tenant, series.get(entity.id), period, steps, filters),
                 )
-                laid.append((address, _laid_out(points, period, step)))
+                for address, entity in zip(addresses, entities, strict=True)
+            ]
         return _answer(kind, fields, period, laid)
 
     return handler
