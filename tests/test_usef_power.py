@@ -465,3 +465,27 @@ async def test_a_repeat_is_merged_and_an_older_belief_changes_nothing(usef):
     _, answer = await usef.get("/v1_1/getPrognosis", query("GetPrognosisRequest"))
     assert answer["values"] == [7.0] * 4
     assert len(await _stored(usef, CS1)) == 4
+
+
+async def test_a_connection_named_twice_in_one_post_is_refused(usef):
+    """Which of the values would it mean? Refused whole, whether by one address twice or
+    (here) in two groups; nothing is written."""
+    body = {k: v for k, v in meter([]).items() if k not in ("values", "connection")}
+    body["groups"] = [
+        {"connection": CS1, "values": [1, 2, 3, 4]},
+        {"connections": [CS2, CS1], "values": [5, 6, 7, 8]},
+    ]
+    status, answer = await usef.post("/v1_1/postMeterData", body)
+    assert (status, answer["status"]) == (400, "INVALID_REQUEST")
+    assert "named twice" in answer["message"]
+    assert not await _has_series(usef, CS1)
+
+
+async def test_a_coarser_read_over_a_gap_answers_null_not_nan(usef):
+    """A.8.16: missing values are null, also where a coarser resolution averages nothing."""
+    await usef.post("/v1/postMeterData", meter([1, 2, 3, 4]))
+    status, answer = await usef.get(
+        "/v1_1/getMeterData", {**query(duration="PT2H"), "resolution": "PT1H"}
+    )
+    assert status == 200, answer
+    assert answer["values"][0] == 2.5 and answer["values"][1] is None

@@ -18,19 +18,20 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from protocols.common.surface import Auth, Surface
-from protocols.usef.v1_v2_0 import connections, power, root
+from protocols.usef.v1_v2_0 import connections, power_posts, power_reads, root
 from protocols.usef.v1_v2_0.access import reserved
 from protocols.usef.v1_v2_0.errors import render_error
+from protocols.usef.v1_v2_0.power import METER_DATA, PROGNOSIS
 from protocols.usef.v1_v2_0.services import get_service
 from protocols.usef.v1_v2_0.versions import SERVICES, VERSIONS
 
 # The endpoints served, by name; the others of SERVICES answer 404 in every version.
 ENDPOINTS: dict[str, Callable[[web.Request], Awaitable[web.Response]]] = {
     "getConnection": connections.get_connection,
-    "postMeterData": power.post_handler(power.METER_DATA),
-    "getMeterData": power.get_handler(power.METER_DATA),
-    "postPrognosis": power.post_handler(power.PROGNOSIS),
-    "getPrognosis": power.get_handler(power.PROGNOSIS),
+    "postMeterData": power_posts.post_handler(METER_DATA),
+    "getMeterData": power_reads.get_handler(METER_DATA),
+    "postPrognosis": power_posts.post_handler(PROGNOSIS),
+    "getPrognosis": power_reads.get_handler(PROGNOSIS),
 }
 
 
