@@ -849,6 +849,20 @@ PROPERTIES: tuple[PropertyDef, ...] = (
         bounds=Bounds(0.0, 1.0, low_open=True),
         extension=True,
     ),
+    # The USEF API's postPriceData takes a market's prices in the market's own unit
+    # (docs/protocols/usef-api.md, "Prices").
+    PropertyDef(
+        _AREA,
+        AssetSubType.MARKET,
+        _C.INSTALLATION,
+        "PriceUnit",
+        _V.STRING,
+        False,
+        "flexbridge extension, not in Table 1: the unit the market's prices are given in, "
+        "a currency per energy such as EUR/MWh or KRW/kWh. By default set to 'EUR/MWh'.",
+        default="EUR/MWh",
+        extension=True,
+    ),
 )
 
 # Pairs (low, high) that must be ordered when both are given in one call.

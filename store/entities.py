@@ -420,3 +420,24 @@ async def find_by_property(
     if len(rows) > 1:
         raise Conflict(f"more than one entity has {name} {value!r}")
     return entity_from_row(rows[0]) if rows else None
+
+
+async def find_named(
+    tx: AsyncConnection, tenant: Tenant, subtype: AssetSubType, name: str
+) -> Entity | None:
+    """The active entity of this kind called `name`, e.g. the Market a USEF address names."""
+    query = (
+        select(entities)
+        .where(
+            entities.c.tenant_id == tenant.id,
+            entities.c.asset_subtype == str(subtype),
+            entities.c.status != str(EntityStatus.DELETED),
+            entities.c.name == name,
+        )
+        .order_by(entities.c.id)
+        .limit(2)
+    )
+    rows = (await tx.execute(query)).all()
+    if len(rows) > 1:
+        raise Conflict(f"more than one {subtype} is called {name!r}")
+    return entity_from_row(rows[0]) if rows else None

@@ -168,6 +168,7 @@ def test_table_1_is_encoded_row_for_row() -> None:
         "NominalVoltage",
         "PhaseCount",
         "PowerFactor",
+        "PriceUnit",
     ]
 
 
@@ -333,9 +334,11 @@ def test_extension_rows_are_marked_and_default_as_design_says() -> None:
         "NominalVoltage": ("double", 230.0),
         "PhaseCount": ("int", 3),
         "PowerFactor": ("double", 1.0),
+        "PriceUnit": ("string", "EUR/MWh"),  # a Market's (the USEF API's postPriceData)
     }
     for definition in extensions.values():
-        assert (definition.asset_type, definition.asset_subtype) == ("Area", "AllAreaTypes")
+        kind = "Market" if definition.name == "PriceUnit" else "AllAreaTypes"
+        assert (definition.asset_type, definition.asset_subtype) == ("Area", kind)
         assert "flexbridge extension, not in Table 1" in definition.description
 
 

@@ -722,12 +722,13 @@ async def test_supported_property_list_has_every_table_1_row(api: Api) -> None:
         assert row["PropertyValueType"] == squeeze[4]
         assert row["IsMandatory"] is (squeeze[5] == "TRUE")
         assert " ".join(row["Description"].split()) == " ".join(cells[6].split())
-    assert len(rows) == 54 + 3  # plus flexbridge's marked extension rows
+    assert len(rows) == 54 + 4  # plus flexbridge's marked extension rows
     extensions = [r for r in rows if "flexbridge extension" in r["Description"]]
     assert [r["PropertyName"] for r in extensions] == [
         "NominalVoltage",
         "PhaseCount",
         "PowerFactor",
+        "PriceUnit",
     ]
 
 

@@ -189,6 +189,7 @@ async def world(db, database_url, tmp_path):  # type: ignore[no-untyped-def]
         await add_reference(tx, tenant, site, ExternalRef("scada", "Site", "S1"))
         address = ExternalRef("usef", "ea1", "ea1.2026-12.test.fuzz:1")
         await add_reference(tx, tenant, charger, address)
+        await create_entity(tx, tenant, AssetType.AREA, AssetSubType.MARKET, {"Name": "da"})
         for protocol, peer in (("ocmp", "cpo"), ("oscp", "fp")):
             await add_reference(tx, tenant, site, ProtocolId(protocol, peer, "group", "site-1"))
             await add_reference(tx, tenant, charger, ProtocolId(protocol, peer, "asset", "cp-1"))
@@ -368,6 +369,21 @@ def _cases(basic: dict, ocmp: dict, oscp: dict, hub: dict, usef: dict) -> list[C
         Case("usef", "GET", "/api/v2_0/getConnection", {"type": "GetConnectionRequest"}, usef),
         Case("usef", "GET", "/api/", {}),
         Case("usef", "POST", "/api/v1_3/postMeterData", usef_power, usef),
+        Case(
+            "usef",
+            "POST",
+            "/api/v1_1/postPriceData",
+            {
+                "type": "PostPriceDataRequest",
+                "market": "ea1.2026-12.test.fuzz:da",
+                "values": [52.5, 48.0],
+                "start": T,
+                "duration": "PT2H",
+                "unit": "EUR/MWh",
+                "horizon": "R/PT24H",
+            },
+            usef,
+        ),
         Case(
             "usef",
             "POST",

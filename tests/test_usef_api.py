@@ -173,7 +173,7 @@ async def test_get_service_lists_what_the_version_serves_and_is_public(usef, ver
         version, {"v1_3": "1.3", "v2_0": "2.0"}.get(version)
     )
     names = [s["name"] for s in body["services"]]
-    later = ["getConnection", "getPrognosis", "postPrognosis"]
+    later = ["getConnection", "getPrognosis", "postPrognosis", "postPriceData"]
     assert names == ["getMeterData", "postMeterData", *([] if version == "v1" else later)]
     for service in body["services"]:
         assert service["access"] and service["description"]

@@ -41,6 +41,7 @@ MESSAGES = {
     "INVALID_SOURCE": "The data source is not found:",
     "PTUS_INCOMPLETE": "Missing values.",
     "UNRECOGNIZED_ASSET": "Cannot identify asset.",
+    "UNRECOGNIZED_MARKET": "The requested market named {name} is not known.",
     "POWER_VALUE_TOO_BIG": "One or more power values are too big.",
     "POWER_VALUE_TOO_SMALL": "One or more power values are too small.",
 }

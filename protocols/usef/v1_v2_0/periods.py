@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import isodate
 
 from protocols.usef.v1_v2_0.errors import UsefError
+from store.values import Point
 
 QUARTER = timedelta(minutes=15)
 _LONGEST = timedelta(days=36_500)
@@ -77,3 +78,45 @@ def period_of(fields: dict[str, object], version: str) -> Period:
             "INVALID_PERIOD", "API v1 takes a start on a quarter hour and whole quarter hours."
         )
     return period
+
+
+def iso(duration: timedelta) -> str:
+    """PT15M, PT1H, P1D: the duration as FlexMeasures writes it."""
+    seconds = int(duration.total_seconds())
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    time = "".join(f"{n}{u}" for n, u in ((hours, "H"), (minutes, "M"), (seconds, "S")) if n)
+    body = (f"{days}D" if days else "") + (f"T{time}" if time else "")
+    return f"P{body}" if body else "PT0M"
+
+
+def repeats(period: Period, count: int, resolution: timedelta) -> int:
+    """How many intervals of `resolution` each of `count` values over the period covers
+    (values coarser than a series are repeated onto it); INVALID_RESOLUTION unless whole."""
+    step = period.duration / count
+    if step * count != period.duration or step % resolution:
+        raise UsefError(
+            "INVALID_RESOLUTION",
+            detail=f"Only the following resolutions are supported: {iso(resolution)}",
+        )
+    return step // resolution
+
+
+def spread(period: Period, values: tuple[float, ...], resolution: timedelta, k: int) -> list[Point]:
+    """The values over the period as intervals of `resolution`, each repeated `k` times."""
+    start, step = period.start, resolution * k
+    return [
+        Point(start + i * step + j * resolution, start + i * step + (j + 1) * resolution, value)
+        for i, value in enumerate(values)
+        for j in range(k)
+    ]
+
+
+def value_ends(period: Period, points: list[Point], k: int) -> list[datetime]:
+    """For each interval `spread` made, the end of the value it repeats: when it was known
+    is reckoned from there (timing.py)."""
+    if not points:
+        return []
+    resolution = points[0].end - points[0].start
+    return [period.start + (i // k + 1) * k * resolution for i in range(len(points))]

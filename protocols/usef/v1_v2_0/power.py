@@ -60,17 +60,6 @@ def check_unit(fields: dict[str, Any]) -> None:
         raise UsefError("INVALID_UNIT", detail="Data for power should be given in MW.")
 
 
-def iso(duration: timedelta) -> str:
-    """PT15M, PT1H, P1D: the duration as FlexMeasures writes it."""
-    seconds = int(duration.total_seconds())
-    days, rest = divmod(seconds, 86_400)
-    hours, rest = divmod(rest, 3600)
-    minutes, seconds = divmod(rest, 60)
-    time = "".join(f"{n}{u}" for n, u in ((hours, "H"), (minutes, "M"), (seconds, "S")) if n)
-    body = (f"{days}D" if days else "") + (f"T{time}" if time else "")
-    return f"P{body}" if body else "PT0M"
-
-
 async def series_at(
     tx: AsyncConnection, tenant: Tenant, entities: list[Entity]
 ) -> dict[int, Series]:

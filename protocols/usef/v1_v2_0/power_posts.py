@@ -23,12 +23,11 @@ from protocols.usef.v1_v2_0.envelope import processed
 from protocols.usef.v1_v2_0.errors import UsefError
 from protocols.usef.v1_v2_0.fields import check_type, fields_of, version_of
 from protocols.usef.v1_v2_0.groups import Group, groups_of
-from protocols.usef.v1_v2_0.periods import Period, period_of
+from protocols.usef.v1_v2_0.periods import Period, period_of, repeats, spread, value_ends
 from protocols.usef.v1_v2_0.power import (
     SERIES,
     Kind,
     check_unit,
-    iso,
     resolution_of,
     series_at,
     source_name,
@@ -43,32 +42,12 @@ from store.units import Unit
 from store.values import Point, write_many
 
 
-def repeats(period: Period, count: int, resolution: timedelta) -> int:
-    """How many of the connection's intervals each of `count` posted values covers."""
-    step = period.duration / count
-    if step * count != period.duration or step % resolution:
-        raise UsefError(
-            "INVALID_RESOLUTION",
-            detail=f"Only the following resolutions are supported: {iso(resolution)}",
-        )
-    return step // resolution
-
-
 def _sign_check(entity: Entity, values: tuple[float, ...]) -> None:
     """A pure producer consumes nothing, a pure consumer produces nothing (A.1 Signs)."""
     if entity.asset_subtype is AssetSubType.GENERATION and any(v > 0 for v in values):
         raise UsefError("POWER_VALUE_TOO_BIG", f"{entity.name} only produces (values <= 0).")
     if entity.asset_subtype is AssetSubType.LOAD and any(v < 0 for v in values):
         raise UsefError("POWER_VALUE_TOO_SMALL", f"{entity.name} only consumes (values >= 0).")
-
-
-def _points(period: Period, group: Group, resolution: timedelta, k: int) -> list[Point]:
-    start, step = period.start, resolution * k
-    return [
-        Point(start + i * step + j * resolution, start + i * step + (j + 1) * resolution, value)
-        for i, value in enumerate(group.values)
-        for j in range(k)
-    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,10 +76,10 @@ def _group_write(
     budget.take(len(group.values) * k * len(entities), "values", "intervals they become")
     for entity in entities:
         _sign_check(entity, group.values)
-    points = _points(period, group, resolution, k)
-    # Each interval is known when the value it repeats was: at that value's end.
-    ends = [period.start + (i // k + 1) * k * resolution for i in range(len(points))]
-    known = beliefs(fields, version, ends, received, observed=kind.observed)
+    points = spread(period, group.values, resolution, k)
+    known = beliefs(
+        fields, version, value_ends(period, points, k), received, observed=kind.observed
+    )
     return _Write(entities, resolution, points, known)
 
 

@@ -19,12 +19,11 @@ from protocols.usef.v1_v2_0.envelope import processed
 from protocols.usef.v1_v2_0.errors import UsefError
 from protocols.usef.v1_v2_0.fields import check_type, fields_of, version_of
 from protocols.usef.v1_v2_0.groups import groups_of, plural
-from protocols.usef.v1_v2_0.periods import Period, parse_duration, parse_time, period_of
+from protocols.usef.v1_v2_0.periods import Period, iso, parse_duration, parse_time, period_of
 from protocols.usef.v1_v2_0.power import (
     PROGNOSIS,
     Kind,
     check_unit,
-    iso,
     resolution_of,
     series_at,
     source_name,

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from protocols.common.surface import Auth, Surface
-from protocols.usef.v1_v2_0 import connections, power_posts, power_reads, root
+from protocols.usef.v1_v2_0 import connections, power_posts, power_reads, prices, root
 from protocols.usef.v1_v2_0.access import reserved
 from protocols.usef.v1_v2_0.errors import render_error
 from protocols.usef.v1_v2_0.power import METER_DATA, PROGNOSIS
@@ -32,6 +32,7 @@ ENDPOINTS: dict[str, Callable[[web.Request], Awaitable[web.Response]]] = {
     "getMeterData": power_reads.get_handler(METER_DATA),
     "postPrognosis": power_posts.post_handler(PROGNOSIS),
     "getPrognosis": power_reads.get_handler(PROGNOSIS),
+    "postPriceData": prices.post_price_data,
 }
 
 
