@@ -19,15 +19,20 @@ from store.references import ExternalRef, find_many, normalise, parse_address
 from store.tenants import Tenant
 
 
-def _parsed(text: str) -> ExternalRef:
+def ea1_address(text: str, field: str) -> EA1Address:
+    """`text` as an EA1 address; INVALID_DOMAIN naming what is wrong with it."""
     try:
-        address = parse_address(text, "connection")
+        address = parse_address(text, field)
     except ValidationError as exc:
         reason = "; ".join(issue.reason for issue in exc.issues)
         raise UsefError("INVALID_DOMAIN", f"{text[:80]!r}: {reason}.") from None
     if not isinstance(address, EA1Address):
         raise UsefError("INVALID_DOMAIN", f"{text[:80]!r} is not an EA1 address.")
-    ref = normalise(address)
+    return address
+
+
+def _parsed(text: str) -> ExternalRef:
+    ref = normalise(ea1_address(text, "connection"))
     assert isinstance(ref, ExternalRef)
     return ref
 

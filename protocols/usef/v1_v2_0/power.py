@@ -22,10 +22,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub.limits import check_items
+from protocols.common.context import limits_of
 from protocols.usef.v1_v2_0.errors import UsefError
-from protocols.usef.v1_v2_0.periods import QUARTER
+from protocols.usef.v1_v2_0.fields import check_type, fields_of, version_of
+from protocols.usef.v1_v2_0.groups import Group, groups_of
+from protocols.usef.v1_v2_0.periods import QUARTER, Period, period_of
 from store.entities import Entity
 from store.series import Series, series_of_entities
 from store.series_types import SeriesType
@@ -50,6 +55,38 @@ PROGNOSIS = Kind("postPrognosis", "getPrognosis", observed=False, source_suffix=
 
 def source_name(username: str, kind: Kind) -> str:
     return f"usef:{username}{kind.source_suffix}"
+
+
+@dataclass(frozen=True, slots=True)
+class PowerMessage:
+    """A meter-data or prognosis request, read and checked as far as it goes without the
+    database."""
+
+    version: str
+    fields: dict[str, Any]
+    period: Period
+    groups: list[Group]
+
+    @property
+    def addresses(self) -> list[str]:
+        return [address for group in self.groups for address in group.addresses]
+
+
+async def read_message(request: web.Request, endpoint: str, *, with_values: bool) -> PowerMessage:
+    """The request's fields with its `type`, unit, period and connections checked, and no
+    more connections than one request may name."""
+    version = version_of(request)
+    fields = await fields_of(request)
+    check_type(fields, endpoint)
+    check_unit(fields)
+    message = PowerMessage(
+        version,
+        fields,
+        period_of(fields, version),
+        groups_of(fields, "connection", with_values=with_values),
+    )
+    check_items(limits_of(request), len(message.addresses), "connections", "connections")
+    return message
 
 
 def check_unit(fields: dict[str, Any]) -> None:

@@ -16,18 +16,18 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hub.limits import Budget, blocks_budget, check_items
+from hub.limits import Budget, blocks_budget
 from protocols.common.context import caller_of, database_of, limits_of
 from protocols.usef.v1_v2_0.addresses import resources_at
 from protocols.usef.v1_v2_0.envelope import processed
 from protocols.usef.v1_v2_0.errors import UsefError
-from protocols.usef.v1_v2_0.fields import check_type, fields_of, version_of
-from protocols.usef.v1_v2_0.groups import Group, groups_of
-from protocols.usef.v1_v2_0.periods import Period, period_of, repeats, spread, value_ends
+from protocols.usef.v1_v2_0.groups import Group
+from protocols.usef.v1_v2_0.periods import repeats, spread, value_ends
 from protocols.usef.v1_v2_0.power import (
     SERIES,
     Kind,
-    check_unit,
+    PowerMessage,
+    read_message,
     resolution_of,
     series_at,
     source_name,
@@ -61,48 +61,36 @@ class _Write:
 
 
 def _group_write(
-    fields: dict[str, Any],
-    version: str,
+    message: PowerMessage,
     kind: Kind,
-    period: Period,
     located: tuple[Group, list[Entity]],
     series: dict[int, Series],
     received: datetime,
     budget: Budget,
 ) -> _Write:
     group, entities = located
+    period = message.period
     resolution = resolution_of(entities, series)
     k = repeats(period, len(group.values), resolution)
     budget.take(len(group.values) * k * len(entities), "values", "intervals they become")
     for entity in entities:
         _sign_check(entity, group.values)
     points = spread(period, group.values, resolution, k)
-    known = beliefs(
-        fields, version, value_ends(period, points, k), received, observed=kind.observed
-    )
+    ends = value_ends(period, points, k)
+    known = beliefs(message.fields, message.version, ends, received, observed=kind.observed)
     return _Write(entities, resolution, points, known)
 
 
 def post_handler(kind: Kind) -> Any:
     async def handler(request: web.Request) -> web.Response:
-        version = version_of(request)
-        fields = await fields_of(request)
-        check_type(fields, kind.post)
-        check_unit(fields)
-        period = period_of(fields, version)
-        groups = groups_of(fields, "connection", with_values=True)
-        limits = limits_of(request)
-        check_items(limits, sum(len(g.addresses) for g in groups), "connections", "connections")
-        budget = blocks_budget(limits)
+        message = await read_message(request, kind.post, with_values=True)
+        budget = blocks_budget(limits_of(request))
         caller = caller_of(request)
         received = utcnow()
         async with database_of(request).transaction() as tx:
-            located = await _located(tx, caller.tenant, groups)
+            located = await _located(tx, caller.tenant, message.groups)
             series = await series_at(tx, caller.tenant, [e for _, es in located for e in es])
-            writes = [
-                _group_write(fields, version, kind, period, one, series, received, budget)
-                for one in located
-            ]
+            writes = [_group_write(message, kind, one, series, received, budget) for one in located]
             source = source_name(caller.account.username, kind)
             await _store(tx, caller.tenant, writes, series, source)
         return processed(kind.post)

@@ -12,18 +12,17 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hub.limits import answer_budget, check_items
+from hub.limits import answer_budget
 from protocols.common.context import caller_of, database_of, limits_of
 from protocols.usef.v1_v2_0.addresses import resources_at
 from protocols.usef.v1_v2_0.envelope import processed
 from protocols.usef.v1_v2_0.errors import UsefError
-from protocols.usef.v1_v2_0.fields import check_type, fields_of, version_of
-from protocols.usef.v1_v2_0.groups import groups_of, plural
-from protocols.usef.v1_v2_0.periods import Period, iso, parse_duration, parse_time, period_of
+from protocols.usef.v1_v2_0.groups import plural
+from protocols.usef.v1_v2_0.periods import Period, iso, parse_duration, parse_time
 from protocols.usef.v1_v2_0.power import (
     PROGNOSIS,
     Kind,
-    check_unit,
+    read_message,
     resolution_of,
     series_at,
     source_name,
@@ -158,15 +157,10 @@ def _steps(
 
 def get_handler(kind: Kind) -> Any:
     async def handler(request: web.Request) -> web.Response:
-        version = version_of(request)
-        fields = await fields_of(request)
-        check_type(fields, kind.get)
-        check_unit(fields)
-        period = period_of(fields, version)
-        groups = groups_of(fields, "connection", with_values=False)
-        addresses = [a for g in groups for a in g.addresses]
+        message = await read_message(request, kind.get, with_values=False)
+        version, fields, period = message.version, message.fields, message.period
+        addresses = message.addresses
         limits = limits_of(request)
-        check_items(limits, len(addresses), "connections", "connections")
         horizon = (
             None if fields.get("horizon") is None else parse_horizon(fields["horizon"], version)
         )

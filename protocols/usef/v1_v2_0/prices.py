@@ -19,17 +19,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.limits import Budget, blocks_budget, check_items
 from protocols.common.context import caller_of, database_of, limits_of
+from protocols.usef.v1_v2_0.addresses import ea1_address
 from protocols.usef.v1_v2_0.envelope import processed
 from protocols.usef.v1_v2_0.errors import UsefError
 from protocols.usef.v1_v2_0.fields import check_type, fields_of, version_of
 from protocols.usef.v1_v2_0.groups import Group, groups_of
 from protocols.usef.v1_v2_0.periods import Period, period_of, repeats, spread, value_ends
 from protocols.usef.v1_v2_0.timing import beliefs
-from store.addresses import EA1Address
 from store.catalogue import AssetSubType
 from store.entities import Entity, find_named
-from store.errors import ValidationError
-from store.references import parse_address
 from store.series import ensure_series, find_series
 from store.series_types import SeriesType
 from store.tenants import Tenant
@@ -54,13 +52,7 @@ def _unit_of(fields: dict[str, object]) -> str:
 
 
 async def market_at(tx: AsyncConnection, tenant: Tenant, text: str) -> Entity:
-    try:
-        address = parse_address(text, "market")
-    except ValidationError as exc:
-        reason = "; ".join(issue.reason for issue in exc.issues)
-        raise UsefError("INVALID_DOMAIN", f"{text[:80]!r}: {reason}.") from None
-    if not isinstance(address, EA1Address):
-        raise UsefError("INVALID_DOMAIN", f"{text[:80]!r} is not an EA1 address.")
+    address = ea1_address(text, "market")
     market = await find_named(tx, tenant, AssetSubType.MARKET, address.local_part)
     if market is None:
         raise UsefError("UNRECOGNIZED_MARKET", name=address.local_part[:80])
