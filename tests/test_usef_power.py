@@ -233,6 +233,8 @@ async def test_v2_0_horizons_roll_and_prior_wins_when_earlier(usef):
         ("v2_0", {"horizon": "R/PT0H"}, "R/P1D should be replaced by P1D."),
         ("v1", {"horizon": "PT1H"}, "Meter data must have a zero or negative horizon"),
         ("v1", {"horizon": "soon"}, "could not be parsed"),
+        # A belief time past the year 9999 is no time (a 500 before this was tested).
+        ("v1", {"horizon": "-P36500D", "start": "9990-01-01T00:00:00Z"}, "past the calendar"),
         (
             "v2_0",
             {"horizon": None, "prior": "2026-01-01T00:30:00Z"},

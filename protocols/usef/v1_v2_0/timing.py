@@ -54,6 +54,14 @@ def parse_horizon(text: object, version: str) -> Horizon:
     return Horizon(sign * duration, rolling or version == "v2_0")
 
 
+def _known(ends: list[datetime], horizon: Horizon | None, otherwise: datetime) -> list[datetime]:
+    if horizon is None:
+        return [otherwise] * len(ends)
+    if horizon.rolling:
+        return [end - horizon.before for end in ends]
+    return [max(ends) - horizon.before] * len(ends)
+
+
 def beliefs(
     fields: dict[str, object],
     version: str,
@@ -72,13 +80,10 @@ def beliefs(
         raise UsefError("INVALID_HORIZON", _MISSING)
     if observed and horizon is not None and horizon.before > timedelta(0):
         raise UsefError("INVALID_HORIZON", _METER_HORIZON)
-    series_end = max(ends)
-    if horizon is None:
-        known = [prior or received] * len(ends)
-    elif horizon.rolling:
-        known = [end - horizon.before for end in ends]
-    else:
-        known = [series_end - horizon.before] * len(ends)
+    try:
+        known = _known(ends, horizon, prior or received)
+    except OverflowError:
+        raise UsefError("INVALID_HORIZON", "The horizon reaches past the calendar.") from None
     if prior is not None:
         known = [min(moment, prior) for moment in known]
     if observed and any(moment < end for moment, end in zip(known, ends, strict=True)):
