@@ -31,10 +31,10 @@ def get_service(served: Collection[str]) -> web.RouteTableDef:
         version = version_of(request)
         access = (await fields_of(request)).get("access")
         if access is not None and not isinstance(access, str):
-            raise UsefError("INVALID_ROLE", role=repr(access))
+            raise UsefError("INVALID_ROLE", role=repr(access)[:80])
         services = listing(version, served, access)
         if access is not None and not services:
-            raise UsefError("INVALID_ROLE", role=access)
+            raise UsefError("INVALID_ROLE", role=access[:80])
         return processed("getService", version=NUMBERS[version], services=services)
 
     for version in NUMBERS:
