@@ -59,7 +59,7 @@ from store.db import open_database
 from store.entities import add_connector, create_entity
 from store.key_file import secret_box
 from store.migrate import upgrade
-from store.references import ProtocolId, add_reference
+from store.references import ExternalRef, ProtocolId, add_reference
 from store.secret_box import SecretBox
 from store.secrets import new_secret
 from store.tenants import add_tenant, get_tenant
@@ -67,6 +67,10 @@ from store.timeutil import utcnow
 
 TENANT = "conformance"
 OTHER_TENANT = "conformance-other"
+USEF_USER, USEF_EMAIL = "cf-usef", "cf-usef@conformance.example"
+USEF_AUTHORITY = "ea1.2026-12.example.conformance"
+USEF_CONNECTION = f"{USEF_AUTHORITY}:usef-1"
+USEF_MARKET = "cf_da"
 CPAPI_USER = "cf-cpapi"
 OTHER_USER = "cf-cpapi-other"
 OCMP_PEER = "cf-cpo"
@@ -163,6 +167,7 @@ async def provision(
                     system=OUTBOUND_SYSTEM,
                 )
         uftp = await _uftp(db, peer_url) if peer_url else None
+        usef = await _usef(db)
     finally:
         await db.close()
     credentials: dict[str, Any] = {
@@ -184,9 +189,38 @@ async def provision(
         credentials["cpapi_outbound"] = outbound
     if uftp is not None:
         credentials["uftp"] = uftp
+    credentials["usef"] = usef
     if credentials_path is not None:
         Path(credentials_path).write_text(json.dumps(credentials, indent=2) + "\n")
     return credentials
+
+
+async def _usef(db: Any) -> dict[str, Any]:
+    """A USEF API account (an MDC and a Prosumer), a connection with its EA1 address and a
+    market (docs/protocols/usef-api.md)."""
+    password = new_secret()
+    async with db.transaction() as tx:
+        tenant = await get_tenant(tx, TENANT)
+        await add_account(
+            tx,
+            tenant,
+            USEF_USER,
+            Role.PARTICIPANT,
+            password,
+            email=USEF_EMAIL,
+            usef_roles=("MDC", "Prosumer"),
+        )
+        charger = await create_entity(
+            tx, tenant, AssetType.RESOURCE, AssetSubType.CHARGING, {"Name": "usef connection"}
+        )
+        await add_reference(tx, tenant, charger, ExternalRef("usef", "ea1", USEF_CONNECTION))
+        await create_entity(tx, tenant, AssetType.AREA, AssetSubType.MARKET, {"Name": USEF_MARKET})
+    return {
+        "email": USEF_EMAIL,
+        "password": password,
+        "connection": USEF_CONNECTION,
+        "market": f"{USEF_AUTHORITY}:{USEF_MARKET}",
+    }
 
 
 async def _uftp(db: Any, peer_url: str) -> dict[str, Any]:

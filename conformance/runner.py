@@ -39,6 +39,7 @@ DEFAULT_MOUNTS = {
     "oscp.co": "/oscp/co/2.0",
     "oscp.cp": "/oscp/cp/2.0",
     "uftp": "/shapeshifter/api/v3",
+    "usef": "/api",
 }
 DEFAULT_AUTH = {
     "cpapi": "cpapi",
@@ -47,6 +48,7 @@ DEFAULT_AUTH = {
     "oscp.co": "oscp",
     "oscp.cp": "oscp",
     "uftp": "uftp",
+    "usef": "usef",
 }
 # What each authentication profile needs from the credentials file.
 AUTH_NEEDS = {
@@ -56,6 +58,8 @@ AUTH_NEEDS = {
     "oscp": ("oscp.token",),
     "eventhub": ("eventhub.sas_token",),
     "uftp": uftp.NEEDS,  # no login: the message's signature is its authentication
+    # A token the runner asks requestAuthToken for once, sent alone in Authorization.
+    "usef": ("usef.email", "usef.password"),
     "none": (),
 }
 PASSED, FAILED, SKIPPED, ERROR = "passed", "failed", "skipped", "error"
@@ -250,6 +254,7 @@ class Runner:
         }
         if credential(credentials, "oscp.token"):
             self.variables["oscp_token"] = credentials["oscp"]["token"]
+        self._usef_token: str | None = None
         self.agr = self._uftp_agr()
         self._counter = 0
         self._session: aiohttp.ClientSession | None = None
@@ -365,7 +370,22 @@ class Runner:
             return {"Authorization": f"Token {scope.lookup('oscp_token')}"}
         if profile == "eventhub":
             return {"Authorization": creds["eventhub"]["sas_token"]}
+        if profile == "usef" and self._usef_token is not None:
+            return {"Authorization": self._usef_token}
         return {}
+
+    async def _usef_login(self, label: str) -> str:
+        """The token requestAuthToken gives the credentials' USEF account (once a run)."""
+        assert self._session is not None
+        section = self.credentials["usef"]
+        url = f"{self.target}{self.mounts['usef']}/requestAuthToken"
+        login = {"email": section["email"], "password": section["password"]}
+        async with self._session.post(url, json=login) as answer:
+            body = await answer.json(content_type=None)
+        if answer.status != 200 or not isinstance(body, dict) or "auth_token" not in body:
+            raise Failure(f"{label}: requestAuthToken answered {answer.status}", str(body)[:500])
+        token: str = body["auth_token"]
+        return token
 
     async def run_step(
         self,
@@ -378,8 +398,11 @@ class Runner:
         request = step["request"]
         mount = request.get("mount", vector_file.mount)
         step_scope = scope.child(request_id=self._request_id())
+        profile = request.get("auth", DEFAULT_AUTH[mount])
+        if profile == "usef" and self._usef_token is None:
+            self._usef_token = await self._usef_login(label)
         headers: dict[str, str | None] = {
-            **self._auth_headers(request.get("auth", DEFAULT_AUTH[mount]), step_scope),
+            **self._auth_headers(profile, step_scope),
             "X-Request-ID": step_scope.variables["request_id"],
         }
         given = render(request.get("headers") or {}, step_scope)

@@ -14,7 +14,7 @@ from jsonschema import Draft202012Validator
 
 ROOT = Path(__file__).resolve().parent / "vectors"
 SCHEMA = ROOT / "vector.schema.json"
-PROTOCOLS = ("cpapi", "ocmp", "oscp", "uftp")
+PROTOCOLS = ("cpapi", "ocmp", "oscp", "uftp", "usef")
 
 
 class VectorFileError(ValueError):

@@ -92,6 +92,7 @@ def test_flexbridge_passes_every_vector(flexbridge: Running, tmp_path: Path, cap
         "ocmp 1.0": COUNTS["ocmp"],
         "oscp 2.0": COUNTS["oscp"],
         "uftp 3.1": COUNTS["uftp"],
+        "usef v1_v2_0": COUNTS["usef"],
     }
     assert out.count(" PASS ") == total
     assert f"all                  {total:4d}       0        0   {total:4d}" in out
