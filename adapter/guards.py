@@ -188,14 +188,23 @@ async def _login(
     scheme: str,
     challenge: str | None,
 ) -> Login:
-    brake = request.config_dict[BRAKE]
-    known = request.config_dict[LOGIN_CACHE].get(username)
+    known = _verified_from_cache(request, username, password, scheme)
     if known is not None:
-        brake.refuse_account(known.failures, scheme)
-        if _verified_before(request, known, password):
-            return known  # heartbeats at 200/s: no database read, no hash
-    async with brake.checks.turn(username):
+        return known  # heartbeats at 200/s: no database read, no hash
+    async with request.config_dict[BRAKE].checks.turn(username):
         return await _check_password(request, address, username, password, scheme, challenge)
+
+
+def _verified_from_cache(
+    request: web.Request, username: str, password: str, scheme: str
+) -> Login | None:
+    """The login, when it was read lately and this password verified for it; 429 when the
+    login read lately is locked."""
+    known = request.config_dict[LOGIN_CACHE].get(username)
+    if known is None:
+        return None
+    request.config_dict[BRAKE].refuse_account(known.failures, scheme)
+    return known if _verified_before(request, known, password) else None
 
 
 async def _check_password(
@@ -208,13 +217,11 @@ async def _check_password(
 ) -> Login:
     """The slow path, one at a time per username: read the login afresh, refuse it when
     locked, else hash. The check before ours may have just verified or locked it."""
+    known = _verified_from_cache(request, username, password, scheme)
+    if known is not None:
+        return known
     brake = request.config_dict[BRAKE]
     logins = request.config_dict[LOGIN_CACHE]
-    known = logins.get(username)
-    if known is not None:
-        brake.refuse_account(known.failures, scheme)
-        if _verified_before(request, known, password):
-            return known
     async with request.config_dict[DB].read() as tx:
         found = await password_hash_of(tx, username)
     loop = asyncio.get_running_loop()
