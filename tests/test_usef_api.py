@@ -319,3 +319,11 @@ async def test_a_flexbridge_admin_may_call_every_service(usef):
         headers={"Authorization": await usef.token("admin", "admin-pw")},
     )
     assert status == 200, body
+
+
+async def test_a_wrong_method_on_the_root_is_answered_as_the_root(usef):
+    """`type` on every answer: the root's is VersionsResponse, its errors' too."""
+    response = await usef.client.post("/api/", json={})
+    body = await response.json()
+    assert response.status == 405
+    assert (body["type"], body["status"]) == ("VersionsResponse", "INVALID_METHOD")

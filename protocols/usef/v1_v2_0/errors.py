@@ -70,10 +70,13 @@ class UsefError(ProtocolError):
 
 
 def _endpoint(path: str) -> tuple[str | None, str]:
-    """(the version, the endpoint) a request path names under the prefix."""
+    """(the version, the endpoint) a request path names under the prefix; outside every
+    version, anything but the login is the root, whose answers are VersionsResponse."""
     parts = [p for p in path.split("/") if p]
     version = next((p for p in parts if p in VERSIONS), None)
-    return version, parts[-1] if parts and parts[-1] not in VERSIONS else ""
+    if version is None:
+        return None, "requestAuthToken" if parts and parts[-1] == "requestAuthToken" else "versions"
+    return version, parts[-1] if parts[-1] not in VERSIONS else ""
 
 
 def _message(refusal: Refusal, status: str, version: str | None, endpoint: str) -> str:
